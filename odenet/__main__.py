@@ -1,0 +1,3 @@
+from odenet.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""Numerical integrators. They know nothing about neural networks."""
+
+from odenet.solvers.base import Solver, StackedSolver, StepPlan
+from odenet.solvers.continuous import ContinuousSolver, NFECounter
+from odenet.solvers.multistep import LMCoefficients, LMResNet, TwoStep
+from odenet.solvers.registry import (
+    ORDER_TO_SOLVER,
+    aliases,
+    available,
+    for_order,
+    get,
+    register,
+)
+from odenet.solvers.runge_kutta import RungeKutta, rk_stacked_step, rk_step
+from odenet.solvers.tableau import ButcherTableau, TableauError
+
+
+def solve(f, y0, t0: float, t1: float, steps: int, method: str | Solver = "rk4"):
+    """Integrate y' = f(t, y) from t0 to t1 in ``steps`` equal steps with ``method``.
+
+    f(t, y) -> dy/dt; y0 a tensor of any shape (float32/float64). Returns y(t1).
+    """
+    return get(method).solve(f, y0, t0, t1, steps)
+
+
+__all__ = [
+    "ButcherTableau", "ContinuousSolver", "LMCoefficients", "LMResNet", "NFECounter",
+    "ORDER_TO_SOLVER", "RungeKutta", "Solver", "StackedSolver", "StepPlan", "TableauError",
+    "TwoStep", "aliases", "available", "for_order", "get", "register", "rk_stacked_step",
+    "rk_step", "solve",
+]
