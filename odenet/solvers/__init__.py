@@ -24,8 +24,24 @@ def solve(f, y0, t0: float, t1: float, steps: int, method: str | Solver = "rk4")
 
 
 __all__ = [
-    "ButcherTableau", "ContinuousSolver", "LMCoefficients", "LMResNet", "NFECounter",
-    "ORDER_TO_SOLVER", "RungeKutta", "Solver", "StackedSolver", "StepPlan", "TableauError",
-    "TwoStep", "aliases", "available", "for_order", "get", "register", "rk_stacked_step",
-    "rk_step", "solve",
+    "ButcherTableau",
+    "ContinuousSolver",
+    "LMCoefficients",
+    "LMResNet",
+    "NFECounter",
+    "ORDER_TO_SOLVER",
+    "RungeKutta",
+    "Solver",
+    "StackedSolver",
+    "StepPlan",
+    "TableauError",
+    "TwoStep",
+    "aliases",
+    "available",
+    "for_order",
+    "get",
+    "register",
+    "rk_stacked_step",
+    "rk_step",
+    "solve",
 ]

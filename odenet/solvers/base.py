@@ -65,7 +65,9 @@ class StackedSolver(Solver):
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         """How n fields are grouped into steps (each field is used exactly once)."""
 
-    def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> nn.Module | None:
+    def make_coefficients(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> nn.Module | None:
         """Learnable scheme coefficients for a stage of n fields, or None (the default)."""
         return None
 

@@ -93,7 +93,9 @@ class ContinuousSolver(Solver):
             # each accepted step) and the clip lands it exactly on the grid.
             grid = torch.linspace(t0, t1, steps + 1, dtype=y0.dtype, device=y0.device)[1:]
             options = {"step_t": grid, "first_step": 2 * h}
-            ys = torchdiffeq.odeint(f, y0, t, rtol=1e30, atol=1e30, method=self.method, options=options)
+            ys = torchdiffeq.odeint(
+                f, y0, t, rtol=1e30, atol=1e30, method=self.method, options=options
+            )
         else:
             ys = torchdiffeq.odeint(f, y0, t, method=self.method, options={"step_size": h})
         return ys[-1]
@@ -126,5 +128,7 @@ class ContinuousSolver(Solver):
                 field, y0, t, rtol=rtol, atol=atol, method=self.method, options=options, **extra
             )
         else:
-            ys = torchdiffeq.odeint(field, y0, t, rtol=rtol, atol=atol, method=self.method, options=options)
+            ys = torchdiffeq.odeint(
+                field, y0, t, rtol=rtol, atol=atol, method=self.method, options=options
+            )
         return ys[-1]

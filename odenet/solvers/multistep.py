@@ -120,7 +120,10 @@ class LMResNet(StackedSolver):
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
     ) -> Tensor:
-        if not isinstance(coefficients, LMCoefficients) or coefficients.k.numel() != len(fields) - 1:
+        if (
+            not isinstance(coefficients, LMCoefficients)
+            or coefficients.k.numel() != len(fields) - 1
+        ):
             raise ConfigError(
                 "lm needs its learnable coefficients: pass coefficients=solver.make_coefficients(n)"
             )

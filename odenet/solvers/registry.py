@@ -98,7 +98,11 @@ _ODE = [
 for _m, _order, _stages, _adaptive, _desc in _ODE:
     register(
         ContinuousSolver(
-            f"ode-{_m}", _m, _order, _stages, _adaptive,
+            f"ode-{_m}",
+            _m,
+            _order,
+            _stages,
+            _adaptive,
             f"Continuous: one shared field, torchdiffeq {_m} ({_desc})",
         )
     )

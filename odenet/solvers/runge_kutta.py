@@ -47,7 +47,9 @@ def rk_stacked_step(
 ) -> Tensor:
     """One stacked RK step: ``len(fields) == tableau.stages``; k_1 = F_1(x), state built on s."""
     if len(fields) != tableau.stages:
-        raise ConfigError(f"a {tableau.stages}-stage step needs {tableau.stages} fields, got {len(fields)}")
+        raise ConfigError(
+            f"a {tableau.stages}-stage step needs {tableau.stages} fields, got {len(fields)}"
+        )
     ks = [fields[0](x)]
     for i in range(1, tableau.stages):
         ks.append(fields[i](_combine(s, tableau.a[i], ks)))
@@ -56,7 +58,11 @@ def rk_stacked_step(
 
 # The scheme that takes the n mod s fields left over after the full steps: the registry's
 # default method of that order (the same mapping as the CLI's --orders).
-_REMAINDER: dict[int, tuple[str, ButcherTableau]] = {1: ("euler", EULER), 2: ("heun", HEUN), 3: ("rk3", RK3)}
+_REMAINDER: dict[int, tuple[str, ButcherTableau]] = {
+    1: ("euler", EULER),
+    2: ("heun", HEUN),
+    3: ("rk3", RK3),
+}
 
 
 @dataclass(frozen=True, repr=False)
