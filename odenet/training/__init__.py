@@ -1,0 +1,24 @@
+"""Training: the engine (``train``), its config, schedules, checkpoints and ``load_trained``."""
+
+from odenet.training.checkpoint import load_trained
+from odenet.training.config import TrainConfig
+from odenet.training.schedules import LRSchedule, schedule_factor
+from odenet.training.trainer import (
+    EpochMetrics,
+    TrainCallbacks,
+    TrainResult,
+    evaluate,
+    train,
+)
+
+__all__ = [
+    "EpochMetrics",
+    "LRSchedule",
+    "TrainCallbacks",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "load_trained",
+    "schedule_factor",
+    "train",
+]

@@ -1,0 +1,136 @@
+"""Checkpoints and results on disk: atomic writes, config checks, and ``load_trained``.
+
+A run directory holds
+
+* ``checkpoint.pt``: written after every completed epoch (temp file + ``os.replace``, so a
+  crash never leaves a torn file). A dict with ``format``, ``config`` (asdict of the
+  TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed epochs),
+  ``model``, ``optimizer``, ``scheduler`` (state dicts), ``history`` (EpochMetrics dicts) and
+  ``rng`` (the state of every generator the run draws from: the train and test loaders').
+  The library never draws from torch's global RNG, so that is neither saved nor restored.
+* ``result.json``: TrainResult.to_dict(), written when the run finishes (done or diverged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from odenet.errors import ConfigError, DataError
+from odenet.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from odenet.nets import ResNet
+
+CHECKPOINT = "checkpoint.pt"
+RESULT = "result.json"
+FORMAT = 1
+# Fields that may differ between the run that wrote a checkpoint and the one resuming it:
+# where the data lives does not change what is computed.
+_IGNORED_ON_RESUME = ("data_dir",)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(file_object) on a temp file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors, dicts, lists, numbers, strings) to out_dir/checkpoint.pt."""
+    path = Path(out_dir) / CHECKPOINT
+    _atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
+    return path
+
+
+def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
+    """The checkpoint in out_dir (tensors on CPU), or None when there is none."""
+    path = Path(out_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn or foreign file: say which and how to recover
+        raise DataError(f"cannot read checkpoint {path}: {err}; delete it to start over") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DataError(f"{path} is not an odenet checkpoint (format {FORMAT}); delete it")
+    return state
+
+
+def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
+    """Write a result dict as out_dir/result.json (atomically)."""
+    path = Path(out_dir) / RESULT
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    _atomic_write(path, lambda f: f.write(text.encode()))
+    return path
+
+
+def load_result(out_dir: str | Path) -> dict[str, Any] | None:
+    """The result.json in out_dir as a dict, or None when there is none."""
+    path = Path(out_dir) / RESULT
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}; delete it to rerun") from None
+
+
+def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) -> None:
+    """ConfigError when ``stored`` (an asdict) describes a different run than ``config``."""
+    current = dataclasses.asdict(config)
+    diff = [
+        f"{k}: {stored.get(k)!r} there, {v!r} now"
+        for k, v in current.items()
+        if k not in _IGNORED_ON_RESUME and stored.get(k) != v
+    ]
+    if diff:
+        raise ConfigError(
+            f"{where} holds a different run ({'; '.join(diff)}): use another --out directory "
+            "or delete it to start over"
+        )
+
+
+def config_from_dict(stored: dict[str, Any]) -> TrainConfig:
+    """Rebuild a TrainConfig from its asdict (unknown keys are an error)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(stored) - names)
+    if unknown:
+        raise DataError(f"stored config has unknown fields {unknown}; written by a newer odenet?")
+    return TrainConfig(**stored)
+
+
+def load_trained(
+    out_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[ResNet, TrainConfig]:
+    """The model of the last completed epoch in out_dir (eval mode, on ``device``) and its config.
+
+    Raises DataError when out_dir has no checkpoint.
+    """
+    from odenet.nets import ModelConfig, build_from_config
+
+    state = load_checkpoint(out_dir)
+    if state is None:
+        raise DataError(f"no checkpoint in {out_dir}: train there first (odenet train --out DIR)")
+    config = config_from_dict(state["config"])
+    model = build_from_config(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    model.to(device)
+    model.eval()
+    return model, config

@@ -1,0 +1,121 @@
+"""TrainConfig: everything that determines one training run, frozen and validated.
+
+The defaults are the one-cycle recipe of the acceptance command (peak lr 0.1, batch 128,
+momentum 0.9 with Nesterov, weight decay 5e-4, 10 epochs): ``odenet train --dataset
+fashion-mnist --depth 20 --solver euler`` with no other flags runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from odenet.errors import ConfigError
+
+if TYPE_CHECKING:  # the nets layer is imported lazily (training sits above nets)
+    from odenet.nets import ModelConfig
+
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``dataclasses.asdict(config)`` is stored with every result."""
+
+    dataset: str = "cifar10"  # a name known to odenet.data.load_dataset
+    depth: int = 20  # 6n + 2 layers
+    solver: str = "euler"  # a registry name (odenet solvers); "ode-*" = continuous mode
+    block: str = "postact"  # "postact" | "preact"
+    shortcut: str = "A"  # "A" (subsample + zero-pad) | "B" (1x1 conv + norm)
+    width: int = 16  # channels of stage 1 (stages: width, 2w, 4w)
+    epochs: int = 10  # full passes over the (possibly limited) training set
+    lr: float = 0.1  # peak learning rate (the schedule multiplies it by a factor in [0, 1])
+    batch_size: int = 128  # training batch size (evaluation uses the same)
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True  # Nesterov momentum
+    weight_decay: float = 5e-4  # L2 on conv/linear weights only (not norm, bias, lm k)
+    schedule: str = "onecycle"  # "onecycle" | "cosine" | "step" | "constant" (per step)
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (0: none)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing in [0, 1)
+    seed: int = 0  # model init seed; the data order/augmentation seed is derived from it
+    limit_train: int | None = None  # use a fixed subset of this many training images
+    limit_test: int | None = None  # use a fixed subset of this many test images
+    data_dir: str | None = None  # where datasets live (None: odenet.data's default)
+    device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
+    amp: bool | None = None  # bf16 autocast; None: on for CUDA, off for CPU
+    channels_last: bool | None = None  # NHWC memory format; None: on for CUDA, off for CPU
+    augment: bool = True  # the dataset's default augmentation for training batches
+    divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field, its value and what is valid.
+
+        The dataset name is checked by ``odenet.data.load_dataset`` and the model fields
+        (block, shortcut, depth, solver) by ``ModelConfig.validate``; both run in ``train``.
+        """
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("depth", self.depth)
+        _positive_int("width", self.width)
+        _positive_float("lr", self.lr)
+        _positive_float("divergence_threshold", self.divergence_threshold)
+        _number_in("momentum", self.momentum, 0.0, 1.0, "in [0, 1)", upper_open=True)
+        _number_in("weight_decay", self.weight_decay, 0.0, math.inf, ">= 0", upper_open=True)
+        _number_in(
+            "warmup_epochs", self.warmup_epochs, 0.0, self.epochs, f"in [0, epochs={self.epochs}]"
+        )
+        _number_in("label_smoothing", self.label_smoothing, 0.0, 1.0, "in [0, 1)", upper_open=True)
+        if self.nesterov and self.momentum == 0:
+            raise ConfigError("nesterov=True needs momentum > 0: set momentum or nesterov=False")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}; expected one of: {', '.join(SCHEDULES)}"
+            )
+        if self.device not in DEVICES:
+            valid = ", ".join(DEVICES)
+            raise ConfigError(f"unknown device {self.device!r}; expected one of: {valid}")
+        for name in ("limit_train", "limit_test"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive_int(name, value)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError(f"dataset must be a dataset name, got {self.dataset!r}")
+
+    def model_config(self, in_channels: int, num_classes: int) -> ModelConfig:
+        """The nets-layer config of this run's model for a dataset of this shape."""
+        from odenet.nets import ModelConfig
+
+        return ModelConfig(
+            depth=self.depth,
+            solver=self.solver,
+            block=self.block,
+            shortcut=self.shortcut,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            width=self.width,
+        )
+
+
+def _positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_float(name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _number_in(
+    name: str, value: object, lo: float, hi: float, text: str, upper_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        ok = lo <= value and (value < hi if upper_open else value <= hi)
+    if not ok:
+        raise ConfigError(f"{name} must be {text}, got {value!r}")

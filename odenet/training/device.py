@@ -1,0 +1,90 @@
+"""Where a run executes and what it records about itself: device choice, precision, seeds,
+provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+from odenet.errors import ConfigError
+from odenet.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The resolved execution settings of a run."""
+
+    device: torch.device  # where the model and batches live
+    amp: bool  # bf16 autocast around forward passes
+    channels_last: bool  # NHWC memory format for the model and batches
+
+
+def resolve(config: TrainConfig) -> Placement:
+    """Device "auto" -> cuda when available, else cpu; "cuda" without CUDA -> ConfigError.
+
+    amp / channels_last default (None) to on for CUDA and off for CPU.
+    """
+    if config.device == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    elif config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available: use --device cpu")
+    else:
+        name = config.device
+    device = torch.device(name)
+    on_cuda = device.type == "cuda"
+    amp = on_cuda if config.amp is None else bool(config.amp)
+    channels_last = on_cuda if config.channels_last is None else bool(config.channels_last)
+    return Placement(device, amp, channels_last)
+
+
+def autocast(placement: Placement) -> AbstractContextManager:
+    """bf16 autocast on the run's device when amp is on, otherwise a no-op context."""
+    if not placement.amp:
+        return nullcontext()
+    return torch.autocast(placement.device.type, dtype=torch.bfloat16)
+
+
+def data_seed(seed: int) -> int:
+    """The seed of the data order / augmentation generator, derived from the run seed.
+
+    It is the first 8 bytes (little-endian, top bit cleared) of sha256(b"odenet-data:<seed>"),
+    so it never coincides with the model-init seed (``seed`` itself) of any nearby run.
+    """
+    digest = hashlib.sha256(f"odenet-data:{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work (timing on CUDA); a no-op on CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def provenance(config: TrainConfig, placement: Placement) -> dict:
+    """What produced a result: versions, device, seeds and the full config."""
+    try:
+        odenet_version = version("odenet")
+    except PackageNotFoundError:
+        odenet_version = "0.0.0+source"
+    if placement.device.type == "cuda":
+        device_name = torch.cuda.get_device_name(placement.device)
+    else:
+        device_name = platform.processor() or platform.machine() or "cpu"
+    return {
+        "odenet": odenet_version,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(placement.device),
+        "device_name": device_name,
+        "amp": placement.amp,
+        "channels_last": placement.channels_last,
+        "seed": config.seed,
+        "data_seed": data_seed(config.seed),
+        "config": dataclasses.asdict(config),
+    }

@@ -1,0 +1,304 @@
+"""The training engine: ``train(config)`` -> TrainResult, with divergence detection and resume.
+
+One run = SGD (momentum, optional Nesterov, weight decay on conv/linear weights only) with a
+per-step lr schedule, cross-entropy with optional label smoothing, evaluation on the test
+split after every epoch. Reproducibility: the model is initialised from
+``torch.Generator().manual_seed(seed)``; shuffling and augmentation draw from the loaders'
+generator, seeded with ``device.data_seed(seed)``; torch's global RNG is never used. With
+``out_dir`` a checkpoint is written after every epoch, and a run found there is resumed: on
+CPU the resumed run ends bitwise equal to one that never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from odenet.errors import ConfigError
+from odenet.training import checkpoint as ckpt
+from odenet.training.config import TrainConfig
+from odenet.training.device import Placement, autocast, data_seed, provenance, resolve, synchronize
+from odenet.training.schedules import LRSchedule, make_scheduler
+
+if TYPE_CHECKING:
+    from odenet.data import ArrayDataset, DeviceLoader
+
+
+@dataclass
+class EpochMetrics:
+    """What one completed epoch measured (losses are per-image means)."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean training loss over the epoch (with label smoothing, if any)
+    train_acc: float  # fraction in [0, 1], from the training-mode forward passes
+    test_loss: float  # mean cross-entropy on the test split (eval mode, no smoothing)
+    test_acc: float  # fraction in [0, 1]
+    lr: float  # learning rate of the epoch's last step
+    seconds: float  # wall time of the epoch: training and evaluation
+    images_per_s: float  # training throughput (training passes only)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """The outcome of ``train``. ``to_dict()`` is what result.json and ``--json`` hold."""
+
+    status: str  # "done" | "diverged"
+    epochs_done: int  # completed epochs (a diverged epoch does not count)
+    diverged_epoch: int | None  # 1-based epoch of the diverging step, None if not diverged
+    diverged_step: int | None  # 1-based step within that epoch
+    history: list[EpochMetrics]  # one entry per completed epoch
+    test_acc: float | None  # of the last completed epoch
+    best_test_acc: float | None  # over the completed epochs
+    train_loss: float | None  # of the last completed epoch
+    params: int  # trainable parameters except scheme coefficients
+    extra_params: int  # scheme coefficients (LM-ResNet's k scalars)
+    seconds: float  # wall time of all epochs (a diverged partial epoch included)
+    device: str  # e.g. "cpu", "cuda"
+    provenance: dict[str, Any] = field(default_factory=dict)  # versions, seeds, config
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["diverged"] = self.status == "diverged"
+        out["epochs"] = self.epochs_done
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["history"] = [EpochMetrics(**m) for m in kwargs.get("history", [])]
+        return cls(**kwargs)
+
+
+class TrainCallbacks:
+    """Observer of a run; every hook is a no-op here. Exceptions raised by hooks propagate
+    (a KeyboardInterrupt in ``on_epoch_end`` stops the run after its checkpoint is saved)."""
+
+    def on_epoch_start(self, epoch: int, steps: int) -> None:
+        """Before the first step of ``epoch`` (1-based), which has ``steps`` steps."""
+
+    def on_step(self, epoch: int, step: int, loss: float) -> None:
+        """After step ``step`` (1-based within the epoch) with its training loss."""
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        """After the epoch's evaluation and checkpoint."""
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(params, extra_params): trainable parameters outside / inside LM coefficient modules."""
+    from odenet.solvers import LMCoefficients
+
+    extra_ids = {
+        id(p) for m in model.modules() if isinstance(m, LMCoefficients) for p in m.parameters()
+    }
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    extra = sum(p.numel() for p in trainable if id(p) in extra_ids)
+    return sum(p.numel() for p in trainable) - extra, extra
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD; weight decay only on tensors with ndim > 1 (conv/linear weights), not on norm
+    scales/shifts, biases or LM-ResNet's k scalars."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DeviceLoader, placement: Placement) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode over ``loader``."""
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=placement.device)
+    correct = torch.zeros((), dtype=torch.int64, device=placement.device)
+    seen = 0
+    for x, y in loader:
+        with autocast(placement):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.numel()
+    return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+
+@dataclass
+class _EpochOutcome:
+    loss: float
+    acc: float
+    lr: float  # of the last step taken
+    train_seconds: float
+    images: int
+    diverged_step: int | None
+
+
+def _train_epoch(
+    model: nn.Module,
+    loader: DeviceLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: TrainConfig,
+    placement: Placement,
+    epoch: int,
+    callbacks: TrainCallbacks,
+) -> _EpochOutcome:
+    """One pass over ``loader``. Stops before the optimizer step of a diverging batch."""
+    model.train()
+    synchronize(placement.device)
+    start = time.perf_counter()
+    loss_sum, images, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
+    correct = torch.zeros((), dtype=torch.int64, device=placement.device)
+    for step, (x, y) in enumerate(loader, start=1):
+        with autocast(placement):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        value = loss.item()  # one sync per step: divergence is checked before the update
+        if not math.isfinite(value) or value > config.divergence_threshold:
+            seconds = time.perf_counter() - start
+            return _EpochOutcome(math.nan, math.nan, lr, seconds, images, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        loss_sum += value * y.numel()
+        images += y.numel()
+        correct += (logits.detach().argmax(1) == y).sum()
+        callbacks.on_step(epoch, step, value)
+    synchronize(placement.device)
+    seconds = time.perf_counter() - start
+    acc = correct.item() / max(images, 1)
+    return _EpochOutcome(loss_sum / max(images, 1), acc, lr, seconds, images, None)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    dataset: ArrayDataset | None = None,
+    callbacks: TrainCallbacks | None = None,
+) -> TrainResult:
+    """Train one model as ``config`` says; never raises on divergence (status "diverged").
+
+    dataset: an already loaded ArrayDataset whose ``name`` is ``config.dataset`` (None: load
+    it with ``odenet.data.load_dataset(config.dataset, config.data_dir)``).
+    out_dir: checkpoint after every epoch, resume from a checkpoint found there, write
+    result.json at the end; a finished run found there is returned as it is. A checkpoint or
+    result of a different config there raises ConfigError.
+    """
+    from odenet.data import load_dataset, make_loaders
+    from odenet.nets import build_from_config
+
+    config.validate()
+    callbacks = callbacks if callbacks is not None else TrainCallbacks()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (stored := ckpt.load_result(out)) is not None:
+        ckpt.check_same_config(stored.get("provenance", {}).get("config", {}), config, out)
+        return TrainResult.from_dict(stored)
+    placement = resolve(config)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir)
+    elif dataset.name != config.dataset:
+        raise ConfigError(
+            f"dataset {dataset.name!r} was passed for a config naming {config.dataset!r}: "
+            "set TrainConfig.dataset to the dataset's name"
+        )
+    model_config = config.model_config(dataset.in_channels, dataset.num_classes)
+    model_config.validate()
+    model = build_from_config(model_config, torch.Generator().manual_seed(config.seed))
+    model = model.to(placement.device)
+    if placement.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader, test_loader = make_loaders(
+        dataset, batch_size=config.batch_size, device=placement.device,
+        seed=data_seed(config.seed), limit_train=config.limit_train,
+        limit_test=config.limit_test, augment=config.augment,
+        channels_last=placement.channels_last,
+    )  # fmt: skip
+    steps = len(train_loader)
+    if steps == 0:
+        raise ConfigError(
+            f"no training batches: {config.limit_train or 'the'} images at batch size "
+            f"{config.batch_size}; lower --batch-size or raise --limit-train"
+        )
+    optimizer = make_optimizer(model, config)
+    warmup = round(config.warmup_epochs * steps)
+    scheduler = make_scheduler(
+        optimizer, LRSchedule(config.schedule, steps * config.epochs, warmup)
+    )
+    history: list[EpochMetrics] = []
+    if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
+        ckpt.check_same_config(state["config"], config, out)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        train_loader.generator.set_state(state["rng"]["train_loader"])
+        test_loader.generator.set_state(state["rng"]["test_loader"])
+        history = [EpochMetrics(**m) for m in state["history"]]
+
+    params, extra_params = count_parameters(model)
+    status, diverged_epoch, diverged_step, partial_seconds = "done", None, None, 0.0
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        callbacks.on_epoch_start(epoch, steps)
+        outcome = _train_epoch(
+            model, train_loader, optimizer, scheduler, config, placement, epoch, callbacks
+        )
+        if outcome.diverged_step is not None:
+            status, diverged_epoch, diverged_step = "diverged", epoch, outcome.diverged_step
+            partial_seconds = outcome.train_seconds
+            break
+        test_start = time.perf_counter()
+        test_loss, test_acc = evaluate(model, test_loader, placement)
+        seconds = outcome.train_seconds + time.perf_counter() - test_start
+        metrics = EpochMetrics(
+            epoch, outcome.loss, outcome.acc, test_loss, test_acc, outcome.lr, seconds,
+            outcome.images / max(outcome.train_seconds, 1e-9),
+        )  # fmt: skip
+        history.append(metrics)
+        if out is not None:
+            ckpt.save_checkpoint(out, {
+                "config": dataclasses.asdict(config),
+                "model_config": dataclasses.asdict(model_config),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": [m.to_dict() for m in history],
+                "rng": {
+                    "train_loader": train_loader.generator.get_state(),
+                    "test_loader": test_loader.generator.get_state(),
+                },
+            })  # fmt: skip
+        callbacks.on_epoch_end(metrics)
+
+    last = history[-1] if history else None
+    result = TrainResult(
+        status=status,
+        epochs_done=len(history),
+        diverged_epoch=diverged_epoch,
+        diverged_step=diverged_step,
+        history=history,
+        test_acc=last.test_acc if last else None,
+        best_test_acc=max(m.test_acc for m in history) if history else None,
+        train_loss=last.train_loss if last else None,
+        params=params,
+        extra_params=extra_params,
+        seconds=sum(m.seconds for m in history) + partial_seconds,
+        device=str(placement.device),
+        provenance=provenance(config, placement),
+    )
+    if out is not None:
+        ckpt.save_result(out, result.to_dict())
+    return result
