@@ -1,0 +1,29 @@
+"""Residual networks built from vector fields and a solver: the CIFAR family at any scheme."""
+
+from odenet.nets.budget import (
+    ModelSummary,
+    compare_budgets,
+    count_flops,
+    count_layers,
+    count_parameters,
+    describe,
+)
+from odenet.nets.continuous import ConcatConv2d, ContinuousStage, ODEField, ODEOptions
+from odenet.nets.fields import (
+    PostActField,
+    PreActField,
+    ShortcutA,
+    ShortcutB,
+    make_field,
+    make_norm,
+    make_shortcut,
+)
+from odenet.nets.resnet import ModelConfig, ResNet, build_from_config, build_model
+from odenet.nets.stage import Stage, make_stage
+
+__all__ = [
+    "ConcatConv2d", "ContinuousStage", "ModelConfig", "ModelSummary", "ODEField", "ODEOptions",
+    "PostActField", "PreActField", "ResNet", "ShortcutA", "ShortcutB", "Stage",
+    "build_from_config", "build_model", "compare_budgets", "count_flops", "count_layers",
+    "count_parameters", "describe", "make_field", "make_norm", "make_shortcut", "make_stage",
+]

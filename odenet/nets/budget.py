@@ -1,0 +1,164 @@
+"""Parameter and FLOP accounting; the matched-budget comparison across solvers.
+
+At a given depth every discrete solver uses each field exactly once, so the weights and the
+convolution/linear FLOPs are the same as Euler's; only scaled additions differ (and lm adds
+its k scalars, reported as ``extra_params``). FLOPs are those counted by
+``torch.utils.flop_counter`` (2 per multiply-add) for one image forward in eval mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from odenet.errors import ConfigError
+from odenet.nets.continuous import ContinuousStage
+from odenet.nets.fields import ShortcutB
+from odenet.nets.resnet import ModelConfig, ResNet, build_from_config
+from odenet.nets.stage import Stage
+from odenet.solvers import get
+
+_CONV_LINEAR_OPS = ("aten.convolution", "aten._convolution", "aten.mm", "aten.addmm")
+
+
+@dataclass
+class ModelSummary:
+    """The budget of one architecture. ``to_dict()`` is what `odenet describe --json` prints."""
+
+    depth: int  # 6n + 2 as configured
+    solver: str  # registry name
+    family: str  # "runge-kutta" | "multistep" | "continuous"
+    block: str  # "postact" | "preact"
+    shortcut: str  # "A" | "B"
+    norm: str  # the norms in use, e.g. "bn" or "bn (ODE field: gn)"
+    in_channels: int
+    num_classes: int
+    image_size: int  # H = W of the input used for the FLOP count
+    layers: int  # weighted layers on the main path: 3x3 convs + the linear head
+    params: int  # trainable parameters, scheme coefficients excluded
+    extra_params: int  # learnable scheme coefficients (lm's k), reported separately
+    flops: int  # flop_counter total for one image forward
+    conv_linear_flops: int  # the convolution + mm/addmm part of ``flops``
+    nfe: int | None  # continuous mode: ODE-field evaluations in that forward (all stages)
+    stages: list[dict] = field(default_factory=list)  # channels, fields, steps[{scheme, fields}]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_parameters(model: ResNet) -> tuple[int, int]:
+    """(weights, scheme coefficients): trainable parameter counts of ``model``."""
+    coeff = {id(p) for p in model.coefficient_parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    extra = sum(p.numel() for p in params if id(p) in coeff)
+    return sum(p.numel() for p in params) - extra, extra
+
+
+def count_layers(model: nn.Module) -> int:
+    """3x3 convolutions plus linear layers, projection shortcuts not counted (ResNet-d = d)."""
+    shortcut_convs = {id(m.conv) for m in model.modules() if isinstance(m, ShortcutB)}
+    return sum(
+        1
+        for m in model.modules()
+        if (isinstance(m, nn.Conv2d) and id(m) not in shortcut_convs) or isinstance(m, nn.Linear)
+    )
+
+
+def count_flops(model: ResNet, image_size: int, batch: int = 1) -> tuple[int, int]:
+    """(total, conv + linear) FLOPs of one forward of ``batch`` images (eval mode, no grad).
+
+    Discrete models are counted on the meta device (shapes only; the model is not touched);
+    continuous ones need values (the adaptive step count depends on them): a fixed N(0, 1)
+    input drawn from a seeded generator.
+    """
+    c = model.config
+    continuous = model.nfe is not None
+    was_training = model.training
+    if continuous:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, c.in_channels, image_size, image_size, generator=g)
+        net = model
+    else:
+        x = torch.zeros(batch, c.in_channels, image_size, image_size, device="meta")
+        net = _meta_copy(model)
+    net.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(x)
+    finally:
+        model.train(was_training)
+    ops = counter.get_flop_counts().get("Global", {})
+    conv_linear = sum(v for k, v in ops.items() if str(k) in _CONV_LINEAR_OPS)
+    return int(counter.get_total_flops()), int(conv_linear)
+
+
+def _meta_copy(model: ResNet) -> ResNet:
+    import copy
+
+    return copy.deepcopy(model).to("meta")
+
+
+def _stage_rows(model: ResNet) -> list[dict]:
+    rows = []
+    w = model.config.width
+    for i, stage in enumerate(model.stages):
+        row: dict = {"index": i + 1, "channels": w * 2**i, "stride": 1 if i == 0 else 2}
+        if isinstance(stage, Stage):
+            row["fields"] = len(stage.fields)
+            row["steps"] = [{"scheme": p.scheme, "fields": p.fields} for p in stage.plan()]
+        else:
+            assert isinstance(stage, ContinuousStage)
+            o = stage.options
+            steps = []
+            if stage.transition is not None:
+                steps.append({"scheme": "euler (transition)", "fields": 1})
+            grid = "adaptive" if stage.solver.adaptive else f"h={o.step_size or o.t1 / 4:g}"
+            steps.append(
+                {"scheme": f"{stage.solver.name} on [0, {o.t1:g}], {grid}", "fields": 1,
+                 "shared": True, "nfe": stage.nfe["forward"]}
+            )
+            row["fields"] = len(steps)
+            row["steps"] = steps
+        rows.append(row)
+    return rows
+
+
+def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
+    """Layers, parameters, FLOPs and per-stage steps of the network ``config`` describes."""
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 4:
+        raise ConfigError(f"image_size must be an integer >= 4, got {image_size!r}")
+    model = build_from_config(config, torch.Generator().manual_seed(0))
+    params, extra = count_parameters(model)
+    flops, conv_linear = count_flops(model, image_size)
+    solver = get(config.solver)
+    continuous = model.nfe is not None
+    base = config.norm or "bn"
+    norm = f"{base} (ODE field: {config.norm or 'gn'})" if continuous else base
+    notes = []
+    if continuous:
+        notes.append(
+            f"continuous mode: depth {config.depth} only checks 6n + 2; n = "
+            f"{config.blocks_per_stage} is ignored (one shared ODE field per stage)"
+        )
+        notes.append("FLOPs of continuous models depend on the step count (nfe) of that forward")
+    if extra:
+        notes.append(f"{extra} learnable scheme coefficients ({solver.name}) not in params")
+    return ModelSummary(
+        depth=config.depth, solver=solver.name, family=solver.family, block=config.block,
+        shortcut=config.shortcut, norm=norm, in_channels=config.in_channels,
+        num_classes=config.num_classes, image_size=image_size, layers=count_layers(model),
+        params=params, extra_params=extra, flops=flops, conv_linear_flops=conv_linear,
+        nfe=model.nfe["forward"] if continuous else None, stages=_stage_rows(model), notes=notes,
+    )
+
+
+def compare_budgets(
+    config: ModelConfig, solvers: Sequence[str], image_size: int = 32
+) -> dict[str, ModelSummary]:
+    """describe() of ``config`` at each solver: the matched-budget table (solver -> summary)."""
+    return {name: describe(replace(config, solver=name), image_size) for name in solvers}

@@ -1,0 +1,230 @@
+"""The CIFAR ResNet family (He et al. 2015, depth 6n + 2) at any solver of the registry.
+
+Layout: a 3x3 stem convolution to ``width`` channels, three stages of n fields with
+width / 2 width / 4 width channels (the first field of stages 2 and 3 downsamples by stride 2),
+global average pooling and a linear head. Works for 32x32 and 28x28 inputs (any H, W >= 4).
+
+* postact: stem conv-norm-ReLU, ReLU after every step's sum. euler + postact + A is exactly
+  He et al.'s ResNet-d (269,722 parameters at depth 20).
+* preact (He et al. 2016): stem conv only, pure x + F(x) steps, a final norm-ReLU before the pool.
+* continuous solvers (``ode-*``): each stage is a transition step plus one shared ODE field
+  (see odenet.nets.continuous); the head gets a final norm-ReLU as in Chen et al. 2018.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from odenet.errors import ConfigError
+from odenet.nets.continuous import ContinuousStage, ODEOptions
+from odenet.nets.fields import BLOCKS, NORMS, SHORTCUTS, make_norm
+from odenet.nets.stage import Stage, make_stage
+from odenet.solvers import ContinuousSolver, Solver, StackedSolver, get
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a network's architecture (not its weights)."""
+
+    depth: int = 20  # 6n + 2: n fields per stage
+    solver: str = "euler"  # a registry name (ode-* selects continuous mode)
+    block: str = "postact"  # "postact" | "preact"
+    shortcut: str = "A"  # "A" (subsample + zero-pad) | "B" (1x1 conv + norm)
+    norm: str | None = None  # "bn" | "gn"; None: bn for discrete fields, gn for the ODE field
+    in_channels: int = 3  # image channels
+    num_classes: int = 10  # logits
+    width: int = 16  # channels of stage 1 (stages: width, 2 width, 4 width)
+    ode_t1: float = 1.0  # continuous mode: integrate over [0, ode_t1]
+    ode_rtol: float = 1e-3  # continuous mode, adaptive methods
+    ode_atol: float = 1e-4  # continuous mode, adaptive methods
+    ode_step_size: float | None = None  # fixed-grid methods; None -> ode_t1 / 4
+    ode_adjoint: bool = False  # continuous mode: backward through the adjoint ODE
+
+    @property
+    def blocks_per_stage(self) -> int:
+        """n of depth = 6n + 2."""
+        return (self.depth - 2) // 6
+
+    @property
+    def continuous(self) -> bool:
+        return isinstance(get(self.solver), ContinuousSolver)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field and its valid values."""
+        d = self.depth
+        if not isinstance(d, int) or isinstance(d, bool) or d < 8 or (d - 2) % 6 != 0:
+            raise ConfigError(
+                f"invalid depth {d!r}: the CIFAR family needs depth = 6n + 2 with n >= 1 "
+                "(8, 14, 20, 32, 44, 56, 110, ...)"
+            )
+        get(self.solver)  # raises ConfigError listing the valid names
+        if self.block not in BLOCKS:
+            raise ConfigError(f"unknown block {self.block!r}; expected one of: {', '.join(BLOCKS)}")
+        if self.shortcut not in SHORTCUTS:
+            raise ConfigError(
+                f"unknown shortcut {self.shortcut!r}; expected one of: {', '.join(SHORTCUTS)}"
+            )
+        if self.norm is not None and self.norm not in NORMS:
+            raise ConfigError(f"unknown norm {self.norm!r}; expected one of: {', '.join(NORMS)}")
+        for name in ("in_channels", "num_classes", "width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("ode_t1", "ode_rtol", "ode_atol"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        s = self.ode_step_size
+        if s is not None and (not isinstance(s, (int, float)) or not 0 < s <= self.ode_t1):
+            raise ConfigError(f"ode_step_size must be in (0, ode_t1] or None, got {s!r}")
+
+    def ode_options(self) -> ODEOptions:
+        return ODEOptions(
+            self.ode_t1, self.ode_rtol, self.ode_atol, self.ode_step_size, bool(self.ode_adjoint)
+        )
+
+
+class ResNet(nn.Module):
+    """(N, in_channels, H, W) float -> logits (N, num_classes). Built by ``build_model``."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        generator: torch.Generator | None = None,
+        solver: Solver | None = None,
+    ) -> None:
+        super().__init__()
+        if solver is None:
+            config.validate()
+            solver = get(config.solver)
+        self.config = config
+        c = config
+        w = c.width
+        continuous = isinstance(solver, ContinuousSolver)
+        norm = c.norm or "bn"
+        self.stem_conv = nn.Conv2d(c.in_channels, w, 3, padding=1, bias=False)
+        self.stem_norm = make_norm(norm, w) if c.block == "postact" else None
+        channels = (w, 2 * w, 4 * w)
+        stages: list[nn.Module] = []
+        for i, out_c in enumerate(channels):
+            in_c = channels[i - 1] if i else w
+            stride = 1 if i == 0 else 2
+            if continuous:
+                assert isinstance(solver, ContinuousSolver)
+                stages.append(
+                    ContinuousStage(
+                        solver, in_c, out_c, stride, block=c.block, shortcut=c.shortcut,
+                        norm=norm, field_norm=c.norm or "gn", options=c.ode_options(),
+                    )
+                )
+            else:
+                if not isinstance(solver, StackedSolver):
+                    raise ConfigError(f"solver {solver.name!r} cannot build a discrete network")
+                stages.append(
+                    make_stage(
+                        solver, c.blocks_per_stage, in_c, out_c, stride, block=c.block,
+                        shortcut=c.shortcut, norm=norm, generator=generator,
+                    )
+                )
+        self.stages = nn.ModuleList(stages)
+        final_norm = c.block == "preact" or continuous
+        self.head_norm = make_norm(norm, channels[-1]) if final_norm else None
+        self.fc = nn.Linear(channels[-1], c.num_classes)
+        _initialise(self, generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem_conv(x)
+        if self.stem_norm is not None:
+            x = F.relu(self.stem_norm(x))
+        for stage in self.stages:
+            x = stage(x)
+        if self.head_norm is not None:
+            x = F.relu(self.head_norm(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    @property
+    def nfe(self) -> dict[str, int] | None:
+        """Continuous mode: function evaluations (all stages) of the last forward/backward."""
+        counts = [s.nfe for s in self.stages if isinstance(s, ContinuousStage)]
+        if not counts:
+            return None
+        return {k: sum(c[k] for c in counts) for k in ("forward", "backward")}
+
+    def coefficient_parameters(self) -> list[nn.Parameter]:
+        """The solver's learnable scheme coefficients (lm's k), not counted as weights."""
+        return [
+            p
+            for s in self.stages
+            if isinstance(s, Stage) and s.coefficients is not None
+            for p in s.coefficients.parameters()
+        ]
+
+
+def _initialise(model: nn.Module, generator: torch.Generator | None) -> None:
+    """Kaiming-normal convs (fan_out, ReLU), norms at (1, 0), a PyTorch-default linear head.
+
+    Every draw comes from ``generator`` in module order, so the weights are a function of it.
+    The scheme coefficients were already drawn (by the stage) from the same generator.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            bound = 1.0 / m.in_features**0.5
+            nn.init.uniform_(m.weight, -bound, bound, generator=generator)
+            nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+
+
+_ODE_KEYS = {f.name: f.name for f in fields(ModelConfig) if f.name.startswith("ode_")}
+_ODE_KEYS.update({k[4:]: k for k in list(_ODE_KEYS)})  # also t1=, rtol=, ... without the prefix
+
+
+def build_model(
+    depth: int,
+    solver: str | Solver = "euler",
+    *,
+    block: str = "postact",
+    shortcut: str = "A",
+    in_channels: int = 3,
+    num_classes: int = 10,
+    width: int = 16,
+    norm: str | None = None,
+    generator: torch.Generator | None = None,
+    **ode_options,
+) -> ResNet:
+    """A CIFAR-family ResNet of ``depth`` = 6n + 2 wired by ``solver``.
+
+    ode_options (continuous solvers): ode_t1, ode_rtol, ode_atol, ode_step_size, ode_adjoint
+    (or the same names without ``ode_``). Raises ConfigError on any invalid argument.
+    """
+    unknown = sorted(set(ode_options) - set(_ODE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)}; expected one of: {', '.join(_ODE_KEYS)}"
+        )
+    obj = solver if isinstance(solver, Solver) else None
+    config = ModelConfig(
+        depth=depth, solver=obj.name if obj is not None else solver, block=block,
+        shortcut=shortcut, norm=norm, in_channels=in_channels, num_classes=num_classes,
+        width=width,
+    )
+    config = replace(config, **{_ODE_KEYS[k]: v for k, v in ode_options.items()})
+    if obj is None:
+        return build_from_config(config, generator)
+    replace(config, solver="euler").validate()  # everything but the (possibly unregistered) name
+    return ResNet(config, generator, solver=obj)
+
+
+def build_from_config(config: ModelConfig, generator: torch.Generator | None = None) -> ResNet:
+    """The network ``config`` describes; weights drawn from ``generator``."""
+    config.validate()
+    return ResNet(config, generator)
