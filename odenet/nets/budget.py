@@ -119,8 +119,12 @@ def _stage_rows(model: ResNet) -> list[dict]:
                 steps.append({"scheme": "euler (transition)", "fields": 1})
             grid = "adaptive" if stage.solver.adaptive else f"h={o.step_size or o.t1 / 4:g}"
             steps.append(
-                {"scheme": f"{stage.solver.name} on [0, {o.t1:g}], {grid}", "fields": 1,
-                 "shared": True, "nfe": stage.nfe["forward"]}
+                {
+                    "scheme": f"{stage.solver.name} on [0, {o.t1:g}], {grid}",
+                    "fields": 1,
+                    "shared": True,
+                    "nfe": stage.nfe["forward"],
+                }
             )
             row["fields"] = len(steps)
             row["steps"] = steps
@@ -149,11 +153,23 @@ def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
     if extra:
         notes.append(f"{extra} learnable scheme coefficients ({solver.name}) not in params")
     return ModelSummary(
-        depth=config.depth, solver=solver.name, family=solver.family, block=config.block,
-        shortcut=config.shortcut, norm=norm, in_channels=config.in_channels,
-        num_classes=config.num_classes, image_size=image_size, layers=count_layers(model),
-        params=params, extra_params=extra, flops=flops, conv_linear_flops=conv_linear,
-        nfe=model.nfe["forward"] if continuous else None, stages=_stage_rows(model), notes=notes,
+        depth=config.depth,
+        solver=solver.name,
+        family=solver.family,
+        block=config.block,
+        shortcut=config.shortcut,
+        norm=norm,
+        in_channels=config.in_channels,
+        num_classes=config.num_classes,
+        image_size=image_size,
+        layers=count_layers(model),
+        params=params,
+        extra_params=extra,
+        flops=flops,
+        conv_linear_flops=conv_linear,
+        nfe=model.nfe["forward"] if continuous else None,
+        stages=_stage_rows(model),
+        notes=notes,
     )
 
 

@@ -109,7 +109,13 @@ class ContinuousStage(nn.Module):
         o = self.options
         self.field.start_forward()
         y = self.solver.integrate(
-            self.field, x, t1=o.t1, rtol=o.rtol, atol=o.atol, step_size=o.step_size, adjoint=o.adjoint
+            self.field,
+            x,
+            t1=o.t1,
+            rtol=o.rtol,
+            atol=o.atol,
+            step_size=o.step_size,
+            adjoint=o.adjoint,
         )
         self.field.end_forward()
         return y

@@ -94,7 +94,9 @@ class ShortcutB(nn.Module):
         return self.norm(self.conv(x))
 
 
-def make_field(block: str, in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Module:
+def make_field(
+    block: str, in_channels: int, out_channels: int, stride: int, norm: str
+) -> nn.Module:
     """A residual branch of the given block type ("postact" | "preact")."""
     if block == "postact":
         return PostActField(in_channels, out_channels, stride, norm)

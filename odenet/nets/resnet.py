@@ -117,8 +117,15 @@ class ResNet(nn.Module):
                 assert isinstance(solver, ContinuousSolver)
                 stages.append(
                     ContinuousStage(
-                        solver, in_c, out_c, stride, block=c.block, shortcut=c.shortcut,
-                        norm=norm, field_norm=c.norm or "gn", options=c.ode_options(),
+                        solver,
+                        in_c,
+                        out_c,
+                        stride,
+                        block=c.block,
+                        shortcut=c.shortcut,
+                        norm=norm,
+                        field_norm=c.norm or "gn",
+                        options=c.ode_options(),
                     )
                 )
             else:
@@ -126,8 +133,15 @@ class ResNet(nn.Module):
                     raise ConfigError(f"solver {solver.name!r} cannot build a discrete network")
                 stages.append(
                     make_stage(
-                        solver, c.blocks_per_stage, in_c, out_c, stride, block=c.block,
-                        shortcut=c.shortcut, norm=norm, generator=generator,
+                        solver,
+                        c.blocks_per_stage,
+                        in_c,
+                        out_c,
+                        stride,
+                        block=c.block,
+                        shortcut=c.shortcut,
+                        norm=norm,
+                        generator=generator,
                     )
                 )
         self.stages = nn.ModuleList(stages)
@@ -172,7 +186,9 @@ def _initialise(model: nn.Module, generator: torch.Generator | None) -> None:
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=generator)
+            nn.init.kaiming_normal_(
+                m.weight, mode="fan_out", nonlinearity="relu", generator=generator
+            )
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
@@ -213,8 +229,13 @@ def build_model(
         )
     obj = solver if isinstance(solver, Solver) else None
     config = ModelConfig(
-        depth=depth, solver=obj.name if obj is not None else solver, block=block,
-        shortcut=shortcut, norm=norm, in_channels=in_channels, num_classes=num_classes,
+        depth=depth,
+        solver=obj.name if obj is not None else solver,
+        block=block,
+        shortcut=shortcut,
+        norm=norm,
+        in_channels=in_channels,
+        num_classes=num_classes,
         width=width,
     )
     config = replace(config, **{_ODE_KEYS[k]: v for k, v in ode_options.items()})

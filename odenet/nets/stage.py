@@ -88,7 +88,7 @@ def make_stage(
     norm: str,
     generator: torch.Generator | None = None,
 ) -> Stage:
-    """A stage of n fields of ``block`` type; the first downsamples when stride != 1 or C changes."""
+    """n fields of ``block`` type; the first downsamples when stride != 1 or the channels change."""
     fields = [make_field(block, in_channels, out_channels, stride, norm)]
     fields += [make_field(block, out_channels, out_channels, 1, norm) for _ in range(n - 1)]
     return Stage(
