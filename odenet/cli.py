@@ -71,10 +71,213 @@ def solvers_cmd(
 
 
 # ---- describe (nets) -----------------------------------------------------------------------
+@app.command("describe")
+def describe_cmd(
+    depth: int = typer.Option(20, "--depth", help="6n + 2 (20, 32, 44, 56, 110, ...)."),
+    solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
+    block: str = typer.Option("postact", "--block", help="postact | preact."),
+    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
+    width: int = typer.Option(16, "--width", help="Channels of stage 1."),
+    in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
+    num_classes: int = typer.Option(10, "--num-classes", help="Number of classes."),
+    image_size: int = typer.Option(32, "--image-size", help="Input height = width."),
+    ode_t1: float = typer.Option(1.0, "--ode-t1", help="Continuous mode: integrate over [0, T]."),
+    ode_rtol: float = typer.Option(1e-3, "--ode-rtol", help="Continuous mode: rtol."),
+    ode_atol: float = typer.Option(1e-4, "--ode-atol", help="Continuous mode: atol."),
+    ode_step_size: float | None = typer.Option(None, "--ode-step-size", help="Fixed grids."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Layers, parameters, forward FLOPs and the steps of each stage of one network."""
+    from odenet.nets import ModelConfig, describe
+    from odenet.nets.budget import summary_table
+
+    config = ModelConfig(
+        depth=depth, solver=solver, block=block, shortcut=shortcut, norm=norm, width=width,
+        in_channels=in_channels, num_classes=num_classes, ode_t1=ode_t1, ode_rtol=ode_rtol,
+        ode_atol=ode_atol, ode_step_size=ode_step_size,
+    )
+    summary = describe(config, image_size=image_size)
+    if as_json:
+        _print_json(summary.to_dict())
+    else:
+        console.print(summary_table(summary))
+
 
 # ---- train (training) ----------------------------------------------------------------------
+def _train_progress(con: Console, epochs: int, batch_size: int):
+    """A TrainCallbacks that shows one rich progress bar per epoch (steps, loss, images/s)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from odenet.training import TrainCallbacks
+
+    class _Progress(TrainCallbacks):
+        def on_epoch_start(self, epoch: int, steps: int) -> None:
+            self.bar = Progress(
+                TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} img/s"),
+                console=con, transient=False,
+            )  # fmt: skip
+            self.task = self.bar.add_task("train", total=steps, loss=float("nan"), rate=0.0)
+            self.start = time.perf_counter()
+            self.bar.start()
+
+        def on_step(self, epoch: int, step: int, loss: float) -> None:
+            rate = step * batch_size / max(time.perf_counter() - self.start, 1e-9)
+            self.bar.update(self.task, completed=step, loss=loss, rate=rate)
+
+        def on_epoch_end(self, metrics) -> None:
+            self.bar.stop()
+            con.print(
+                f"  test acc {metrics.test_acc:.4f}  test loss {metrics.test_loss:.4f}  "
+                f"train acc {metrics.train_acc:.4f}  {metrics.seconds:.1f} s"
+            )
+
+    return _Progress()
+
+
+@app.command("train")
+def train_cmd(
+    dataset: str = typer.Option(
+        "cifar10", "--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic."
+    ),
+    depth: int = typer.Option(20, "--depth", help="6n + 2 (8, 14, 20, 32, 44, 56, 110, ...)."),
+    solver: str = typer.Option("euler", "--solver", help="A registry name (`odenet solvers`)."),
+    epochs: int = typer.Option(10, "--epochs", help="Passes over the training set."),
+    lr: float = typer.Option(0.1, "--lr", help="Peak learning rate."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
+    schedule: str = typer.Option("onecycle", "--schedule", help="onecycle|cosine|step|constant."),
+    seed: int = typer.Option(0, "--seed", help="Model init seed (the data seed derives from it)."),
+    limit_train: int | None = typer.Option(None, "--limit-train", help="Fixed train subset."),
+    limit_test: int | None = typer.Option(None, "--limit-test", help="Fixed test subset."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets live."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    block: str = typer.Option("postact", "--block", help="postact | preact."),
+    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    width: int = typer.Option(16, "--width", help="Channels of stage 1."),
+    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
+    nesterov: bool = typer.Option(True, "--nesterov/--no-nesterov", help="Nesterov momentum."),
+    weight_decay: float = typer.Option(5e-4, "--weight-decay", help="On conv/linear weights."),
+    warmup_epochs: float = typer.Option(0.0, "--warmup-epochs", help="Linear lr warm-up."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="In [0, 1)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Train augmentation."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA: on)."),
+    channels_last: bool | None = typer.Option(
+        None, "--channels-last/--no-channels-last", help="NHWC memory format (CUDA: on)."
+    ),
+) -> None:
+    """Train one network; a diverged run is a result (diverged: true), not an error."""
+    from odenet.training import TrainConfig, train
+
+    config = TrainConfig(
+        dataset=dataset, depth=depth, solver=solver, block=block, shortcut=shortcut, width=width,
+        epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, nesterov=nesterov,
+        weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
+        limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
+        amp=amp, channels_last=channels_last, augment=augment,
+    )  # fmt: skip
+    con = Console(stderr=True) if as_json else console
+    result = train(config, out_dir=out, callbacks=_train_progress(con, epochs, batch_size))
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"odenet train: {dataset}, depth {depth}, {solver} ({result.status})")
+    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "s", "img/s"):
+        table.add_column(col, justify="right")
+    for m in result.history:
+        table.add_row(
+            str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}",
+            f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}",
+        )  # fmt: skip
+    console.print(table)
+    if result.status == "diverged":
+        console.print(
+            f"diverged at epoch {result.diverged_epoch}, step {result.diverged_step} "
+            f"(loss non-finite or above {config.divergence_threshold:g})"
+        )
+    acc = "n/a" if result.test_acc is None else f"{result.test_acc:.4f}"
+    console.print(
+        f"test acc {acc}  params {result.params:,}  {result.seconds:.1f} s on {result.device}"
+    )
+
 
 # ---- study / report (studies) --------------------------------------------------------------
+@app.command("study")
+def study_cmd(
+    out: Optional[Path] = typer.Option(None, "--out", help="Study directory (created; resumable)."),
+    orders: Optional[str] = typer.Option(None, help="RK orders, e.g. 1,2,4 [default: 1,2,4]."),
+    solvers: Optional[str] = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
+    depths: Optional[str] = typer.Option(None, help="Depths 6n+2 [default: 20,56,110]."),
+    lrs: Optional[str] = typer.Option(None, help="Peak lrs [default: 0.05,0.1,...,1.6]."),
+    seeds: Optional[str] = typer.Option(None, help="Seeds, e.g. 0,1 [default: 0]."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per run [default: 10]."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name [default: cifar10]."),
+    limit_train: Optional[int] = typer.Option(None, help="Use N training images."),
+    limit_test: Optional[int] = typer.Option(None, help="Use N test images."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size [default: 128]."),
+    schedule: Optional[str] = typer.Option(None, help="onecycle|cosine|step|constant."),
+    device: Optional[str] = typer.Option(None, help="auto|cpu|cuda [default: auto]."),
+    width: Optional[int] = typer.Option(None, help="Channels of stage 1 [default: 16]."),
+    block: Optional[str] = typer.Option(None, help="postact|preact."),
+    shortcut: Optional[str] = typer.Option(None, help="A|B."),
+    data_dir: Optional[str] = typer.Option(None, help="Where datasets live."),
+    executor: Optional[str] = typer.Option(None, help="How runs execute [default: sequential]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML study file (flags win)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
+    retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Run (or resume) a grid of trainings: every (depth, scheme, lr, seed) is one run."""
+    from odenet.studies import plan_study, run_study, spec_from_sources
+    from odenet.studies.report import plan_table, summary_table
+
+    spec = spec_from_sources(
+        config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
+        epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
+        batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
+        shortcut=shortcut, data_dir=data_dir, executor=executor,
+    )  # fmt: skip
+    if dry_run:
+        runs, rows = plan_study(spec)
+        if as_json:
+            _print_json({"runs": [r.id for r in runs], "models": [vars(r) for r in rows]})
+        else:
+            console.print(plan_table(rows, len(runs)))
+        return
+    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed)
+    if as_json:
+        _print_json(data.to_json())
+    else:
+        console.print(summary_table(data.table, title=f"LR robustness: {out}"))
+
+
+@app.command("report")
+def report_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {table, runs} as JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also export the runs as CSV."),
+) -> None:
+    """Write figures (PNG, SVG) and report.md into a study directory; print the table."""
+    from odenet.studies import report_study, write_csv
+    from odenet.studies.report import summary_table
+
+    data = report_study(study_dir)
+    if csv_path is not None:
+        write_csv(data, csv_path)
+    if as_json:
+        _print_json(data.to_json())
+    else:
+        console.print(summary_table(data.table, title=f"LR robustness: {study_dir}"))
+        console.print(f"wrote {study_dir / 'report.md'} and figures/")
+
 
 # ---- landscape (studies.landscape) ---------------------------------------------------------
 

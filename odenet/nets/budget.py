@@ -178,3 +178,53 @@ def compare_budgets(
 ) -> dict[str, ModelSummary]:
     """describe() of ``config`` at each solver: the matched-budget table (solver -> summary)."""
     return {name: describe(replace(config, solver=name), image_size) for name in solvers}
+
+
+def summary_table(summary: ModelSummary):
+    """A rich renderable of ``summary`` (what `odenet describe` prints without --json)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    s = summary
+    title = (
+        f"ResNet-{s.depth} {s.solver} ({s.family}), {s.block}, shortcut {s.shortcut}, "
+        f"norm {s.norm}, input {s.in_channels}x{s.image_size}x{s.image_size}, "
+        f"{s.num_classes} classes"
+    )
+    table = Table(title=Text(title))
+    for col in ("stage", "channels", "stride", "fields", "steps"):
+        table.add_column(col, justify="left" if col == "steps" else "right")
+    for row in s.stages:
+        steps = [_step_label(st) for st in row["steps"]]
+        table.add_row(
+            str(row["index"]),
+            str(row["channels"]),
+            str(row["stride"]),
+            str(row["fields"]),
+            Text(_compress(steps)),
+        )
+    lines = [
+        f"layers {s.layers}   params {s.params:,}   extra params {s.extra_params:,}",
+        f"FLOPs {s.flops:,} ({s.flops / 1e6:.1f}M; conv+linear {s.conv_linear_flops:,})"
+        + (f"   nfe {s.nfe}" if s.nfe is not None else ""),
+        *s.notes,
+    ]
+    return Group(table, Text("\n".join(lines)))
+
+
+def _step_label(step: dict) -> str:
+    fields = step["fields"]
+    label = f"{step['scheme']} ({fields} field{'s' if fields != 1 else ''}"
+    return label + (f", nfe {step['nfe']})" if "nfe" in step else ")")
+
+
+def _compress(items: list[str]) -> str:
+    """["a", "a", "b"] -> "2 x a, b": runs of equal steps counted."""
+    runs: list[list] = []
+    for it in items:
+        if runs and runs[-1][0] == it:
+            runs[-1][1] += 1
+        else:
+            runs.append([it, 1])
+    return ", ".join(f"{n} x {it}" if n > 1 else it for it, n in runs)
