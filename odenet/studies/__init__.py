@@ -1,0 +1,48 @@
+"""Studies: grids of training runs, their SQLite store, the runner, robustness and reports.
+
+The notebook API is ``run_study``, ``plan_study``, ``load_study`` and ``report_study``
+(odenet.studies.api); ``Store`` is the study database for other tools (e.g. landscape).
+"""
+
+from odenet.studies.api import (
+    PlanRow,
+    check_out_dir,
+    load_study,
+    plan_study,
+    report_study,
+    run_study,
+)
+from odenet.studies.grid import RunSpec, build_grid, run_id
+from odenet.studies.report import StudyData, summary_table, write_csv
+from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
+from odenet.studies.runner import Executor, SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.spec import StudySpec, load_toml, parse_list, spec_from_sources
+from odenet.studies.store import RunRecord, Store
+
+__all__ = [
+    "Executor",
+    "Outcome",
+    "PlanRow",
+    "RobustnessRow",
+    "RunRecord",
+    "RunSpec",
+    "SequentialExecutor",
+    "Store",
+    "StudyData",
+    "StudyObserver",
+    "StudySpec",
+    "build_grid",
+    "check_out_dir",
+    "load_study",
+    "load_toml",
+    "parse_list",
+    "plan_study",
+    "report_study",
+    "robustness_table",
+    "run_id",
+    "run_pending",
+    "run_study",
+    "spec_from_sources",
+    "summary_table",
+    "write_csv",
+]

@@ -1,0 +1,168 @@
+"""The notebook API: everything `odenet study` and `odenet report` do, one call each.
+
+>>> from odenet.studies import StudySpec, run_study, load_study, report_study
+>>> spec = StudySpec(orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.4), epochs=2,
+...                  dataset="synthetic", limit_train=256)
+>>> data = run_study(spec, "runs/demo")     # trains pending runs; resumable
+>>> data.table                               # RobustnessRows per (depth, scheme)
+>>> load_study("runs/demo").run_rows()       # the runs as plain dicts
+>>> report_study("runs/demo")                # figures + report.md in the directory
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from odenet.errors import ConfigError, DataError
+from odenet.studies.grid import RunSpec, build_grid, train_config
+from odenet.studies.live import make_observer
+from odenet.studies.report import StudyData, load_study_data, write_report
+from odenet.studies.runner import StudyObserver, make_executor, run_pending
+from odenet.studies.spec import StudySpec
+from odenet.studies.store import Store
+
+# (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
+_KNOWN_SHAPES = {
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "fashion-mnist": (1, 28, 10),
+    "mnist": (1, 28, 10),
+}
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One model of a study grid with its budget (one row per (depth, scheme))."""
+
+    depth: int
+    solver: str
+    runs: int  # lrs x seeds
+    params: int  # trainable parameters, scheme coefficients excluded
+    extra_params: int  # learnable scheme coefficients (lm's k)
+    flops: int  # one image forward (torch.utils.flop_counter)
+    matched: bool  # same params and conv FLOPs as the first scheme at this depth
+
+
+def check_out_dir(out: str | Path) -> Path:
+    """The study directory, checked to be creatable/writable; creates nothing (ConfigError)."""
+    path = Path(out).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {str(out)!r} exists and is not a directory; choose another --out")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--out {str(out)!r}: {str(parent)!r} is not writable; choose another --out"
+        )
+    return path
+
+
+def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
+    """The grid and each model's parameters and FLOPs (the dry run). Writes nothing."""
+    from odenet.nets import describe
+
+    spec.validate()
+    runs = build_grid(spec)
+    channels, size, classes = _shape(spec)
+    rows: list[PlanRow] = []
+    for depth in spec.depths:
+        ref = None
+        for solver in spec.schemes:
+            cfg = train_config(spec, depth, solver, spec.lrs[0], spec.seeds[0])
+            summary = describe(cfg.model_config(channels, classes), image_size=size)
+            key = (summary.params, summary.conv_linear_flops)
+            ref = ref or key
+            n = sum(r.depth == depth and r.solver == solver for r in runs)
+            rows.append(
+                PlanRow(
+                    depth,
+                    solver,
+                    n,
+                    summary.params,
+                    summary.extra_params,
+                    summary.flops,
+                    key == ref,
+                )
+            )
+    return runs, rows
+
+
+def run_study(
+    spec: StudySpec,
+    out: str | Path,
+    *,
+    quiet: bool = False,
+    observer: StudyObserver | None = None,
+    retry_failed: bool = True,
+    wait: bool = True,
+) -> StudyData:
+    """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
+
+    Validates everything (spec, --out, dataset, an existing study's config) before writing
+    anything. Finished runs are skipped; interrupted ones resume from their checkpoints;
+    failed ones are retried when ``retry_failed``. Progress goes to ``observer`` (default:
+    a live view on a terminal, lines otherwise, nothing when ``quiet``).
+    """
+    from odenet.data import load_dataset
+
+    spec.validate()
+    path = check_out_dir(out)
+    runs = build_grid(spec)
+    if Store.exists(path):
+        Store.open(path).check_spec(spec)
+    dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
+    _validate_models(runs, dataset)
+    store = Store.create(path, spec, runs, _versions())
+    executor = make_executor(spec.executor, dataset)
+    run_pending(
+        store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
+    )
+    return load_study_data(path)
+
+
+def load_study(study_dir: str | Path) -> StudyData:
+    """A study's runs, per-epoch metrics and robustness table (reads files only)."""
+    return load_study_data(study_dir)
+
+
+def report_study(study_dir: str | Path) -> StudyData:
+    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data."""
+    return write_report(study_dir)
+
+
+def _validate_models(runs: list[RunSpec], dataset) -> None:
+    seen = set()
+    for r in runs:
+        if (r.depth, r.solver) not in seen:
+            seen.add((r.depth, r.solver))
+            r.config.model_config(dataset.in_channels, dataset.num_classes).validate()
+
+
+def _shape(spec: StudySpec) -> tuple[int, int, int]:
+    from odenet.data import load_dataset
+
+    try:
+        ds = load_dataset(spec.dataset, spec.data_dir, download=False, progress=False)
+        return ds.in_channels, ds.image_size, ds.num_classes
+    except DataError:
+        if spec.dataset in _KNOWN_SHAPES:  # not downloaded yet: its shape is known
+            return _KNOWN_SHAPES[spec.dataset]
+        raise
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from odenet import __version__
+
+    return {
+        "odenet_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+    }

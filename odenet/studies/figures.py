@@ -1,0 +1,169 @@
+"""Paper-ready matplotlib figures of a study (Agg backend; PNG at 200 dpi and SVG).
+
+Accuracies are shown in percent. Each function takes plain data (robustness Outcomes,
+RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg`` and
+returns both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+
+from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve  # noqa: E402
+
+_MARKERS = "osD^v<>ph*"
+
+
+def _style(solvers: Sequence[str]) -> dict[str, dict]:
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {
+        s: {"color": colors[i % len(colors)], "marker": _MARKERS[i % len(_MARKERS)]}
+        for i, s in enumerate(solvers)
+    }
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _pct(acc: float) -> float:
+    return acc / POINT
+
+
+def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
+    """One panel per depth: test accuracy vs peak lr (log2 axis), one line per scheme, error
+    bars over seeds; an lr where a run diverged (or failed) is an 'x' at the bottom of the axis."""
+    depths = sorted({o.depth for o in outcomes})
+    solvers = list(dict.fromkeys(o.solver for o in outcomes))
+    style = _style(solvers)
+    fig, axes = plt.subplots(
+        1, len(depths), figsize=(4.2 * len(depths), 3.6), squeeze=False, sharey=True
+    )
+    for ax, depth in zip(axes[0], depths):
+        bottom = blended_transform_factory(ax.transData, ax.transAxes)
+        for solver in solvers:
+            runs = [o for o in outcomes if o.depth == depth and o.solver == solver]
+            if not runs:
+                continue
+            curve = lr_curve(runs)
+            ok = [(lr, ms) for lr, ms in curve.items() if ms is not None]
+            if ok:
+                ax.errorbar(
+                    [lr for lr, _ in ok],
+                    [_pct(m) for _, (m, _s) in ok],
+                    yerr=[_pct(s) for _, (_m, s) in ok],
+                    capsize=3,
+                    label=solver,
+                    **style[solver],
+                )
+            bad = sorted({o.lr for o in runs if o.status in ("diverged", "failed")})
+            if bad:
+                ax.scatter(
+                    bad,
+                    [0.03] * len(bad),
+                    marker="x",
+                    s=50,
+                    color=style[solver]["color"],
+                    transform=bottom,
+                    clip_on=False,
+                    label=None if ok else solver,
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"ResNet-{depth}")
+        ax.set_xlabel("peak learning rate (log2 scale)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    x_marker = plt.Line2D([], [], color="gray", marker="x", linestyle="none")
+    axes[0][-1].legend(handles + [x_marker], labels + ["diverged"], title="scheme", fontsize=8)
+    return _save(fig, stem)
+
+
+def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
+    """Best test accuracy (mean +- std over seeds, at each scheme's best lr) vs depth."""
+    solvers = list(dict.fromkeys(r.solver for r in rows))
+    style = _style(solvers)
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    for solver in solvers:
+        pts = sorted(
+            (r.depth, r.best_acc, r.best_acc_std)
+            for r in rows
+            if r.solver == solver and r.best_acc is not None
+        )
+        if pts:
+            ax.errorbar(
+                [p[0] for p in pts],
+                [_pct(p[1]) for p in pts],
+                yerr=[_pct(p[2]) for p in pts],
+                capsize=3,
+                label=solver,
+                **style[solver],
+            )
+    ax.set_xlabel("depth (layers, 6n + 2)")
+    ax.set_ylabel("best test accuracy (%)")
+    ax.set_xticks(sorted({r.depth for r in rows}))
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="scheme", fontsize=8)
+    return _save(fig, stem)
+
+
+def training_curves(
+    rows: Sequence[RobustnessRow],
+    outcomes: Sequence[Outcome],
+    epochs: dict[str, list[dict]],
+    stem: Path,
+) -> list[Path]:
+    """Per depth: training loss and test accuracy vs epoch for each scheme at its best lr
+    (every seed drawn; thin lines)."""
+    depths = sorted({r.depth for r in rows})
+    style = _style(list(dict.fromkeys(r.solver for r in rows)))
+    fig, axes = plt.subplots(
+        2, len(depths), figsize=(4.2 * len(depths), 6.4), squeeze=False, sharex="col"
+    )
+    for col, depth in enumerate(depths):
+        loss_ax, acc_ax = axes[0][col], axes[1][col]
+        for r in rows:
+            if r.depth != depth or r.best_lr is None:
+                continue
+            label = f"{r.solver} (lr {r.best_lr:g})"
+            for o in outcomes:
+                if (o.depth, o.solver, o.lr) != (depth, r.solver, r.best_lr):
+                    continue
+                hist = epochs.get(o.run_id, [])
+                ep = [m["epoch"] for m in hist]
+                kw = {
+                    "color": style[r.solver]["color"],
+                    "marker": style[r.solver]["marker"],
+                    "markersize": 3,
+                    "linewidth": 1.2,
+                    "label": label,
+                }
+                loss_ax.plot(ep, [m["train_loss"] for m in hist], **kw)
+                acc_ax.plot(ep, [_pct(m["test_acc"]) for m in hist], **kw)
+                label = None
+        loss_ax.set_title(f"ResNet-{depth}")
+        loss_ax.set_ylabel("training loss (cross-entropy)")
+        loss_ax.set_yscale("log")
+        acc_ax.set_ylabel("test accuracy (%)")
+        acc_ax.set_xlabel("epoch")
+        for ax in (loss_ax, acc_ax):
+            ax.grid(True, alpha=0.3)
+        acc_ax.legend(fontsize=8)
+    return _save(fig, stem)

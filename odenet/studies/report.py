@@ -1,0 +1,251 @@
+"""The study report: the robustness table, figures and report.md, read back from the store.
+
+Reads files only (the store, the landscape folder); never trains. Writes into the study
+directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves}.{png,svg}`` and
+``report.md`` (the table, a per-run table and every figure, landscape figures included).
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odenet.studies import figures
+from odenet.studies.robustness import POINT, Outcome, RobustnessRow, robustness_table
+from odenet.studies.store import RunRecord, Store
+
+RUN_FIELDS = (
+    "id",
+    "depth",
+    "solver",
+    "lr",
+    "seed",
+    "status",
+    "test_acc",
+    "best_test_acc",
+    "epochs_done",
+    "diverged_epoch",
+    "train_loss",
+    "params",
+    "extra_params",
+    "seconds",
+    "device",
+    "executor",
+    "error",
+)
+SHARPNESS_FIELDS = ("lambda_max", "trace")
+
+
+@dataclass
+class StudyData:
+    """Everything the report needs, loaded from a study directory."""
+
+    study_dir: Path
+    records: list[RunRecord]
+    epochs: dict[str, list[dict]]  # run id -> per-epoch metrics in epoch order
+    table: list[RobustnessRow]
+    sharpness: dict[str, dict]  # run id -> {lambda_max, trace} (newest row), may be empty
+    landscape_figures: list[Path] = field(default_factory=list)
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        return [_outcome(r, self.epochs.get(r.id, [])) for r in self.records]
+
+    def run_rows(self) -> list[dict]:
+        """One plain dict per run (RUN_FIELDS, plus sharpness columns when present)."""
+        rows = []
+        for r in self.records:
+            row = {k: getattr(r, k) for k in RUN_FIELDS}
+            if self.sharpness:
+                row.update({k: self.sharpness.get(r.id, {}).get(k) for k in SHARPNESS_FIELDS})
+            rows.append(row)
+        return rows
+
+    def to_json(self) -> dict:
+        """``{"table": [...], "runs": [...]}``."""
+        return {"table": [row.to_dict() for row in self.table], "runs": self.run_rows()}
+
+
+def load_study_data(study_dir: str | Path) -> StudyData:
+    """Read a study's runs, epochs, robustness table, sharpness rows and landscape figures."""
+    store = Store.open(study_dir)
+    records = store.runs()
+    epochs: dict[str, list[dict]] = {}
+    for m in store.epochs():
+        epochs.setdefault(m["run_id"], []).append(m)
+    outcomes = [_outcome(r, epochs.get(r.id, [])) for r in records]
+    landscape = store.dir / "landscape"
+    pngs = sorted(landscape.glob("*.png")) if landscape.is_dir() else []
+    return StudyData(
+        store.dir, records, epochs, robustness_table(outcomes), _sharpness(store), pngs
+    )
+
+
+def write_report(study_dir: str | Path) -> StudyData:
+    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data."""
+    data = load_study_data(study_dir)
+    fig_dir = data.study_dir / "figures"
+    outcomes = data.outcomes
+    paths = []
+    if data.records:
+        paths += figures.accuracy_vs_lr(outcomes, fig_dir / "accuracy_vs_lr")
+        paths += figures.accuracy_vs_depth(data.table, fig_dir / "accuracy_vs_depth")
+        paths += figures.training_curves(
+            data.table, outcomes, data.epochs, fig_dir / "training_curves"
+        )
+    pngs = [p for p in paths if p.suffix == ".png"]
+    (data.study_dir / "report.md").write_text(_markdown(data, pngs))
+    return data
+
+
+def write_csv(data: StudyData, path: str | Path) -> Path:
+    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness])."""
+    rows = data.run_rows()
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        names = list(rows[0]) if rows else list(RUN_FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def summary_table(table: list[RobustnessRow], title: str = "LR robustness"):
+    """A rich Table of the robustness rows (for the terminal)."""
+    from rich.table import Table
+
+    out = Table(title=title)
+    for col in _TABLE_HEADER:
+        out.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
+    for row in table:
+        out.add_row(*_table_cells(row))
+    return out
+
+
+def plan_table(rows: list, runs: int):
+    """A rich Table of a dry run: each model's budget (api.PlanRow) and the number of runs."""
+    from rich.table import Table
+
+    out = Table(
+        title=f"study grid: {runs} runs",
+        caption="matched: same params and conv FLOPs as the first scheme at that depth",
+    )
+    for col in ("depth", "scheme", "runs", "params", "extra params", "FLOPs", "matched"):
+        out.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
+    for r in rows:
+        out.add_row(
+            str(r.depth),
+            r.solver,
+            str(r.runs),
+            f"{r.params:,}",
+            str(r.extra_params),
+            f"{r.flops / 1e6:,.2f}M",
+            "yes" if r.matched else "NO",
+        )
+    return out
+
+
+_TABLE_HEADER = (
+    "depth",
+    "scheme",
+    "best acc (%)",
+    "best lr",
+    "max stable lr",
+    "lr window (octaves)",
+    "diverged",
+    "failed",
+    "epochs to 90%",
+)
+
+
+def _table_cells(r: RobustnessRow) -> list[str]:
+    acc = "-" if r.best_acc is None else f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f}"
+    return [
+        str(r.depth),
+        r.solver,
+        acc,
+        _num(r.best_lr),
+        _num(r.max_stable_lr),
+        _num(r.window_octaves, ".2f"),
+        str(r.diverged),
+        str(r.failed),
+        _num(r.epochs_to_90, ".1f"),
+    ]
+
+
+def _num(x: float | None, fmt: str = "g") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _markdown(data: StudyData, pngs: list[Path]) -> str:
+    counts = {}
+    for r in data.records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    lines = [
+        f"# Study report: {data.study_dir.name}",
+        "",
+        f"{len(data.records)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+        "",
+        "## Learning-rate robustness per (depth, scheme)",
+        "",
+        "Best accuracy: mean ± std over seeds at the best stable lr (an lr is stable when "
+        "no seed diverged). The lr window is the contiguous range of stable lrs within one "
+        "point of the best accuracy, in octaves (log2).",
+        "",
+    ]
+    lines += _md_table(_TABLE_HEADER, [_table_cells(r) for r in data.table])
+    lines += ["", "## Figures", ""]
+    for p in pngs:
+        lines += [f"![{p.stem.replace('_', ' ')}]({p.relative_to(data.study_dir).as_posix()})", ""]
+    if data.landscape_figures:
+        lines += ["## Loss landscape", ""]
+        for p in data.landscape_figures:
+            lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
+    lines += ["## Runs", ""]
+    rows = data.run_rows()
+    cols = [
+        "id",
+        "status",
+        "test_acc",
+        "best_test_acc",
+        "epochs_done",
+        "diverged_epoch",
+        "params",
+        "seconds",
+        "error",
+    ] + (list(SHARPNESS_FIELDS) if data.sharpness else [])
+    lines += _md_table(cols, [[_cell(row.get(c)) for c in cols] for row in rows])
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: tuple | list, rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _outcome(r: RunRecord, hist: list[dict]) -> Outcome:
+    curve = tuple(m["test_acc"] for m in hist if m.get("test_acc") is not None)
+    return Outcome(r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id)
+
+
+def _sharpness(store: Store) -> dict[str, dict]:
+    """run id -> newest sharpness row; {} when the landscape code has not written any."""
+    try:
+        with store.connect() as con:
+            rows = con.execute(
+                "SELECT run_id, lambda_max, trace FROM sharpness ORDER BY created"
+            ).fetchall()
+    except sqlite3.OperationalError:  # no such table: landscape never ran
+        return {}
+    return {r["run_id"]: {"lambda_max": r["lambda_max"], "trace": r["trace"]} for r in rows}

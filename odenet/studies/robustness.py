@@ -1,0 +1,141 @@
+"""Learning-rate robustness from stored results, per (depth, scheme).
+
+Definitions (a run's accuracy is its last completed epoch's test accuracy):
+
+* an lr is *stable* when every one of its seeds finished without diverging (status done);
+* best_acc: the highest mean accuracy over seeds among stable lrs; best_acc_std the std over
+  seeds (ddof 1; 0 for one seed) at that lr, best_lr that lr;
+* max_stable_lr: the largest stable lr;
+* window_octaves: log2(hi / lo) of the contiguous range of stable lrs, around best_lr, whose
+  mean accuracy is within one point of best_acc (0 when only best_lr qualifies);
+* diverged: the number of diverged runs (all lrs and seeds);
+* epochs_to_90: at best_lr, the first epoch whose test accuracy reaches 90% of best_acc,
+  averaged over seeds (None if a seed never reaches it).
+
+Pure functions over plain data: nothing here reads files or trains.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+# One accuracy point in the units of test_acc (odenet.training reports fractions in [0, 1]).
+POINT = 0.01
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What robustness needs from one run."""
+
+    depth: int
+    solver: str
+    lr: float
+    seed: int
+    status: str  # pending | running | done | diverged | failed
+    test_acc: float | None  # last completed epoch (None if none)
+    curve: tuple[float, ...] = ()  # test accuracy after epochs 1, 2, ...
+    run_id: str = ""  # the store's id (for looking up per-epoch data)
+
+
+@dataclass(frozen=True)
+class RobustnessRow:
+    """One line of the summary table."""
+
+    depth: int
+    solver: str
+    runs: int  # runs of this (depth, scheme), any status
+    best_acc: float | None  # mean over seeds at best_lr
+    best_acc_std: float | None  # std over seeds at best_lr
+    best_lr: float | None
+    max_stable_lr: float | None  # largest lr at which no seed diverged (all done)
+    window_octaves: float | None  # width of the within-1-point lr window, log2 units
+    diverged: int  # number of diverged runs
+    failed: int  # number of failed runs (exceptions)
+    epochs_to_90: float | None  # mean epochs to reach 90% of best_acc at best_lr
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
+    """One row per (depth, scheme) in order of first appearance."""
+    groups: dict[tuple[int, str], list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.depth, o.solver), []).append(o)
+    return [_row(depth, solver, runs, point) for (depth, solver), runs in groups.items()]
+
+
+def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float] | None]:
+    """lr -> (mean, std) of accuracy over seeds, or None when the lr is not stable."""
+    by_lr: dict[float, list[Outcome]] = {}
+    for o in runs:
+        by_lr.setdefault(o.lr, []).append(o)
+    out: dict[float, tuple[float, float] | None] = {}
+    for lr in sorted(by_lr):
+        group = by_lr[lr]
+        if all(o.status == "done" and o.test_acc is not None for o in group):
+            out[lr] = _mean_std([o.test_acc for o in group])
+        else:
+            out[lr] = None
+    return out
+
+
+def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> RobustnessRow:
+    curve = lr_curve(runs)
+    stable = {lr: ms for lr, ms in curve.items() if ms is not None}
+    diverged = sum(o.status == "diverged" for o in runs)
+    failed = sum(o.status == "failed" for o in runs)
+    if not stable:
+        return RobustnessRow(
+            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None
+        )
+    best_lr = max(stable, key=lambda lr: (stable[lr][0], -lr))  # ties: the smaller lr
+    best, best_std = stable[best_lr]
+    return RobustnessRow(
+        depth=depth,
+        solver=solver,
+        runs=len(runs),
+        best_acc=best,
+        best_acc_std=best_std,
+        best_lr=best_lr,
+        max_stable_lr=max(stable),
+        window_octaves=_window(curve, best_lr, best - point),
+        diverged=diverged,
+        failed=failed,
+        epochs_to_90=_epochs_to(runs, best_lr, 0.9 * best),
+    )
+
+
+def _window(curve: dict[float, tuple[float, float] | None], best_lr: float, floor: float) -> float:
+    lrs = list(curve)  # sorted ascending
+    i = lo = hi = lrs.index(best_lr)
+
+    def ok(j: int) -> bool:
+        return curve[lrs[j]] is not None and curve[lrs[j]][0] >= floor
+
+    while lo - 1 >= 0 and ok(lo - 1):
+        lo -= 1
+    while hi + 1 < len(lrs) and ok(hi + 1):
+        hi += 1
+    assert ok(i)
+    return math.log2(lrs[hi] / lrs[lo])
+
+
+def _epochs_to(runs: Sequence[Outcome], lr: float, target: float) -> float | None:
+    firsts = []
+    for o in runs:
+        if o.lr != lr:
+            continue
+        hit = next((e for e, acc in enumerate(o.curve, start=1) if acc >= target), None)
+        if hit is None:
+            return None
+        firsts.append(hit)
+    return statistics.fmean(firsts) if firsts else None
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)

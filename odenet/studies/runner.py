@@ -1,0 +1,173 @@
+"""The runner: claims pending runs from the store and hands them to an executor.
+
+The executor interface is small on purpose: ``Executor.run(runs, store, observer)`` executes
+runs the runner has already claimed and records each one's outcome in the store. Today there
+is ``SequentialExecutor`` (one run after another in this process); a fused executor (several
+models as one grouped network) or a distributed one replaces it without touching the grid
+or the store: it declares how many runs it takes at once (``capacity``).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from odenet.errors import ConfigError
+from odenet.studies.store import RunRecord, Store
+
+
+class StudyObserver:
+    """Progress notifications (no-op defaults; the live view subclasses this)."""
+
+    def on_study_start(self, total: int, finished: int) -> None: ...
+    def on_run_start(self, run: RunRecord) -> None: ...
+    def on_epoch_start(self, run: RunRecord, epoch: int, steps: int) -> None: ...
+    def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None: ...
+    def on_epoch_end(self, run: RunRecord, metrics: dict) -> None: ...
+    def on_run_end(self, run: RunRecord) -> None: ...  # the run as stored after it ended
+    def on_wait(self, running: list[str]) -> None: ...  # waiting for other processes' runs
+    def on_study_end(self) -> None: ...
+
+
+class Executor(ABC):
+    """Executes claimed runs and records each outcome (finish or fail) in the store.
+
+    A failure of one run (an exception) must be recorded as failed and must not stop the
+    others; KeyboardInterrupt gives the unfinished runs back (``store.release``) and propagates.
+    """
+
+    name: str  # recorded with every run it executes
+    capacity: int  # how many runs it takes at once
+
+    @abstractmethod
+    def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
+        """Execute ``runs`` (claimed by this process: status 'running')."""
+
+
+class SequentialExecutor(Executor):
+    """One run after another in this process, through ``odenet.training.train``."""
+
+    name = "sequential"
+    capacity = 1
+
+    def __init__(self, dataset=None) -> None:
+        """dataset: an already loaded ArrayDataset to use for runs naming it (else loaded once)."""
+        self._datasets: dict[tuple, object] = {}  # loaded once per (name, data_dir)
+        self._given = dataset
+
+    def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
+        for run in runs:
+            self._one(run, store, observer)
+
+    def _one(self, run: RunRecord, store: Store, observer: StudyObserver) -> None:
+        from odenet.training import train
+
+        observer.on_run_start(run)
+        try:
+            dataset = self._dataset(run)
+            result = train(
+                run.config,
+                out_dir=run.run_dir,
+                dataset=dataset,
+                callbacks=_callbacks(run, store, observer),
+            )
+            store.finish(run.id, result.to_dict())
+        except (KeyboardInterrupt, SystemExit):
+            store.release(run.id)
+            raise
+        except Exception as err:  # noqa: BLE001 - a failing run is recorded, the study goes on
+            store.fail(run.id, _message(err))
+        observer.on_run_end(store.run(run.id))
+
+    def _dataset(self, run: RunRecord):
+        from odenet.data import load_dataset
+
+        if self._given is not None and self._given.name == run.config.dataset:
+            return self._given
+        key = (run.config.dataset, run.config.data_dir)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(
+                run.config.dataset, run.config.data_dir, progress=False
+            )
+        return self._datasets[key]
+
+
+EXECUTORS: dict[str, type[Executor]] = {"sequential": SequentialExecutor}
+
+
+def make_executor(name: str, dataset=None) -> Executor:
+    """The executor registered under ``name`` (given an optional preloaded dataset); unknown
+    names raise ConfigError listing the valid ones."""
+    try:
+        return EXECUTORS[name](dataset)
+    except KeyError:
+        raise ConfigError(
+            f"unknown executor {name!r}; expected one of: {', '.join(EXECUTORS)}"
+        ) from None
+
+
+def run_pending(
+    store: Store,
+    executor: Executor,
+    observer: StudyObserver | None = None,
+    *,
+    retry_failed: bool = True,
+    wait: bool = True,
+    poll_s: float = 1.0,
+) -> None:
+    """Execute every pending run of ``store`` with ``executor`` until none is left.
+
+    Runs left 'running' by dead processes on this host go back to pending first (and resume
+    from their checkpoints); with ``retry_failed`` failed runs are retried. With ``wait``,
+    returns only when runs held by other live processes on this host have ended too.
+    """
+    observer = observer or StudyObserver()
+    if retry_failed:
+        store.retry_failed()
+    store.reclaim_dead()
+    counts = store.counts()
+    observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
+    try:
+        while True:
+            claimed = store.claim(executor.capacity, executor.name)
+            if claimed:
+                executor.run([store.run(i) for i in claimed], store, observer)
+                continue
+            busy = store.running_elsewhere() if wait else []
+            if not busy:
+                if not store.reclaim_dead():
+                    break
+                continue
+            observer.on_wait(busy)
+            time.sleep(poll_s)
+            store.reclaim_dead()  # a process that died while we waited
+    finally:
+        observer.on_study_end()
+
+
+def _callbacks(run: RunRecord, store: Store, observer: StudyObserver):
+    """TrainCallbacks: epoch metrics -> the store; every event -> the observer."""
+    from odenet.training import TrainCallbacks
+
+    class _Callbacks(TrainCallbacks):
+        def on_epoch_start(self, epoch: int, steps: int) -> None:
+            observer.on_epoch_start(run, epoch, steps)
+
+        def on_step(self, epoch: int, step: int, loss: float) -> None:
+            observer.on_step(run, epoch, step, loss)
+
+        def on_epoch_end(self, metrics) -> None:
+            m = metrics.to_dict()
+            store.record_epoch(run.id, m)
+            observer.on_epoch_end(run, m)
+
+    return _Callbacks()
+
+
+def _message(err: Exception) -> str:
+    """One line: the exception type, its message and where it was raised."""
+    frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    where = f" (at {Path(frame.filename).name}:{frame.lineno})" if frame else ""
+    return f"{type(err).__name__}: {err}{where}".replace("\n", " ")

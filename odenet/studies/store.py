@@ -1,0 +1,398 @@
+"""The study store: one SQLite database (WAL) per study directory, checkpoints beside it.
+
+Layout::
+
+    <study>/study.sqlite        meta (spec, versions), runs (spec, status, final metrics,
+                                provenance), epochs (per-epoch metrics)
+    <study>/runs/<run_id>/      checkpoint.pt, result.json (written by odenet.training.train)
+
+Statuses: pending -> running -> done | diverged | failed. Runs are claimed atomically
+(``UPDATE ... WHERE status = 'pending'``) with the claimer's pid and host, so any number of
+processes can share one directory; a run left 'running' by a dead process on this host goes
+back to pending and resumes from its checkpoint. Every write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from odenet.errors import ConfigError
+from odenet.studies.spec import StudySpec
+from odenet.training.config import TrainConfig
+
+DB_NAME = "study.sqlite"
+STATUSES = ("pending", "running", "done", "diverged", "failed")
+FINISHED = ("done", "diverged")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, idx INTEGER NOT NULL, depth INTEGER NOT NULL, solver TEXT NOT NULL,
+    lr REAL NOT NULL, seed INTEGER NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', executor TEXT, pid INTEGER, host TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, started TEXT, finished TEXT,
+    epochs_done INTEGER NOT NULL DEFAULT 0, test_acc REAL, best_test_acc REAL,
+    train_loss REAL, diverged_epoch INTEGER, diverged_step INTEGER, params INTEGER,
+    extra_params INTEGER, seconds REAL, device TEXT, provenance TEXT);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
+    train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
+    PRIMARY KEY (run_id, epoch));
+"""
+_EPOCH_COLUMNS = (
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
+_RESULT_COLUMNS = (
+    "epochs_done",
+    "test_acc",
+    "best_test_acc",
+    "train_loss",
+    "diverged_epoch",
+    "diverged_step",
+    "params",
+    "extra_params",
+    "seconds",
+    "device",
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as stored (read-only snapshot)."""
+
+    id: str  # d{depth}-{scheme}-lr{lr}-s{seed}
+    depth: int
+    solver: str
+    lr: float
+    seed: int
+    status: str  # pending | running | done | diverged | failed
+    test_acc: float | None  # last completed epoch's test accuracy (None before the first)
+    epochs_done: int
+    run_dir: Path  # checkpoint.pt and result.json
+    config: TrainConfig
+    best_test_acc: float | None = None
+    train_loss: float | None = None
+    diverged_epoch: int | None = None
+    params: int | None = None
+    extra_params: int | None = None
+    seconds: float | None = None
+    device: str | None = None
+    executor: str | None = None
+    error: str | None = None  # the exception of a failed run
+    started: str | None = None  # ISO-8601 UTC
+    finished: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (config omitted; see ``config``)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        out["run_dir"] = str(self.run_dir)
+        return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists on this host and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that was not reaped yet is a zombie: dead for our purposes
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Store:
+    """Handle on one study directory. Cheap; opens a short-lived connection per operation."""
+
+    def __init__(self, study_dir: str | Path) -> None:
+        self.dir = Path(study_dir)
+        self.path = self.dir / DB_NAME
+
+    # ---- creation / opening -------------------------------------------------------------
+    @classmethod
+    def open(cls, study_dir: str | Path) -> Store:
+        """An existing study; ConfigError "no study in DIR" otherwise."""
+        store = cls(study_dir)
+        if not store.path.is_file():
+            raise ConfigError(f"no study in {str(study_dir)!r} (no {DB_NAME}); run `odenet study`")
+        return store
+
+    @classmethod
+    def exists(cls, study_dir: str | Path) -> bool:
+        return (Path(study_dir) / DB_NAME).is_file()
+
+    @classmethod
+    def create(cls, study_dir: str | Path, spec: StudySpec, runs: list, versions: dict) -> Store:
+        """Create (or join) the study at ``study_dir`` holding ``runs`` (RunSpecs).
+
+        Safe against a concurrent creator: the first spec written wins and a different one
+        is refused with ConfigError. Call ``check_spec`` first to fail without writing.
+        """
+        store = cls(study_dir)
+        (store.dir / "runs").mkdir(parents=True, exist_ok=True)
+        with store._tx() as con:
+            con.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with store._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            meta = {"spec": json.dumps(spec.to_dict()), "created": now(), **versions}
+            con.executemany(
+                "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
+            )
+            stored = StudySpec.from_dict(json.loads(_meta(con, "spec")))
+            _refuse_changed(store.dir, stored, spec)
+            con.executemany(
+                "INSERT OR IGNORE INTO runs (id, idx, depth, solver, lr, seed, config)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.id, r.index, r.depth, r.solver, r.lr, r.seed, json.dumps(r.config_dict()))
+                    for r in runs
+                ],
+            )
+        return store
+
+    def spec(self) -> StudySpec:
+        with self._tx() as con:
+            return StudySpec.from_dict(json.loads(_meta(con, "spec")))
+
+    def meta(self) -> dict[str, str]:
+        with self._tx() as con:
+            return dict(con.execute("SELECT key, value FROM meta").fetchall())
+
+    def check_spec(self, spec: StudySpec) -> None:
+        """ConfigError saying what differs when ``spec`` is not this study's spec."""
+        _refuse_changed(self.dir, self.spec(), spec)
+
+    # ---- reading ------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.dir / "runs" / run_id
+
+    def runs(self) -> list[RunRecord]:
+        """Every run in grid order."""
+        with self._tx() as con:
+            rows = con.execute("SELECT * FROM runs ORDER BY idx").fetchall()
+        return [self._record(r) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord:
+        with self._tx() as con:
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise ConfigError(f"no run {run_id!r} in study {str(self.dir)!r}")
+        return self._record(row)
+
+    def epochs(self, run_id: str | None = None) -> list[dict]:
+        """Per-epoch metrics (dicts with run_id, epoch and the EpochMetrics fields)."""
+        sql = "SELECT * FROM epochs" + (" WHERE run_id = ?" if run_id else "")
+        with self._tx() as con:
+            rows = con.execute(sql + " ORDER BY run_id, epoch", (run_id,) if run_id else ())
+            return [dict(r) for r in rows.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        """status -> number of runs (every status present, zeros included)."""
+        with self._tx() as con:
+            rows = con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
+        return {s: 0 for s in STATUSES} | {s: n for s, n in rows}
+
+    # ---- state changes ------------------------------------------------------------------
+    def reclaim_dead(self) -> list[str]:
+        """Runs left 'running' by a dead process on this host -> pending. Returns their ids."""
+        host = socket.gethostname()
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            rows = con.execute(
+                "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+            ).fetchall()
+            dead = [r["id"] for r in rows if not pid_alive(r["pid"])]
+            con.executemany(
+                "UPDATE runs SET status = 'pending', pid = NULL WHERE id = ?", [(i,) for i in dead]
+            )
+        return dead
+
+    def retry_failed(self) -> int:
+        """Failed runs -> pending (their error is kept until they run again)."""
+        with self._tx() as con:
+            return con.execute(
+                "UPDATE runs SET status = 'pending' WHERE status = 'failed'"
+            ).rowcount
+
+    def claim(self, n: int, executor: str) -> list[str]:
+        """Atomically mark up to ``n`` pending runs (grid order) running for this process."""
+        host, pid = socket.gethostname(), os.getpid()
+        claimed = []
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            ids = con.execute(
+                "SELECT id FROM runs WHERE status = 'pending' ORDER BY idx LIMIT ?", (n,)
+            ).fetchall()
+            for (run_id,) in ids:
+                cur = con.execute(
+                    "UPDATE runs SET status = 'running', pid = ?, host = ?, executor = ?,"
+                    " attempts = attempts + 1, started = COALESCE(started, ?)"
+                    " WHERE id = ? AND status = 'pending'",
+                    (pid, host, executor, now(), run_id),
+                )
+                if cur.rowcount:
+                    claimed.append(run_id)
+        return claimed
+
+    def running_elsewhere(self) -> list[str]:
+        """Runs 'running' under another live process on this host (this one excluded)."""
+        host, me = socket.gethostname(), os.getpid()
+        with self._tx() as con:
+            rows = con.execute(
+                "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+            ).fetchall()
+        return [r["id"] for r in rows if r["pid"] != me and pid_alive(r["pid"])]
+
+    def record_epoch(self, run_id: str, metrics: dict) -> None:
+        """Insert (or replace, after a resume) one epoch's metrics and the run's progress."""
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            _insert_epochs(con, run_id, [metrics])
+            con.execute(
+                "UPDATE runs SET epochs_done = MAX(epochs_done, ?), test_acc = ? WHERE id = ?",
+                (metrics["epoch"], metrics.get("test_acc"), run_id),
+            )
+
+    def finish(self, run_id: str, result: dict) -> None:
+        """Store a TrainResult.to_dict(): status, final metrics, provenance, all epochs."""
+        status = result["status"]
+        if status not in FINISHED:
+            raise ValueError(f"unexpected result status {status!r}")
+        values = [result.get(k) for k in _RESULT_COLUMNS]
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            _insert_epochs(con, run_id, result.get("history") or [])
+            sets = ", ".join(f"{k} = ?" for k in _RESULT_COLUMNS)
+            con.execute(
+                f"UPDATE runs SET status = ?, error = NULL, finished = ?, provenance = ?, {sets}"
+                " WHERE id = ?",
+                (status, now(), json.dumps(result.get("provenance") or {}), *values, run_id),
+            )
+
+    def fail(self, run_id: str, message: str) -> None:
+        with self._tx() as con:
+            con.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished = ? WHERE id = ?",
+                (message, now(), run_id),
+            )
+
+    def release(self, run_id: str) -> None:
+        """Give a claimed run back (an interrupted process): running -> pending."""
+        with self._tx() as con:
+            con.execute(
+                "UPDATE runs SET status = 'pending', pid = NULL WHERE id = ? "
+                "AND status = 'running'",
+                (run_id,),
+            )
+
+    # ---- connections --------------------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection (WAL, busy timeout) for extra tables; commits on success."""
+        con = self._connect(autocommit=False)
+        try:
+            yield con
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        finally:
+            con.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """Autocommit connection: explicit ``BEGIN IMMEDIATE`` blocks commit on exit."""
+        con = self._connect(autocommit=True)
+        try:
+            yield con
+            if con.in_transaction:
+                con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+    def _connect(self, autocommit: bool) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None if autocommit else "")
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA busy_timeout = 60000")
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        return con
+
+    def _record(self, r: sqlite3.Row) -> RunRecord:
+        return RunRecord(
+            id=r["id"],
+            depth=r["depth"],
+            solver=r["solver"],
+            lr=r["lr"],
+            seed=r["seed"],
+            status=r["status"],
+            test_acc=r["test_acc"],
+            epochs_done=r["epochs_done"],
+            run_dir=self.run_dir(r["id"]),
+            config=TrainConfig(**json.loads(r["config"])),
+            best_test_acc=r["best_test_acc"],
+            train_loss=r["train_loss"],
+            diverged_epoch=r["diverged_epoch"],
+            params=r["params"],
+            extra_params=r["extra_params"],
+            seconds=r["seconds"],
+            device=r["device"],
+            executor=r["executor"],
+            error=r["error"],
+            started=r["started"],
+            finished=r["finished"],
+            provenance=json.loads(r["provenance"] or "{}"),
+        )
+
+
+def _meta(con: sqlite3.Connection, key: str) -> str:
+    row = con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise ConfigError(f"the study database has no {key!r}: it is not an odenet study")
+    return row[0]
+
+
+def _insert_epochs(con: sqlite3.Connection, run_id: str, history: list[dict]) -> None:
+    cols = ", ".join(_EPOCH_COLUMNS)
+    con.executemany(
+        f"INSERT OR REPLACE INTO epochs (run_id, epoch, {cols}) VALUES (?, ?{', ?' * 7})",
+        [(run_id, m["epoch"], *(m.get(k) for k in _EPOCH_COLUMNS)) for m in history],
+    )
+
+
+def _refuse_changed(study_dir: Path, stored: StudySpec, spec: StudySpec) -> None:
+    diff = stored.differences(spec)
+    if diff:
+        raise ConfigError(
+            f"{str(study_dir)!r} holds a study with a different config ({'; '.join(diff)}); "
+            "re-run with the original options to resume, or choose a new --out"
+        )
