@@ -95,18 +95,6 @@ class TrainCallbacks:
         """After the epoch's evaluation and checkpoint."""
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(params, extra_params): trainable parameters outside / inside LM coefficient modules."""
-    from odenet.solvers import LMCoefficients
-
-    extra_ids = {
-        id(p) for m in model.modules() if isinstance(m, LMCoefficients) for p in m.parameters()
-    }
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    extra = sum(p.numel() for p in trainable if id(p) in extra_ids)
-    return sum(p.numel() for p in trainable) - extra, extra
-
-
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     """SGD; weight decay only on tensors with ndim > 1 (conv/linear weights), not on norm
     scales/shifts, biases or LM-ResNet's k scalars."""
@@ -199,7 +187,7 @@ def train(
     result of a different config there raises ConfigError.
     """
     from odenet.data import load_dataset, make_loaders
-    from odenet.nets import build_from_config
+    from odenet.nets import build_from_config, count_parameters
 
     config.validate()
     callbacks = callbacks if callbacks is not None else TrainCallbacks()
