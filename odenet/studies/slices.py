@@ -14,6 +14,7 @@ so that an interrupted surface resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -179,6 +180,12 @@ class SliceResult:
         i = int(np.abs(self.grid.axis()).argmin())
         idx = (i,) * self.grid.dims
         return float(self.loss[idx]), float(self.acc[idx])
+
+
+def slice_key(settings: dict) -> str:
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in settings["run_id"])
+    return f"slice{settings['dims']}d-{safe}-{digest}"
 
 
 def load_slice(path: Path, grid: GridSpec, settings: dict) -> SliceResult:

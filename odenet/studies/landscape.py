@@ -1,0 +1,368 @@
+"""``odenet landscape``: loss-surface slices and sharpness of a study's trained models.
+
+For each selected run (a depth x scheme cell of the study, at one lr and seed) this loads the
+trained model, takes a fixed subset of the training split (the first N images, normalised, no
+augmentation), and computes
+
+* a 1D or 2D slice along filter-normalised random directions (odenet.studies.directions),
+  evaluated many points per data pass (odenet.studies.slices), stored and resumable under
+  ``<study>/landscape/<key>.npz`` with its settings in ``<key>.json``;
+* the top Hessian eigenvalue and a Hutchinson trace (odenet.studies.sharpness), stored in the
+  study database's ``sharpness`` table;
+
+then draws the figures (odenet.studies.landscape_plots). ``select_runs`` picks one finished run per
+(depth, scheme) cell.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from odenet.errors import ConfigError
+from odenet.studies.directions import make_directions, trained_parameters
+from odenet.studies.sharpness import (
+    SharpnessConfig,
+    model_sharpness,
+    stored_sharpness,
+    write_sharpness,
+)
+from odenet.studies.slices import (
+    GridSpec,
+    SliceEvaluator,
+    SliceResult,
+    compute_slice,
+    slice_key,
+)
+from odenet.studies.store import RunRecord, Store
+
+DEFAULT_POINTS = {1: 51, 2: 25}
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """What to slice and how. Selection fields left None mean "everything the study has"."""
+
+    study_dir: str  # a study directory (holds study.sqlite and runs/)
+    depths: tuple[int, ...] | None = None  # None: every depth with finished runs
+    orders: tuple[int, ...] = ()  # RK orders (1 euler, 2 heun, 3 rk3, 4 rk4) to include
+    solvers: tuple[str, ...] = ()  # more registry names; orders and solvers empty: all schemes
+    lr: float | None = None  # None: per scheme and depth, the best lr by mean test accuracy
+    seed: int | None = None  # None: the smallest seed trained at the chosen lr
+    dims: int = 1  # 1: L(theta + a d); 2: L(theta + a d1 + b d2)
+    points: int | None = None  # per axis; None: 51 (1D) or 25 (2D)
+    lo: float = -1.0  # grid range start (--range A:B)
+    hi: float = 1.0  # grid range end
+    limit_data: int | None = 1024  # first N training images (None: the whole split)
+    direction_seed: int = 0  # seeds the directions (the same for every model) and sharpness
+    include_1d: bool = False  # perturb biases / norm affine / lm's k too (Li et al.: zeroed)
+    sharpness: bool = True  # also compute lambda_max and the Hessian trace
+    sharpness_config: SharpnessConfig = SharpnessConfig()  # seed is set from direction_seed
+    surface: bool = False  # 2D only: also draw 3D surface plots
+    points_per_batch: int = 8  # grid points evaluated together per data batch (vmap)
+    batch_size: int = 256  # data batch size for evaluation
+    eval_mode: str = "auto"  # "auto" (vmap, loop fallback) | "vmap" | "loop"
+    device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
+
+    @property
+    def grid(self) -> GridSpec:
+        points = self.points if self.points is not None else DEFAULT_POINTS.get(self.dims, 2)
+        return GridSpec(self.dims, self.lo, self.hi, points)
+
+    def validate(self) -> None:
+        self.grid.validate()
+        if self.limit_data is not None and self.limit_data < 1:
+            raise ConfigError(
+                f"--limit-data must be a positive integer or 'all', got {self.limit_data}"
+            )
+        for name in ("points_per_batch", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.surface and self.dims != 2:
+            raise ConfigError("--surface needs --dims 2")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"unknown device {self.device!r}; expected one of: auto, cpu, cuda")
+        self.sharpness_config.validate()
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """'A:B' -> (A, B) with A < B; ConfigError otherwise."""
+    parts = str(text).split(":")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--range: {text!r} is not A:B (e.g. -1:1)") from None
+    if not lo < hi:
+        raise ConfigError(f"--range: {text!r} needs A < B (e.g. -1:1)")
+    return lo, hi
+
+
+def parse_limit(text: str | int | None) -> int | None:
+    """'all' (or None) -> None; a positive integer -> itself; ConfigError otherwise."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"--limit-data: {text!r} is not a positive integer or 'all'") from None
+    if n < 1:
+        raise ConfigError(f"--limit-data: {n} is not a positive integer or 'all'")
+    return n
+
+
+@dataclass
+class ModelLandscape:
+    """One model's slice and sharpness."""
+
+    run: RunRecord
+    slice: SliceResult
+    eval_mode: str  # how the slice was evaluated: "vmap" | "loop"
+    sharpness: dict | None = None  # {"lambda_max", "trace", ...}; None when not computed
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        loss0, acc0 = self.slice.at_origin()
+        return {
+            "run_id": self.run.id,
+            "depth": self.run.depth,
+            "solver": self.run.solver,
+            "lr": self.run.lr,
+            "seed": self.run.seed,
+            "test_acc": self.run.test_acc,
+            "loss_at_0": loss0,
+            "acc_at_0": acc0,
+            "eval_mode": self.eval_mode,
+            "sharpness": self.sharpness,
+            "slice_file": str(self.slice.path),
+            "note": self.note,
+        }
+
+
+@dataclass
+class LandscapeResult:
+    settings: dict
+    models: list[ModelLandscape]
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "settings": self.settings,
+            "models": [m.to_dict() for m in self.models],
+            "figures": [str(p) for p in self.figures],
+            "notes": self.notes,
+        }
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def data_subset(run: RunRecord, limit: int | None, batch_size: int, device: torch.device):
+    """The first ``limit`` training images of the run's dataset as fixed, normalised batches."""
+    from odenet.data.datasets import load_dataset
+    from odenet.data.loader import DeviceLoader
+
+    ds = load_dataset(run.config.dataset, run.config.data_dir, progress=False)
+    n = len(ds.train_labels) if limit is None else min(limit, len(ds.train_labels))
+    loader = DeviceLoader(
+        ds.train_images[:n],
+        ds.train_labels[:n],
+        batch_size=batch_size,
+        mean=ds.mean,
+        std=ds.std,
+        device=device,
+        train=False,
+        augment="none",
+    )
+    return list(loader), n
+
+
+def slice_settings(config: LandscapeConfig, run: RunRecord, count: int) -> dict:
+    """Everything that determines a slice's values (the key is a hash of it)."""
+    g = config.grid
+    return {
+        "run_id": run.id,
+        "dims": g.dims,
+        "range": [g.lo, g.hi],
+        "points": g.points,
+        "limit_data": count,
+        "direction_seed": config.direction_seed,
+        "include_1d_params": config.include_1d,
+    }
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The runs to slice, in (depth, scheme) order, and the axes of the figure grid."""
+
+    runs: tuple[RunRecord, ...]
+    depths: list[int]
+    schemes: list[str]
+    notes: tuple[str, ...] = ()
+
+
+def _trained(done: list[RunRecord]) -> str:
+    depths = ", ".join(str(d) for d in sorted({r.depth for r in done}))
+    schemes = ", ".join(dict.fromkeys(r.solver for r in done))
+    lrs = ", ".join(f"{lr:g}" for lr in sorted({r.lr for r in done}))
+    return f"the study trained (finished runs): depths {depths}; schemes {schemes}; lrs {lrs}"
+
+
+def _pick(cands: list[RunRecord], lr: float | None, seed: int | None) -> RunRecord | None:
+    """The run at ``lr`` (default: best mean test_acc over seeds) and ``seed`` (default: lowest)."""
+    if lr is not None:
+        cands = [r for r in cands if math.isclose(r.lr, lr, rel_tol=1e-9)]
+    else:
+        by_lr: dict[float, list[float]] = {}
+        for r in cands:
+            by_lr.setdefault(r.lr, []).append(r.test_acc if r.test_acc is not None else -1.0)
+        if by_lr:
+            best = max(sorted(by_lr), key=lambda k: sum(by_lr[k]) / len(by_lr[k]))
+            cands = [r for r in cands if r.lr == best]
+    if seed is not None:
+        cands = [r for r in cands if r.seed == seed]
+    return min(cands, key=lambda r: r.seed) if cands else None
+
+
+def select_runs(
+    runs: list[RunRecord],
+    *,
+    depths: tuple[int, ...] | None = None,
+    orders: tuple[int, ...] = (),
+    solvers: tuple[str, ...] = (),
+    lr: float | None = None,
+    seed: int | None = None,
+) -> Selection:
+    """One finished ('done') run per (depth, scheme) cell.
+
+    An explicitly asked depth, scheme, lr or seed with no finished run raises ConfigError
+    listing what the study did train. A cell missing under a default (all depths or all
+    schemes) is skipped with a note.
+    """
+    from odenet import solvers as registry
+
+    done = [r for r in runs if r.status == "done"]
+    if not done:
+        states = ", ".join(sorted({r.status for r in runs})) or "no runs"
+        raise ConfigError(f"the study has no finished runs yet ({states}); run `odenet study`")
+    trained = _trained(done)
+    want_depths = sorted(set(depths)) if depths else sorted({r.depth for r in done})
+    asked = [registry.for_order(o) for o in orders] + [registry.get(s).name for s in solvers]
+    schemes = list(dict.fromkeys(asked)) or list(dict.fromkeys(r.solver for r in done))
+    for what, missing in (
+        ("depth", [d for d in want_depths if all(r.depth != d for r in done)]),
+        ("scheme", [s for s in schemes if all(r.solver != s for r in done)]),
+        ("lr", [] if lr is None or any(math.isclose(r.lr, lr, rel_tol=1e-9) for r in done)
+         else [f"{lr:g}"]),
+        ("seed", [] if seed is None or any(r.seed == seed for r in done) else [seed]),
+    ):
+        if missing:
+            shown = ", ".join(map(str, missing))
+            raise ConfigError(f"no finished run with {what} {shown}; {trained}")
+    picked, notes = [], []
+    for d in want_depths:
+        for s in schemes:
+            run = _pick([r for r in done if r.depth == d and r.solver == s], lr, seed)
+            if run is not None:
+                picked.append(run)
+                continue
+            cell = f"depth {d}, scheme {s}" + (f", lr {lr:g}" if lr is not None else "") + (
+                f", seed {seed}" if seed is not None else "")
+            if depths and asked:
+                raise ConfigError(f"no finished run at {cell}; {trained}")
+            notes.append(f"skipped {cell}: no finished run")
+    if not picked:
+        raise ConfigError(f"no finished run matches the selection; {trained}")
+    return Selection(tuple(picked), want_depths, schemes, tuple(notes))
+
+
+def _one_model(
+    config: LandscapeConfig, store: Store, run: RunRecord, device, out: Path, data_cache: dict
+) -> ModelLandscape:
+    from odenet.training import load_trained
+
+    model, _ = load_trained(run.run_dir, device=device)
+    key = (run.config.dataset, run.config.data_dir)
+    if key not in data_cache:
+        data_cache[key] = data_subset(run, config.limit_data, config.batch_size, device)
+    batches, count = data_cache[key]
+    settings = slice_settings(config, run, count)
+    name = slice_key(settings)
+    _write_json(out / f"{name}.json", settings)
+    directions = make_directions(
+        model, config.dims, config.direction_seed, include_1d=config.include_1d
+    )
+    evaluator = SliceEvaluator(
+        model, batches, points_per_batch=config.points_per_batch, mode=config.eval_mode
+    )
+    result = compute_slice(
+        evaluator,
+        trained_parameters(model),
+        directions,
+        config.grid,
+        path=out / f"{name}.npz",
+        settings=settings,
+    )
+    landscape = ModelLandscape(run, result, evaluator.mode, note=evaluator.note)
+    if config.sharpness:
+        seed = config.direction_seed
+        values = stored_sharpness(store, run.id, count, seed)
+        if values is None:
+            cfg = SharpnessConfig(**{**asdict(config.sharpness_config), "seed": seed})
+            values = model_sharpness(model, batches, cfg).to_dict()
+            write_sharpness(store, run.id, count, seed, values)
+        landscape.sharpness = values
+    return landscape
+
+
+def run_landscape(config: LandscapeConfig) -> LandscapeResult:
+    """Select the study's models, compute (or resume) their slices and sharpness, draw figures."""
+    from odenet.studies.landscape_plots import draw_figures
+
+    config.validate()
+    store = Store.open(config.study_dir)
+    selection: Selection = select_runs(
+        store.runs(),
+        depths=config.depths,
+        orders=config.orders,
+        solvers=config.solvers,
+        lr=config.lr,
+        seed=config.seed,
+    )
+    device = _device(config.device)
+    out = store.dir / "landscape"
+    out.mkdir(parents=True, exist_ok=True)
+    cache: dict = {}
+    models = [_one_model(config, store, run, device, out, cache) for run in selection.runs]
+    settings = {
+        "study_dir": str(store.dir),
+        "dims": config.dims,
+        "range": [config.lo, config.hi],
+        "points": config.grid.points,
+        "limit_data": config.limit_data,
+        "direction_seed": config.direction_seed,
+        "include_1d_params": config.include_1d,
+        "depths": selection.depths,
+        "schemes": selection.schemes,
+    }
+    notes = list(selection.notes) + [f"{m.run.id}: {m.note}" for m in models if m.note]
+    figures = draw_figures(
+        models, selection.schemes, selection.depths, config.dims, out, surface=config.surface
+    )
+    return LandscapeResult(settings, models, figures, notes)

@@ -1,0 +1,153 @@
+"""Figures of loss-surface slices (matplotlib Agg; PNG at 200 dpi and SVG).
+
+* ``slice1d_d{depth}``: loss (log scale) and accuracy along the direction, every scheme of that
+  depth overlaid;
+* ``slice2d``: a schemes x depths grid of contour panels on one shared, log-spaced colour
+  scale with one colour bar;
+* ``surface2d`` (optional): the same grid as 3D surfaces of log10(loss).
+
+Only complete slices are drawn. Functions take ``ModelLandscape`` objects and return the
+written paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+if TYPE_CHECKING:
+    from odenet.studies.landscape import ModelLandscape
+
+LEVELS = 20  # contour levels, log-spaced between the smallest and largest loss shown
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _label(m: ModelLandscape) -> str:
+    return f"{m.run.solver} (lr {m.run.lr:g})"
+
+
+def plot_1d(models: Sequence[ModelLandscape], depth: int, stem: Path) -> list[Path]:
+    """Loss and accuracy along d for every model of one depth, overlaid."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for m in models:
+        a = m.slice.grid.axis()
+        line = ax_loss.plot(a, m.slice.loss, label=_label(m))[0]
+        ax_acc.plot(a, 100 * m.slice.acc, color=line.get_color(), label=_label(m))
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="a", ylabel="train loss (subset)", title=f"L(θ + a d), depth {depth}")
+    ax_acc.set(xlabel="a", ylabel="train accuracy (%)", title=f"accuracy, depth {depth}")
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(0.0, color="0.7", lw=0.8, zorder=0)
+        ax.grid(alpha=0.3)
+    ax_loss.legend(fontsize=8)
+    return _save(fig, stem)
+
+
+def _shared_levels(models: Sequence[ModelLandscape]) -> tuple[np.ndarray, LogNorm]:
+    losses = np.concatenate([m.slice.loss.ravel() for m in models])
+    losses = losses[np.isfinite(losses) & (losses > 0)]
+    lo, hi = (float(losses.min()), float(losses.max())) if losses.size else (1e-3, 1.0)
+    if hi <= lo * (1 + 1e-9):
+        hi = lo * 1.01
+    return np.geomspace(lo, hi, LEVELS), LogNorm(vmin=lo, vmax=hi)
+
+
+def _grid(models, schemes, depths):
+    cells = {(m.run.solver, m.run.depth): m for m in models}
+    return cells, len(schemes), len(depths)
+
+
+def plot_2d(
+    models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
+) -> list[Path]:
+    """Contour panels: rows = schemes, columns = depths, one colour scale (log levels)."""
+    cells, rows, cols = _grid(models, schemes, depths)
+    levels, norm = _shared_levels(models)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.2, 3.0 * rows), squeeze=False,
+                             constrained_layout=True)
+    mappable = None
+    for i, s in enumerate(schemes):
+        for j, d in enumerate(depths):
+            ax = axes[i][j]
+            m = cells.get((s, d))
+            if m is None:
+                ax.text(0.5, 0.5, "not trained", ha="center", va="center",
+                        transform=ax.transAxes)
+                ax.set_axis_off()
+                continue
+            a = m.slice.grid.axis()
+            z = np.clip(m.slice.loss.T, levels[0], levels[-1])  # rows of z follow b
+            mappable = ax.contourf(a, a, z, levels=levels, norm=norm, cmap="viridis")
+            ax.contour(a, a, z, levels=levels, norm=norm, colors="k", linewidths=0.3)
+            ax.plot([0], [0], "r+", ms=8)
+            ax.set_aspect("equal")
+            ax.set_title(f"{s}, depth {d} (lr {m.run.lr:g})", fontsize=9)
+            ax.set_xlabel("a (d1)")
+            ax.set_ylabel("b (d2)")
+    if mappable is not None:
+        fig.colorbar(mappable, ax=axes, label="train loss (subset, log scale)", shrink=0.9)
+    return _save(fig, stem)
+
+
+def plot_surface(
+    models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
+) -> list[Path]:
+    """3D surfaces of log10(loss) on a shared z range, same grid as ``plot_2d``."""
+    cells, rows, cols = _grid(models, schemes, depths)
+    levels, norm = _shared_levels(models)
+    zlo, zhi = np.log10(levels[0]), np.log10(levels[-1])
+    fig = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
+    for i, s in enumerate(schemes):
+        for j, d in enumerate(depths):
+            m = cells.get((s, d))
+            ax = fig.add_subplot(rows, cols, i * cols + j + 1, projection="3d")
+            if m is None:
+                ax.set_axis_off()
+                continue
+            a = m.slice.grid.axis()
+            aa, bb = np.meshgrid(a, a, indexing="ij")
+            z = np.log10(np.clip(m.slice.loss, levels[0], levels[-1]))
+            ax.plot_surface(aa, bb, z, cmap="viridis", vmin=zlo, vmax=zhi, linewidth=0)
+            ax.set_zlim(zlo, zhi)
+            ax.set(xlabel="a", ylabel="b", zlabel="log10 loss")
+            ax.set_title(f"{s}, depth {d}", fontsize=9)
+    return _save(fig, stem)
+
+
+def draw_figures(
+    models: Sequence[ModelLandscape],
+    schemes: Sequence[str],
+    depths: Sequence[int],
+    dims: int,
+    out_dir: Path,
+    *,
+    surface: bool = False,
+) -> list[Path]:
+    """Every figure for these (complete) slices; returns the written paths."""
+    done = [m for m in models if m.slice.complete]
+    paths: list[Path] = []
+    if dims == 1:
+        for d in depths:
+            at_depth = [m for m in done if m.run.depth == d]
+            if at_depth:
+                paths += plot_1d(at_depth, d, out_dir / f"slice1d_d{d}")
+    elif done:
+        paths += plot_2d(done, schemes, depths, out_dir / "slice2d")
+        if surface:
+            paths += plot_surface(done, schemes, depths, out_dir / "surface2d")
+    return paths
