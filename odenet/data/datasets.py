@@ -30,7 +30,7 @@ AUGMENTS = ("crop-flip", "crop", "none")
 class ArrayDataset:
     """A whole dataset in memory. Images uint8 (N, C, H, W) on the CPU, labels int64 (N,)."""
 
-    name: str  # the name it was loaded under (synthetic: the full spec string)
+    name: str  # the name as passed to load_dataset, stripped (synthetic: the full spec)
     train_images: torch.Tensor = field(repr=False)  # uint8 (N, C, H, W), CPU
     train_labels: torch.Tensor = field(repr=False)  # int64 (N,), values in [0, num_classes)
     test_images: torch.Tensor = field(repr=False)  # uint8 (M, C, H, W), CPU
@@ -203,7 +203,7 @@ def load_dataset(
     ]
     train_x, train_y, test_x, test_y = source.parse(*paths)
     return ArrayDataset(
-        name=key,
+        name=text,
         train_images=_tensor(train_x),
         train_labels=_tensor(train_y),
         test_images=_tensor(test_x),
