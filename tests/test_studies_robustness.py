@@ -45,8 +45,13 @@ def test_table_values_by_hand():
 
 
 def test_window_is_contiguous_around_best():
-    runs = [_o(0.1, 0, "done", 0.90), _o(0.2, 0, "done", 0.905), _o(0.4, 0, "done", 0.5),
-            _o(0.8, 0, "done", 0.90), _o(1.6, 0, "done", 0.10)]
+    runs = [
+        _o(0.1, 0, "done", 0.90),
+        _o(0.2, 0, "done", 0.905),
+        _o(0.4, 0, "done", 0.5),
+        _o(0.8, 0, "done", 0.90),
+        _o(1.6, 0, "done", 0.10),
+    ]
     (row,) = robustness_table(runs)
     assert row.best_lr == 0.2 and row.best_acc_std == 0.0
     assert row.window_octaves == pytest.approx(1.0)  # 0.1..0.2; 0.8 is beyond the dip at 0.4

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from odenet.errors import ConfigError, DataError
@@ -47,8 +47,10 @@ class PlanRow:
     matched: bool  # same params and conv FLOPs as the first scheme at this depth
 
 
-def check_out_dir(out: str | Path) -> Path:
+def check_out_dir(out: str | Path | None) -> Path:
     """The study directory, checked to be creatable/writable; creates nothing (ConfigError)."""
+    if out is None or not str(out).strip():
+        raise ConfigError("--out DIR is required to run a study (the study directory)")
     path = Path(out).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a directory; choose another --out")
@@ -112,10 +114,11 @@ def run_study(
 
     spec.validate()
     path = check_out_dir(out)
+    dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
+    spec = replace(spec, dataset=dataset.name)  # the canonical name (case, aliases)
     runs = build_grid(spec)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
-    dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
     _validate_models(runs, dataset)
     store = Store.create(path, spec, runs, _versions())
     executor = make_executor(spec.executor, dataset)

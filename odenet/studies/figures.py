@@ -78,6 +78,7 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                     color=style[solver]["color"],
                     transform=bottom,
                     clip_on=False,
+                    gid=f"diverged-d{depth}-{solver}",  # an id in the SVG (tests look for it)
                     label=None if ok else solver,
                 )
         ax.set_xscale("log", base=2)

@@ -148,16 +148,9 @@ def plan_table(rows: list, runs: int):
 
 
 _TABLE_HEADER = (
-    "depth",
-    "scheme",
-    "best acc (%)",
-    "best lr",
-    "max stable lr",
-    "lr window (octaves)",
-    "diverged",
-    "failed",
-    "epochs to 90%",
-)
+    "depth", "scheme", "best acc %", "best lr", "max stable lr", "lr window (oct)", "diverged",
+    "failed", "epochs to 90%",
+)  # fmt: skip
 
 
 def _table_cells(r: RobustnessRow) -> list[str]:

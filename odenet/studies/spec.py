@@ -99,13 +99,7 @@ class StudySpec:
         _one_of("shortcut", self.shortcut, SHORTCUTS)
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ConfigError(f"--dataset must be a dataset name, got {self.dataset!r}")
-        from odenet.data import available_datasets
-
-        if self.dataset not in available_datasets():
-            valid = ", ".join(available_datasets())
-            raise ConfigError(
-                f"--dataset: unknown dataset {self.dataset!r}; expected one of: {valid}"
-            )
+        # The name itself is checked by odenet.data.load_dataset, before anything is written.
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (tuples become lists)."""

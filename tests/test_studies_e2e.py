@@ -1,0 +1,149 @@
+"""A whole study on synthetic data through the CLI: grid -> store -> report.
+
+2 depths x 2 orders x 2 lrs x 1 seed; lr 1000 diverges in its first epoch, so the study must
+record those runs as diverged and carry on.
+"""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from odenet.cli import main
+from odenet.studies import Store, load_study
+
+DATASET = "synthetic:train=128,test=64,size=8"
+ARGS = [
+    "--dataset",
+    DATASET,
+    "--depths",
+    "8,14",
+    "--orders",
+    "1,2",
+    "--lrs",
+    "0.2,1000",
+    "--epochs",
+    "2",
+    "--width",
+    "4",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+
+
+def run_cli(argv, capsys):
+    """main(argv) in-process -> (exit code, stdout, stderr)."""
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
+    out = tmp_path_factory.mktemp("e2e") / "study"
+    try:
+        main(["study", *ARGS, "--out", str(out)])
+    except SystemExit as err:
+        assert err.code in (0, None)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_store_holds_every_run_with_its_outcome(study):
+    runs = {r.id: r for r in Store.open(study).runs()}
+    assert len(runs) == 8
+    for depth in (8, 14):
+        for scheme in ("euler", "heun"):
+            ok, bad = runs[f"d{depth}-{scheme}-lr0.2-s0"], runs[f"d{depth}-{scheme}-lr1000.0-s0"]
+            assert (ok.status, ok.epochs_done, bad.status) == ("done", 2, "diverged")
+            assert 0.0 <= ok.test_acc <= 1.0 and bad.diverged_epoch == 1
+            assert ok.provenance["seed"] == 0 and "torch" in json.dumps(ok.provenance)
+            assert ok.executor == "sequential" and ok.params > 0
+            assert (ok.run_dir / "checkpoint.pt").is_file() and (
+                ok.run_dir / "result.json"
+            ).is_file()
+    epochs = Store.open(study).epochs()
+    assert sorted((m["run_id"], m["epoch"]) for m in epochs) == sorted(
+        (rid, e) for rid, r in runs.items() for e in range(1, r.epochs_done + 1)
+    )
+
+
+def test_report_json_csv_figures_and_markdown(study, capsys, tmp_path):
+    code, out, err = run_cli(
+        ["report", str(study), "--json", "--csv", str(tmp_path / "r.csv")], capsys
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert {r["id"]: r["status"] for r in data["runs"]} == {
+        r.id: r.status for r in Store.open(study).runs()
+    }
+    for r in data["runs"]:
+        assert {"id", "depth", "solver", "lr", "seed", "status", "test_acc", "epochs_done"} <= set(
+            r
+        )
+        assert (r["test_acc"] is not None) == (r["status"] == "done")
+    assert [(t["depth"], t["solver"]) for t in data["table"]] == [
+        (8, "euler"),
+        (8, "heun"),
+        (14, "euler"),
+        (14, "heun"),
+    ]
+    for t in data["table"]:
+        assert t["diverged"] == 1 and t["max_stable_lr"] == 0.2 and t["best_lr"] == 0.2
+        assert t["window_octaves"] == 0.0 and t["best_acc_std"] == 0.0
+    with open(tmp_path / "r.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 8
+    for name in ("accuracy_vs_lr", "accuracy_vs_depth", "training_curves"):
+        for ext in ("png", "svg"):
+            assert (study / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    svg = (study / "figures" / "accuracy_vs_lr.svg").read_text()
+    assert all(f'id="diverged-d{d}-{s}"' in svg for d in (8, 14) for s in ("euler", "heun"))
+    md = (study / "report.md").read_text()
+    assert "| depth | scheme | best acc % |" in md and "| 14 | heun |" in md
+    assert md.count("](figures/") == 3 and "d8-heun-lr1000.0-s0 | diverged" in md
+
+
+def test_report_includes_sharpness_and_landscape_when_present(study, capsys):
+    with Store.open(study).connect() as con:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS sharpness(run_id TEXT, lambda_max REAL, trace REAL,"
+            " limit_data INTEGER, seed INTEGER, created TEXT,"
+            " PRIMARY KEY (run_id, limit_data, seed))"
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO sharpness VALUES "
+            "('d8-euler-lr0.2-s0', 12.5, 80.0, 64, 0, '2026-01-01')"
+        )
+    (study / "landscape").mkdir(exist_ok=True)
+    (study / "landscape" / "slice1d.png").write_bytes(b"\x89PNG")
+    try:
+        code, out, _ = run_cli(["report", str(study), "--json"], capsys)
+        rows = {r["id"]: r for r in json.loads(out)["runs"]}
+        assert rows["d8-euler-lr0.2-s0"]["lambda_max"] == 12.5
+        assert rows["d8-heun-lr0.2-s0"]["lambda_max"] is None
+        md = (study / "report.md").read_text()
+        assert "lambda_max" in md and "](landscape/slice1d.png)" in md
+    finally:
+        with Store.open(study).connect() as con:
+            con.execute("DROP TABLE sharpness")
+        (study / "landscape" / "slice1d.png").unlink()
+
+
+def test_rerun_skips_finished_runs(study, capsys):
+    before = {r.id: r.finished for r in Store.open(study).runs()}
+    code, out, err = run_cli(["study", *ARGS, "--out", str(study)], capsys)
+    assert code == 0, err
+    assert {r.id: r.finished for r in Store.open(study).runs()} == before
+    assert "heun" in out  # the summary table
+    assert len(load_study(study).table) == 4

@@ -1,0 +1,116 @@
+"""The SQLite store: creation, refusal of a changed config, atomic claims across processes,
+reclaiming runs of dead processes, epoch rows never duplicated."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+
+from odenet.errors import ConfigError
+from odenet.studies.grid import build_grid
+from odenet.studies.spec import StudySpec
+from odenet.studies.store import Store, pid_alive
+
+SPEC = StudySpec(
+    orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.2, 0.4), seeds=(0, 1), dataset="synthetic", epochs=2
+)
+
+
+def _store(path):
+    return Store.create(path, SPEC, build_grid(SPEC), {"odenet_version": "test"})
+
+
+def _result(status="done", epochs=2):
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "test_acc": 0.1 * e} for e in range(1, epochs + 1)
+    ]
+    return {
+        "status": status,
+        "history": history,
+        "epochs_done": epochs,
+        "test_acc": 0.1 * epochs,
+        "provenance": {"seed": 0, "torch": "x"},
+    }
+
+
+def test_create_open_and_refuse_changed_config(tmp_path):
+    store = _store(tmp_path / "s")
+    assert store.counts()["pending"] == 24 and len(store.runs()) == 24
+    assert store.spec() == SPEC and store.meta()["odenet_version"] == "test"
+    _store(tmp_path / "s")  # same config: joins, adds nothing
+    assert len(store.runs()) == 24
+    before = sorted(p.name for p in (tmp_path / "s").iterdir())
+    other = StudySpec(**{**vars(SPEC), "lrs": (0.1, 0.2)})
+    with pytest.raises(
+        ConfigError, match="different config \\(lrs: 0.1,0.2,0.4 -> 0.1,0.2\\).*new --out"
+    ):
+        Store.open(tmp_path / "s").check_spec(other)
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before
+    with pytest.raises(ConfigError, match="no study in"):
+        Store.open(tmp_path / "nothing")
+
+
+def test_finish_replaces_epochs_and_stores_provenance(tmp_path):
+    store = _store(tmp_path)
+    (rid,) = store.claim(1, "sequential")
+    store.record_epoch(rid, {"epoch": 1, "train_loss": 9.0, "test_acc": 0.05})
+    store.record_epoch(rid, {"epoch": 1, "train_loss": 2.0, "test_acc": 0.1})  # after a resume
+    assert [(m["epoch"], m["train_loss"]) for m in store.epochs(rid)] == [(1, 2.0)]
+    store.finish(rid, _result())
+    run = store.run(rid)
+    assert (run.status, run.epochs_done, run.test_acc, run.executor) == (
+        "done",
+        2,
+        0.2,
+        "sequential",
+    )
+    assert run.provenance == {"seed": 0, "torch": "x"} and run.finished is not None
+    assert [m["epoch"] for m in store.epochs(rid)] == [1, 2]
+    (rid2,) = store.claim(1, "sequential")
+    store.fail(rid2, "RuntimeError: boom")
+    assert store.run(rid2).error == "RuntimeError: boom"
+    assert store.retry_failed() == 1 and store.run(rid2).status == "pending"
+
+
+def _worker(path, q):
+    store = Store.open(path)
+    mine = []
+    while claimed := store.claim(1, "sequential"):
+        for rid in claimed:
+            store.record_epoch(rid, {"epoch": 1, "train_loss": 1.0, "test_acc": 0.1})
+            store.finish(rid, _result())
+            mine.append(rid)
+    q.put(mine)
+
+
+def test_two_processes_claim_each_run_exactly_once(tmp_path):
+    store = _store(tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(tmp_path, q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    done = got[0] + got[1]
+    assert sorted(done) == sorted(r.id for r in store.runs())  # each run once, none lost
+    assert store.counts()["done"] == 24
+    assert len(store.epochs()) == 48  # two epochs per run, no duplicates
+
+
+def test_reclaim_runs_of_dead_processes_only(tmp_path):
+    store = _store(tmp_path)
+    a, b = store.claim(2, "sequential")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert not pid_alive(dead.pid) and pid_alive(os.getpid())
+    with store.connect() as con:
+        con.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, a))
+    assert store.reclaim_dead() == [a]  # b belongs to this (live) process
+    assert store.run(a).status == "pending" and store.run(b).status == "running"
+    assert store.claim(1, "sequential") == [a]
+    assert store.run(a).started is not None
