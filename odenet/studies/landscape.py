@@ -366,3 +366,51 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
         models, selection.schemes, selection.depths, config.dims, out, surface=config.surface
     )
     return LandscapeResult(settings, models, figures, notes)
+
+
+def config_from_options(
+    study_dir: str | Path,
+    *,
+    depth: str | None = None,
+    orders: str | None = None,
+    solvers: str | None = None,
+    range_: str = "-1:1",
+    limit_data: str | int | None = "1024",
+    power_iters: int = 20,
+    trace_probes: int = 10,
+    **options: object,
+) -> LandscapeConfig:
+    """A LandscapeConfig from command-line strings ("8,20", "1,2,4", "-1:1", "all")."""
+    from odenet.studies.spec import parse_list
+
+    lo, hi = parse_range(range_)
+    config = LandscapeConfig(
+        study_dir=str(study_dir),
+        depths=parse_list(depth, int, "depth") if depth else None,
+        orders=parse_list(orders, int, "orders") if orders else (),
+        solvers=parse_list(solvers, str, "solvers") if solvers else (),
+        lo=lo, hi=hi, limit_data=parse_limit(limit_data),
+        sharpness_config=SharpnessConfig(power_iters=power_iters, trace_probes=trace_probes),
+        **options,  # type: ignore[arg-type]
+    )
+    config.validate()
+    return config
+
+
+def summary_table(result: LandscapeResult):
+    """A rich Table: one row per model (loss/acc at 0, sharpness)."""
+    from rich.table import Table
+
+    table = Table(title=f"loss landscape ({result.settings['dims']}D, "
+                        f"{result.settings['points']} points per axis)")
+    for col in ("run", "loss at 0", "acc at 0", "lambda_max", "trace", "evaluation"):
+        table.add_column(col, justify="left" if col in ("run", "evaluation") else "right")
+    for m in result.models:
+        d = m.to_dict()
+        sh = d["sharpness"] or {}
+        table.add_row(
+            d["run_id"], f"{d['loss_at_0']:.4f}", f"{100 * d['acc_at_0']:.2f}%",
+            f"{sh['lambda_max']:.4g}" if sh else "-", f"{sh['trace']:.4g}" if sh else "-",
+            d["eval_mode"],
+        )
+    return table
