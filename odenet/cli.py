@@ -280,6 +280,47 @@ def report_cmd(
 
 
 # ---- landscape (studies.landscape) ---------------------------------------------------------
+@app.command("landscape")
+def landscape_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
+    depth: str | None = typer.Option(None, help="Depth(s), e.g. 20 or 20,56 [default: all]."),
+    orders: str | None = typer.Option(None, help="RK orders, e.g. 1,2,4 [default: all schemes]."),
+    solvers: str | None = typer.Option(None, help="Schemes by name, e.g. lm,rk4."),
+    lr: float | None = typer.Option(None, help="The lr [default: each scheme's best]."),
+    seed: int | None = typer.Option(None, help="The training seed [default: the smallest]."),
+    dims: int = typer.Option(1, help="1: L(θ + a d); 2: L(θ + a d1 + b d2)."),
+    points: int | None = typer.Option(None, help="Points per axis [default: 51 (1D), 25 (2D)]."),
+    range_: str = typer.Option("-1:1", "--range", help="Grid range A:B per axis."),
+    limit_data: str = typer.Option("1024", help="First N training images, or 'all'."),
+    direction_seed: int = typer.Option(0, help="Seed of the random directions."),
+    include_1d: bool = typer.Option(False, "--include-1d", help="Also perturb biases/norms."),
+    surface: bool = typer.Option(False, "--surface", help="2D: also draw 3D surfaces."),
+    sharpness: bool = typer.Option(True, help="Top Hessian eigenvalue and trace."),
+    power_iters: int = typer.Option(20, help="Power iterations (Hessian-vector products)."),
+    trace_probes: int = typer.Option(10, help="Hutchinson probes for the trace."),
+    points_per_batch: int = typer.Option(8, help="Grid points evaluated per data pass."),
+    batch_size: int = typer.Option(256, help="Evaluation batch size."),
+    device: str = typer.Option("auto", help="auto|cpu|cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print settings, models, files as JSON."),
+) -> None:
+    """Loss-surface slices (filter-normalised directions) and sharpness of a study's models."""
+    from odenet.studies.landscape import config_from_options, run_landscape, summary_table
+
+    config = config_from_options(
+        study_dir, depth=depth, orders=orders, solvers=solvers, range_=range_,
+        limit_data=limit_data, power_iters=power_iters, trace_probes=trace_probes, lr=lr,
+        seed=seed, dims=dims, points=points, direction_seed=direction_seed,
+        include_1d=include_1d, surface=surface, sharpness=sharpness,
+        points_per_batch=points_per_batch, batch_size=batch_size, device=device,
+    )  # fmt: skip
+    result = run_landscape(config)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    console.print(summary_table(result))
+    for line in [*result.notes, *(f"wrote {p}" for p in result.figures)]:
+        console.print(line)
+
 
 
 def main(argv: list[str] | None = None) -> None:
