@@ -131,10 +131,9 @@ def ensure_file(
             corrupt.append(str(path))
     target = download_dir(name, data_dir) / resource.filename
     found = f" (corrupt or partial copies ignored: {', '.join(corrupt)})" if corrupt else ""
-    place = (
-        f"place {resource.filename} (md5 {resource.md5}) in {target.parent}"
-        f" (or any of: {', '.join(str(d) for d in search_dirs(name, data_dir))})"
-    )
+    searched = ", ".join(str(d) for d in search_dirs(name, data_dir))
+    place = f"place {resource.filename} (md5 {resource.md5}) in {target.parent}"
+    place += f" (searched: {searched})"
     if not download:
         missing = f"{name}: {resource.filename} not found{found}"
         raise DataError(f"{missing}; downloading is off: {place}")
