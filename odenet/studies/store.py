@@ -137,13 +137,21 @@ class Store:
     def open(cls, study_dir: str | Path) -> Store:
         """An existing study; ConfigError "no study in DIR" otherwise."""
         store = cls(study_dir)
-        if not store.path.is_file():
+        if not cls.exists(study_dir):
             raise ConfigError(f"no study in {str(study_dir)!r} (no {DB_NAME}); run `odenet study`")
         return store
 
     @classmethod
     def exists(cls, study_dir: str | Path) -> bool:
-        return (Path(study_dir) / DB_NAME).is_file()
+        """Whether ``study_dir`` holds a (completely created) study."""
+        store = cls(study_dir)
+        if not store.path.is_file():
+            return False
+        try:
+            with store._tx() as con:
+                return _meta(con, "spec") is not None
+        except (sqlite3.DatabaseError, ConfigError):
+            return False
 
     @classmethod
     def create(cls, study_dir: str | Path, spec: StudySpec, runs: list, versions: dict) -> Store:
@@ -154,10 +162,10 @@ class Store:
         """
         store = cls(study_dir)
         (store.dir / "runs").mkdir(parents=True, exist_ok=True)
-        with store._tx() as con:
-            con.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
-        with store._tx() as con:
+        with store._tx() as con:  # one transaction: readers see no study or a whole one
             con.execute("BEGIN IMMEDIATE")
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                con.execute(statement)
             meta = {"spec": json.dumps(spec.to_dict()), "created": now(), **versions}
             con.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
