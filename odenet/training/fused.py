@@ -1,0 +1,407 @@
+"""Fused training: K runs that differ only in lr and seed, trained as one grouped network.
+
+``train_fused(configs)`` is K calls of ``train`` in one: each member is built exactly as
+``train`` builds it (model from ``Generator().manual_seed(seed)``, loaders seeded with
+``data_seed(seed)``), then the K models are fused (odenet.nets.fused). A step stacks the K
+members' own batches along channels, takes the sum of the members' mean losses (so each member's
+gradient is its separate gradient) and applies SGD with one lr per member (``FusedSGD``). A member
+whose loss is non-finite or above the threshold is frozen before that step's update and recorded
+as diverged; the others go on unchanged. After every epoch each live member's checkpoint.pt, and
+at the end its result.json, are written in train()'s format, so ``load_trained``, the study store
+and a sequential resume work unchanged. The epoch's wall time is shared by all members.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from odenet.errors import ConfigError
+from odenet.training import checkpoint as ckpt
+from odenet.training.config import TrainConfig
+from odenet.training.device import Placement, autocast, data_seed, provenance, resolve, synchronize
+from odenet.training.schedules import LRSchedule, make_scheduler
+from odenet.training.trainer import EpochMetrics, TrainCallbacks, TrainResult, make_optimizer
+
+FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ inside a group
+
+
+def fusion_key(config: TrainConfig) -> tuple:
+    """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
+    return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
+
+
+def compiled_forward(
+    model: nn.Module, placement: Placement, *, enabled: bool | None, static_shapes: bool
+) -> Callable[[Tensor], Tensor]:
+    """The training forward, captured with CUDA graphs (torch.compile reduce-overhead) or not.
+
+    enabled None: on when the device is CUDA and the batch shapes are static (the training set
+    divides into full batches); False: off; True on CPU: ConfigError. The returned callable
+    shares ``model``'s parameters; keep using ``model`` for state dicts and evaluation.
+    """
+    on_cuda = placement.device.type == "cuda"
+    if enabled and not on_cuda:
+        raise ConfigError("CUDA graphs need a CUDA device: turn them off or use --device cuda")
+    if not (on_cuda and (static_shapes if enabled is None else enabled)):
+        return model
+    return torch.compile(model, mode="reduce-overhead")
+
+
+class FusedSGD:
+    """torch.optim.SGD's update (dampening 0) on a fused network, with one lr per member.
+
+    Every tensor of the fused network is the K members' tensors stacked along dim 0, so a
+    parameter viewed as (K, -1) has member m in row m. Weight decay applies to tensors with
+    ndim > 1 (conv and linear weights), as ``make_optimizer`` does.
+    """
+
+    def __init__(self, model: nn.Module, members: int, config: TrainConfig) -> None:
+        self.members = members
+        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.momentum, self.nesterov = config.momentum, config.nesterov
+        self.weight_decay = config.weight_decay
+        self.buffers = [torch.zeros_like(p) for _, p in self.named]  # zero == torch's first step
+
+    def zero_grad(self) -> None:
+        for _, p in self.named:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, lrs: Tensor, active: Tensor | None = None) -> None:
+        """lrs: (K,) float on the parameters' device; active: (K,) bool, frozen rows unchanged."""
+        k, lr = self.members, lrs.view(self.members, 1)
+        for (_, p), buf in zip(self.named, self.buffers):
+            if p.grad is None:
+                continue
+            d = p.grad
+            if active is not None:
+                d = torch.where(active.view(k, 1), d.view(k, -1), 0.0).view_as(p)
+            if self.weight_decay and p.ndim > 1:
+                d = d.add(p, alpha=self.weight_decay)
+            if self.momentum:
+                buf.mul_(self.momentum).add_(d)
+                d = d.add(buf, alpha=self.momentum) if self.nesterov else buf
+            new = p.view(k, -1) - lr * d.view(k, -1)
+            if active is not None:
+                new = torch.where(active.view(k, 1), new, p.view(k, -1))
+            p.copy_(new.view_as(p))
+
+    def load_buffers(self, members: Sequence[dict[str, Tensor] | None]) -> None:
+        """Momentum buffers from the members' (name -> tensor; None: zeros)."""
+        for i, (name, p) in enumerate(self.named):
+            parts = [(m or {}).get(name) for m in members]
+            if all(t is None for t in parts):
+                continue
+            parts = [torch.zeros_like(p[: p.shape[0] // self.members]) if t is None else t
+                     for t in parts]  # fmt: skip
+            self.buffers[i].copy_(torch.cat([t.to(p.device) for t in parts], dim=0))
+
+    def member_buffers(self, m: int) -> dict[str, Tensor]:
+        return {n: b.chunk(self.members, 0)[m].detach().cpu().clone()
+                for (n, _), b in zip(self.named, self.buffers)}  # fmt: skip
+
+
+@dataclass
+class _Member:
+    """One run of the group: its config, run dir, member model (CPU) and bookkeeping."""
+
+    config: TrainConfig
+    out: Path | None
+    callbacks: TrainCallbacks
+    model: nn.Module
+    optimizer: torch.optim.SGD  # the member's torch optimizer, used for state-dict formats
+    scheduler: Any
+    train_loader: Any  # DeviceLoader with the member's own generator
+    test_loader: Any  # DeviceLoader (fixed order; the same images for every member)
+    test_generator: torch.Generator  # saved as train() saves its test loader's generator
+    history: list[EpochMetrics] = field(default_factory=list)
+    buffers: dict[str, Tensor] | None = None  # momentum buffers of a resumed run
+    status: str = "done"
+    diverged: tuple[int, int] | None = None  # (epoch, step)
+    partial_seconds: float = 0.0
+
+    def param_names(self) -> list[str]:
+        """Names in the order of the optimizer's packed state-dict indices."""
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        return [names[id(p)] for g in self.optimizer.param_groups for p in g["params"]]
+
+
+def _check_group(configs: Sequence[TrainConfig]) -> None:
+    from odenet.nets.fused import fusable
+
+    if not configs:
+        raise ConfigError("train_fused needs at least one TrainConfig")
+    for c in configs:
+        c.validate()
+    key = fusion_key(configs[0])
+    for c in configs[1:]:
+        if fusion_key(c) != key:
+            diff = [k for k, v in key if getattr(c, k) != v]
+            raise ConfigError(f"runs differ in {', '.join(diff)}: only lr and seed may differ")
+    reason = fusable(configs[0].model_config(3, 10))
+    if reason is not None:
+        raise ConfigError(f"{reason}; train these runs one by one (executor 'sequential')")
+
+
+def _member(config, out, callbacks, dataset, placement, first_loaders) -> _Member:
+    from odenet.data import make_loaders
+    from odenet.nets import build_from_config
+
+    model_config = config.model_config(dataset.in_channels, dataset.num_classes)
+    model_config.validate()
+    model = build_from_config(model_config, torch.Generator().manual_seed(config.seed))
+    if first_loaders is None:
+        loaders = make_loaders(
+            dataset, batch_size=config.batch_size, device=placement.device,
+            seed=data_seed(config.seed), limit_train=config.limit_train,
+            limit_test=config.limit_test, augment=config.augment,
+            channels_last=placement.channels_last,
+        )  # fmt: skip
+        train_loader, test_loader = loaders
+    else:  # the same loader (shared device tensors) with this member's own generator
+        train_loader = copy.copy(first_loaders[0])
+        train_loader.generator = torch.Generator().manual_seed(data_seed(config.seed))
+        test_loader = first_loaders[1]
+    steps = len(train_loader)
+    if steps == 0:
+        raise ConfigError(
+            f"no training batches: {config.limit_train or 'the'} images at batch size "
+            f"{config.batch_size}; lower --batch-size or raise --limit-train"
+        )
+    optimizer = make_optimizer(model, config)
+    schedule = LRSchedule(
+        config.schedule, steps * config.epochs, round(config.warmup_epochs * steps)
+    )
+    m = _Member(config, out, callbacks, model, optimizer, make_scheduler(optimizer, schedule),
+                train_loader, test_loader,
+                torch.Generator().manual_seed(data_seed(config.seed)))  # fmt: skip
+    if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
+        ckpt.check_same_config(state["config"], config, out)
+        model.load_state_dict(state["model"])
+        names = m.param_names()
+        m.buffers = {names[int(i)]: s["momentum_buffer"]
+                     for i, s in state["optimizer"]["state"].items()
+                     if s.get("momentum_buffer") is not None}  # fmt: skip
+        train_loader.generator.set_state(state["rng"]["train_loader"])
+        m.test_generator.set_state(state["rng"]["test_loader"])
+        m.history = [EpochMetrics(**h) for h in state["history"]]
+    return m
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loader, members: int, placement: Placement) -> tuple[list, list]:
+    """Per-member (mean cross-entropy, accuracy) in eval mode; every member sees the same images."""
+    model.eval()
+    loss_sum = torch.zeros(members, dtype=torch.float64, device=placement.device)
+    correct = torch.zeros(members, dtype=torch.int64, device=placement.device)
+    seen = 0
+    for x, y in loader:
+        with autocast(placement):
+            logits = model(x.repeat(1, members, 1, 1))  # (B, K, classes)
+        target = y[:, None].expand(-1, members)
+        ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
+        loss_sum += ce.sum(0).double()
+        correct += (logits.argmax(2) == target).sum(0)
+        seen += y.numel()
+    n = max(seen, 1)
+    return (loss_sum / n).tolist(), (correct.double() / n).tolist()
+
+
+def _save(m: _Member, fused, opt: FusedSGD, index: int, epoch: int, steps_done: int) -> None:
+    """The member's checkpoint.pt exactly as train() writes it after ``epoch``."""
+    from odenet.nets.fused import unfuse_state_dict
+
+    model_state = unfuse_state_dict(fused.state_dict(), opt.members)[index]
+    names, buffers = m.param_names(), opt.member_buffers(index)
+    lr = m.config.lr * m.scheduler.lr_lambdas[0](steps_done)
+    optim = m.optimizer.state_dict()
+    optim["state"] = {i: {"momentum_buffer": buffers[n]} for i, n in enumerate(names)
+                      if opt.momentum}  # fmt: skip
+    for group in optim["param_groups"]:
+        group["lr"] = lr
+    sched = m.scheduler.state_dict()
+    sched.update(last_epoch=steps_done, _step_count=steps_done + 1, _is_initial=False)
+    sched["_last_lr"] = [lr] * len(optim["param_groups"])
+    ckpt.save_checkpoint(m.out, {
+        "config": dataclasses.asdict(m.config),
+        "model_config": dataclasses.asdict(m.model.config),
+        "epoch": epoch,
+        "model": {k: v.cpu() for k, v in model_state.items()},
+        "optimizer": optim,
+        "scheduler": sched,
+        "history": [h.to_dict() for h in m.history],
+        "rng": {"train_loader": m.train_loader.generator.get_state(),
+                "test_loader": m.test_generator.get_state()},
+    })  # fmt: skip
+
+
+def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool | None) -> None:
+    """Train members that are at the same epoch, fused, until done or all diverged."""
+    from odenet.nets.fused import fuse, stack_inputs
+
+    k, cfg = len(members), members[0].config
+    fused = fuse([m.model for m in members]).to(placement.device)
+    if placement.channels_last:
+        fused = fused.to(memory_format=torch.channels_last)
+    opt = FusedSGD(fused, k, cfg)
+    opt.load_buffers([m.buffers for m in members])
+    loader0 = members[0].train_loader
+    forward = compiled_forward(fused, placement, enabled=cuda_graphs,
+                               static_shapes=loader0.num_samples % cfg.batch_size == 0)  # fmt: skip
+    steps, schedule = len(loader0), members[0].scheduler.lr_lambdas[0]
+    active = [True] * k
+    for epoch in range(len(members[0].history) + 1, cfg.epochs + 1):
+        live = [i for i in range(k) if active[i]]
+        if not live:
+            break
+        for i in live:
+            members[i].callbacks.on_epoch_start(epoch, steps)
+        fused.train()
+        synchronize(placement.device)
+        start = time.perf_counter()
+        loss_sum, images, lrs = [0.0] * k, [0] * k, [0.0] * k
+        correct = torch.zeros(k, dtype=torch.int64, device=placement.device)
+        iters = [iter(m.train_loader) for m in members]
+        for step in range(1, steps + 1):
+            batches = [next(iters[i]) if active[i] else None for i in range(k)]
+            x0, _ = batches[live[0]]
+            x = stack_inputs([b[0] if b else torch.zeros_like(x0) for b in batches])
+            y = torch.stack([b[1] if b else torch.zeros_like(batches[live[0]][1])
+                             for b in batches], 1)  # fmt: skip
+            with autocast(placement):
+                logits = forward(x)  # (B, K, classes)
+            losses = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none",
+                                     label_smoothing=cfg.label_smoothing).mean(0)  # fmt: skip
+            values = losses.tolist()  # one sync per step: divergence is checked before the update
+            for i in live:
+                v = values[i]
+                if not math.isfinite(v) or v > members[i].config.divergence_threshold:
+                    active[i] = False
+                    members[i].status, members[i].diverged = "diverged", (epoch, step)
+                    members[i].partial_seconds = time.perf_counter() - start
+            live = [i for i in live if active[i]]
+            if not live:
+                break
+            opt.zero_grad()
+            losses[torch.tensor(live, device=losses.device)].sum().backward()
+            factor = schedule((epoch - 1) * steps + step - 1)
+            for i in live:
+                lrs[i] = members[i].config.lr * factor
+            mask = None if len(live) == k else torch.tensor(active, device=placement.device)
+            opt.step(torch.tensor(lrs, device=placement.device), mask)
+            correct += (logits.detach().argmax(2) == y).sum(0)
+            for i in live:
+                loss_sum[i] += values[i] * y.shape[0]
+                images[i] += y.shape[0]
+                members[i].callbacks.on_step(epoch, step, values[i])
+        if not live:
+            break
+        synchronize(placement.device)
+        train_seconds = time.perf_counter() - start
+        test_loss, test_acc = _evaluate(fused, members[live[0]].test_loader, k, placement)
+        seconds = time.perf_counter() - start
+        accs = correct.tolist()
+        for i in live:
+            m = members[i]
+            n = max(images[i], 1)
+            rate = images[i] / max(train_seconds, 1e-9)
+            metrics = EpochMetrics(epoch, loss_sum[i] / n, accs[i] / n, test_loss[i],
+                                   test_acc[i], lrs[i], seconds, rate)  # fmt: skip
+            m.history.append(metrics)
+            if m.out is not None:
+                _save(m, fused, opt, i, epoch, epoch * steps)
+        for i in live:  # after every checkpoint: a hook may interrupt the run
+            members[i].callbacks.on_epoch_end(members[i].history[-1])
+
+
+def _result(m: _Member, placement: Placement, members: int) -> TrainResult:
+    from odenet.nets import count_parameters
+
+    params, extra = count_parameters(m.model)
+    last = m.history[-1] if m.history else None
+    prov = provenance(m.config, placement)
+    prov["execution"] = {"executor": "fused", "members": members}
+    return TrainResult(
+        status=m.status,
+        epochs_done=len(m.history),
+        diverged_epoch=m.diverged[0] if m.diverged else None,
+        diverged_step=m.diverged[1] if m.diverged else None,
+        history=m.history,
+        test_acc=last.test_acc if last else None,
+        best_test_acc=max(h.test_acc for h in m.history) if m.history else None,
+        train_loss=last.train_loss if last else None,
+        params=params,
+        extra_params=extra,
+        seconds=sum(h.seconds for h in m.history) + m.partial_seconds,
+        device=str(placement.device),
+        provenance=prov,
+    )
+
+
+def train_fused(
+    configs: Sequence[TrainConfig],
+    *,
+    out_dirs: Sequence[str | Path | None] | None = None,
+    dataset=None,
+    callbacks: Sequence[TrainCallbacks | None] | None = None,
+    cuda_graphs: bool | None = None,
+) -> list[TrainResult]:
+    """Train K runs (equal but for lr and seed) as one fused network; one result per config.
+
+    Equivalent to ``[train(c, out_dir=d, dataset=dataset, callbacks=cb) for ...]`` up to float
+    rounding (same initial weights, data order, schedule, divergence rule, files). Members whose
+    run dir holds a result are returned as stored; members resumed from checkpoints at different
+    epochs are trained as separate fused groups. cuda_graphs: see ``compiled_forward``.
+    Raises ConfigError for configs that differ in more than lr and seed or do not fuse.
+    """
+    from odenet.data import load_dataset
+
+    configs = list(configs)
+    _check_group(configs)
+    k = len(configs)
+    outs = [Path(d) if d is not None else None for d in (out_dirs or [None] * k)]
+    cbs = [c or TrainCallbacks() for c in (callbacks or [None] * k)]
+    if len(outs) != k or len(cbs) != k:
+        raise ConfigError(f"give one out_dir and one callbacks per config ({k})")
+    results: list[TrainResult | None] = [None] * k
+    for i, out in enumerate(outs):
+        if out is not None and (stored := ckpt.load_result(out)) is not None:
+            ckpt.check_same_config(stored.get("provenance", {}).get("config", {}), configs[i], out)
+            results[i] = TrainResult.from_dict(stored)
+    pending = [i for i in range(k) if results[i] is None]
+    if not pending:
+        return results  # type: ignore[return-value]
+    placement = resolve(configs[0])
+    if dataset is None:
+        dataset = load_dataset(configs[0].dataset, configs[0].data_dir)
+    elif dataset.name != configs[0].dataset:
+        raise ConfigError(
+            f"dataset {dataset.name!r} was passed for configs naming {configs[0].dataset!r}: "
+            "set TrainConfig.dataset to the dataset's name"
+        )
+    members: dict[int, _Member] = {}
+    first = None
+    for i in pending:
+        members[i] = _member(configs[i], outs[i], cbs[i], dataset, placement, first)
+        first = first or (members[i].train_loader, members[i].test_loader)
+    by_epoch: dict[int, list[int]] = {}
+    for i in pending:
+        by_epoch.setdefault(len(members[i].history), []).append(i)
+    for group in by_epoch.values():
+        _train_group([members[i] for i in group], placement, cuda_graphs)
+        for i in group:
+            results[i] = _result(members[i], placement, len(group))
+            if outs[i] is not None:
+                ckpt.save_result(outs[i], results[i].to_dict())
+    return results  # type: ignore[return-value]
