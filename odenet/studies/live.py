@@ -43,21 +43,28 @@ class LineLog(StudyObserver):
     def __init__(self, console: Console) -> None:
         self.console, self.total, self.ended, self._waiting = console, 0, 0, False
 
+    def _say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
     def on_study_start(self, total: int, finished: int) -> None:
         self.total, self.ended = total, finished
-        self.console.print(f"study: {total} runs, {finished} already finished")
+        self._say(f"study: {total} runs, {finished} already finished")
 
     def on_run_start(self, run: RunRecord) -> None:
         self._waiting = False
-        self.console.print(f"[{self.ended + 1}/{self.total}] {run.id}: started")
+        self._say(f"[{self.ended + 1}/{self.total}] {run.id}: started")
 
     def on_run_end(self, run: RunRecord) -> None:
         self.ended += 1
-        self.console.print(f"[{self.ended}/{self.total}] {_describe(run)}")
+        self._say(f"[{self.ended}/{self.total}] {_describe(run)}")
 
     def on_wait(self, running: list[str]) -> None:
         if not self._waiting:
-            self.console.print(f"waiting for runs held by other processes: {', '.join(running)}")
+            self._say(
+                f"waiting for runs held by other processes: {', '.join(running)}",
+                markup=False,
+                highlight=False,
+            )
         self._waiting = True
 
 
@@ -78,7 +85,7 @@ class LiveView(StudyObserver):
             speed_estimate_period=900.0,
         )
         self.ended = 0
-        self.epochs = 1
+        self.epochs = self.steps = 1  # of the current run / epoch
         self.overall = self.run_task = self.step_task = None
 
     def on_study_start(self, total: int, finished: int) -> None:
@@ -102,12 +109,12 @@ class LiveView(StudyObserver):
         self.progress.update(
             self.step_task, description=f"  epoch {epoch}", total=steps, completed=0
         )
+        self.steps = max(steps, 1)
         self._fraction(epoch - 1)
 
     def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None:
         self.progress.update(self.step_task, completed=step, info=f"loss {loss:.3f}")
-        total = self.progress.tasks[self.step_task].total or 1
-        self._fraction(epoch - 1 + step / total)
+        self._fraction(epoch - 1 + step / self.steps)
 
     def on_epoch_end(self, run: RunRecord, metrics: dict) -> None:
         acc = metrics.get("test_acc")
@@ -118,7 +125,7 @@ class LiveView(StudyObserver):
     def on_run_end(self, run: RunRecord) -> None:
         self.ended += 1
         self.progress.update(self.overall, completed=self.ended)
-        self.progress.console.print(_describe(run))
+        self.progress.console.print(_describe(run), markup=False, highlight=False)
 
     def on_wait(self, running: list[str]) -> None:
         self.progress.update(self.overall, info=f"waiting for {len(running)} run(s) elsewhere")

@@ -1,0 +1,134 @@
+"""The runner and executor with a stand-in for odenet.training.train: failures are recorded
+and the study goes on, Ctrl-C gives the run back, the live view and line log follow along."""
+
+import io
+import re
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+import odenet.training
+from odenet.studies.grid import build_grid
+from odenet.studies.live import LineLog, LiveView, make_observer
+from odenet.studies.runner import SequentialExecutor, StudyObserver, make_executor, run_pending
+from odenet.studies.spec import StudySpec
+from odenet.studies.store import Store
+from odenet.training import EpochMetrics, TrainResult
+
+SPEC = StudySpec(orders=(1, 2), depths=(8,), lrs=(0.1, 0.4), epochs=2, dataset="synthetic")
+
+
+def fake_train(config, *, out_dir, dataset, callbacks):
+    """Two epochs of three steps; heun at lr 0.4 raises; euler at 0.4 diverges in epoch 2."""
+    assert dataset.name == config.dataset and out_dir.name.startswith("d8-")
+    if (config.solver, config.lr) == ("heun", 0.4):
+        raise RuntimeError("boom")
+    history = []
+    for epoch in (1, 2):
+        callbacks.on_epoch_start(epoch, 3)
+        for step in (1, 2, 3):
+            callbacks.on_step(epoch, step, 1.0 / step)
+        if (config.solver, config.lr, epoch) == ("euler", 0.4, 2):
+            break
+        m = EpochMetrics(epoch, 1.0 / epoch, 0.5, 1.0, 0.4 + 0.1 * epoch, config.lr, 0.1, 1e3)
+        history.append(m)
+        callbacks.on_epoch_end(m)
+    status = "done" if len(history) == 2 else "diverged"
+    last = history[-1]
+    return TrainResult(
+        status=status,
+        epochs_done=len(history),
+        diverged_epoch=None if status == "done" else 2,
+        diverged_step=None if status == "done" else 3,
+        history=history,
+        test_acc=last.test_acc,
+        best_test_acc=last.test_acc,
+        train_loss=last.train_loss,
+        params=100,
+        extra_params=0,
+        seconds=0.2,
+        device="cpu",
+        provenance={"seed": config.seed},
+    )
+
+
+class Recorder(StudyObserver):
+    def __init__(self):
+        self.events = []
+
+    def on_study_start(self, total, finished):
+        self.events.append(("start", total, finished))
+
+    def on_run_end(self, run):
+        self.events.append((run.id, run.status))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(odenet.training, "train", fake_train)
+    return Store.create(tmp_path, SPEC, build_grid(SPEC), {})
+
+
+def _executor():
+    return SequentialExecutor(dataset=SimpleNamespace(name="synthetic"))
+
+
+def test_failures_are_recorded_and_the_study_goes_on(store):
+    rec = Recorder()
+    run_pending(store, _executor(), rec)
+    assert rec.events == [
+        ("start", 4, 0),
+        ("d8-euler-lr0.1-s0", "done"),
+        ("d8-euler-lr0.4-s0", "diverged"),
+        ("d8-heun-lr0.1-s0", "done"),
+        ("d8-heun-lr0.4-s0", "failed"),
+    ]
+    failed = store.run("d8-heun-lr0.4-s0")
+    assert failed.error.startswith("RuntimeError: boom (at test_studies_runner.py:")
+    div = store.run("d8-euler-lr0.4-s0")
+    assert (div.diverged_epoch, div.epochs_done, div.test_acc) == (2, 1, pytest.approx(0.5))
+    assert [m["epoch"] for m in store.epochs("d8-euler-lr0.1-s0")] == [1, 2]
+    # a re-run retries the failed run only
+    rec = Recorder()
+    run_pending(store, _executor(), rec)
+    assert rec.events == [("start", 4, 3), ("d8-heun-lr0.4-s0", "failed")]
+    run_pending(store, _executor(), rec, retry_failed=False)
+    assert store.counts() == {"pending": 0, "running": 0, "done": 2, "diverged": 1, "failed": 1}
+
+
+def test_keyboard_interrupt_gives_the_run_back(store, monkeypatch):
+    def interrupted(config, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(odenet.training, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_pending(store, _executor(), StudyObserver())
+    assert store.counts()["pending"] == 4
+
+
+def test_live_view_and_line_log_follow_a_study(store):
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    assert isinstance(make_observer(False, console), LiveView)
+    assert type(make_observer(True, console)) is StudyObserver
+    run_pending(store, _executor(), make_observer(False, console))
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())  # no ANSI codes
+    assert "d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError: boom" in text
+    assert "d8-euler-lr0.1-s0: done after 2 epochs test_acc 60.00%" in text
+    buf = io.StringIO()
+    plain = Console(file=buf, force_terminal=False)
+    assert isinstance(make_observer(False, plain), LineLog)
+    store.retry_failed()
+    run_pending(store, _executor(), make_observer(False, plain))
+    assert buf.getvalue().splitlines() == [
+        "study: 4 runs, 3 already finished",
+        "[4/4] d8-heun-lr0.4-s0: started",
+        "[4/4] d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError: boom (at "
+        + buf.getvalue().split("(at ")[1].splitlines()[0],
+    ]
+
+
+def test_unknown_executor():
+    with pytest.raises(Exception, match="unknown executor 'fused'; expected one of: sequential"):
+        make_executor("fused")
