@@ -1,0 +1,158 @@
+"""The fused executor: claimed runs that differ only in lr and seed are trained as one network.
+
+``make_executor(name, device, fuse_max)`` resolves ``--executor``:
+
+* ``sequential``: the runner's SequentialExecutor (one ``train`` after another);
+* ``fused``: FusedExecutor; it takes up to ``fuse_max`` runs at once, groups them by everything
+  but lr and seed (``odenet.training.fused.fusion_key``) and trains each group of two or more
+  with ``train_fused``. Runs whose scheme does not fuse (lm, continuous ``ode-*``) and groups of
+  one are trained with ``train``; a scheme that does not fuse is logged as one warning line;
+* ``auto``: fused on CUDA, sequential on CPU.
+
+What executed a run is recorded twice: the store's ``executor`` column (the executor that
+claimed it: "fused" or "sequential") and ``provenance["execution"]`` of its result
+(``{"executor": "fused" | "sequential", "members": K}`` plus ``"reason"`` for a fallback).
+Each member's metrics, checkpoint, result.json and store row are those of a separate run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from odenet.errors import ConfigError
+from odenet.studies.runner import (
+    Executor,
+    SequentialExecutor,
+    StudyObserver,
+    _callbacks,
+    _message,
+)
+from odenet.studies.store import RunRecord, Store
+
+EXECUTOR_NAMES = ("auto", "sequential", "fused")
+DEFAULT_FUSE_MAX = 8  # members per fused group when --fuse-max is not given
+log = logging.getLogger("odenet.studies")
+
+
+def make_executor(
+    name: str, device: str | torch.device = "auto", fuse_max: int = DEFAULT_FUSE_MAX, dataset=None
+) -> Executor:
+    """The executor for ``--executor name`` on ``device`` ("auto" | "cpu" | "cuda").
+
+    dataset: an already loaded ArrayDataset used for runs naming it. ConfigError for an
+    unknown name, a bad fuse_max or device.
+    """
+    from odenet.data import resolve_device
+
+    if name not in EXECUTOR_NAMES:
+        raise ConfigError(
+            f"unknown executor {name!r}; expected one of: {', '.join(EXECUTOR_NAMES)}"
+        )
+    if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or fuse_max < 1:
+        raise ConfigError(f"--fuse-max must be a positive integer, got {fuse_max!r}")
+    if name == "auto":
+        name = "fused" if resolve_device(device).type == "cuda" else "sequential"
+    if name == "sequential":
+        return SequentialExecutor(dataset)
+    return FusedExecutor(fuse_max, dataset)
+
+
+def group_runs(runs: list[RunRecord], fuse_max: int) -> list[list[RunRecord]]:
+    """Runs grouped by everything but lr and seed (first-seen order), in chunks <= fuse_max."""
+    from odenet.training.fused import fusion_key
+
+    groups: dict[tuple, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(fusion_key(run.config), []).append(run)
+    return [g[i : i + fuse_max] for g in groups.values() for i in range(0, len(g), fuse_max)]
+
+
+class FusedExecutor(Executor):
+    """Trains each group of compatible claimed runs as one fused network. Final."""
+
+    name = "fused"
+
+    def __init__(self, fuse_max: int = DEFAULT_FUSE_MAX, dataset=None, cuda_graphs=None) -> None:
+        """fuse_max: most members per group (the runner claims this many runs at once);
+        cuda_graphs: passed to ``train_fused`` (None: on for CUDA with static shapes)."""
+        self.capacity = fuse_max
+        self.cuda_graphs = cuda_graphs
+        self._given = dataset
+        self._datasets: dict[tuple, object] = {}
+
+    def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
+        from odenet.nets.fused import fusable
+
+        for group in group_runs(runs, self.capacity):
+            config = group[0].config
+            reason = fusable(config.model_config(3, 10))
+            if reason is not None:
+                ids = ", ".join(r.id for r in group)
+                log.warning("fused executor: %s; running %s sequentially", reason, ids)
+            if reason is not None or len(group) == 1:
+                for run in group:
+                    self._one(run, store, observer, reason)
+            else:
+                self._fused(group, store, observer)
+
+    def _fused(self, group: list[RunRecord], store: Store, observer: StudyObserver) -> None:
+        from odenet.training.fused import train_fused
+
+        for run in group:
+            observer.on_run_start(run)
+        try:
+            results = train_fused(
+                [r.config for r in group],
+                out_dirs=[r.run_dir for r in group],
+                dataset=self._dataset(group[0]),
+                callbacks=[_callbacks(r, store, observer) for r in group],
+                cuda_graphs=self.cuda_graphs,
+            )
+            for run, result in zip(group, results):
+                store.finish(run.id, result.to_dict())
+        except (KeyboardInterrupt, SystemExit):
+            for run in group:
+                store.release(run.id)
+            raise
+        except Exception as err:  # noqa: BLE001 - a failing group is recorded, the study goes on
+            for run in group:
+                store.fail(run.id, _message(err))
+        for run in group:
+            observer.on_run_end(store.run(run.id))
+
+    def _one(self, run: RunRecord, store: Store, observer: StudyObserver, reason) -> None:
+        from odenet.training import train
+        from odenet.training.checkpoint import save_result
+
+        observer.on_run_start(run)
+        try:
+            result = train(
+                run.config,
+                out_dir=run.run_dir,
+                dataset=self._dataset(run),
+                callbacks=_callbacks(run, store, observer),
+            ).to_dict()
+            execution = {"executor": "sequential", "members": 1}
+            result["provenance"]["execution"] = execution | ({"reason": reason} if reason else {})
+            save_result(run.run_dir, result)
+            store.finish(run.id, result)
+        except (KeyboardInterrupt, SystemExit):
+            store.release(run.id)
+            raise
+        except Exception as err:  # noqa: BLE001
+            store.fail(run.id, _message(err))
+        observer.on_run_end(store.run(run.id))
+
+    def _dataset(self, run: RunRecord):
+        from odenet.data import load_dataset
+
+        if self._given is not None and self._given.name == run.config.dataset:
+            return self._given
+        key = (run.config.dataset, run.config.data_dir)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(
+                run.config.dataset, run.config.data_dir, progress=False
+            )
+        return self._datasets[key]

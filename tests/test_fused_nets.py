@@ -1,0 +1,147 @@
+"""Fusing K networks into one grouped network: bitwise round trip, forward equality, SGD."""
+
+import pytest
+import torch
+
+from odenet.errors import ConfigError
+from odenet.nets import build_model
+from odenet.nets.fused import (
+    FusedResNet,
+    fusable,
+    fuse,
+    fuse_state_dicts,
+    stack_inputs,
+    unfuse,
+    unfuse_state_dict,
+)
+from odenet.training import TrainConfig
+from odenet.training.device import Placement
+from odenet.training.fused import FusedSGD, compiled_forward
+
+K = 3
+VARIANTS = [("postact", "A", None), ("preact", "B", "gn")]
+
+
+def members(solver="euler", block="postact", shortcut="A", norm=None, k=K):
+    return [
+        build_model(8, solver, block=block, shortcut=shortcut, norm=norm, width=4,
+                    generator=torch.Generator().manual_seed(s))
+        for s in range(k)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("block,shortcut,norm", VARIANTS)
+def test_round_trip_is_bitwise(block, shortcut, norm):
+    models = members("rk4", block, shortcut, norm)
+    states = unfuse(fuse(models))
+    for model, state in zip(models, states):
+        ref = model.state_dict()
+        assert list(state) == list(ref)
+        for key in ref:
+            assert torch.equal(state[key], ref[key]), key
+        model.load_state_dict(state)  # exactly loadable (strict)
+
+
+@pytest.mark.parametrize("solver", ["euler", "heun", "rk4", "ab2", "leapfrog"])
+@pytest.mark.parametrize("block,shortcut,norm", VARIANTS)
+def test_fused_forward_equals_separate_forwards(solver, block, shortcut, norm):
+    models = members(solver, block, shortcut, norm)
+    fused = fuse(models)
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(4, 3, 12, 12, generator=g) for _ in models]
+    out = fused(stack_inputs(xs))  # training mode: batch statistics per member
+    assert out.shape == (4, K, 10)
+    for m, (model, x) in enumerate(zip(models, xs)):
+        torch.testing.assert_close(out[:, m], model(x))
+    fused.eval()
+    out = fused(stack_inputs(xs))  # eval mode: the running statistics just updated
+    for m, (model, x) in enumerate(zip(models, xs)):
+        torch.testing.assert_close(out[:, m], model.eval()(x))
+
+
+def test_member_gradients_are_separate_gradients():
+    models = members("heun")
+    fused = fuse(models)
+    g = torch.Generator().manual_seed(2)
+    xs = [torch.randn(4, 3, 8, 8, generator=g) for _ in models]
+    ys = [torch.randint(0, 10, (4,), generator=g) for _ in models]
+    logits = fused(stack_inputs(xs))
+    losses = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), torch.stack(ys, 1), reduction="none"
+    ).mean(0)
+    losses.sum().backward()
+    grads = unfuse_state_dict({n: p.grad for n, p in fused.named_parameters()}, K)
+    for model, x, y, grad in zip(models, xs, ys, grads):
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(grad[n], p.grad)
+
+
+@pytest.mark.parametrize("solver", ["lm", "ode-rk4"])
+def test_unfusable_schemes_refuse_loudly(solver):
+    model = build_model(8, solver, width=4, generator=torch.Generator().manual_seed(0))
+    reason = fusable(model.config)
+    assert reason is not None and solver.split("-")[0] in reason
+    with pytest.raises(ConfigError, match="fuse|fused"):
+        FusedResNet(model, 2)
+
+
+def test_fuse_refuses_different_configs_and_disagreeing_counters():
+    a = build_model(8, "euler", width=4)
+    b = build_model(8, "euler", width=8)
+    with pytest.raises(ConfigError, match="one ModelConfig"):
+        fuse([a, b])
+    sa, sb = a.state_dict(), build_model(8, "euler", width=4).state_dict()
+    sb["stem_norm.num_batches_tracked"] += 1
+    with pytest.raises(ConfigError, match="num_batches_tracked"):
+        fuse_state_dicts([sa, sb])
+
+
+def test_fused_sgd_matches_torch_sgd_per_member():
+    """Per-member lrs, Nesterov momentum, weight decay on ndim > 1; member 1 frozen from step 3:
+    the others still match torch.optim.SGD and member 1's weights stay bitwise unchanged."""
+    config = TrainConfig(momentum=0.9, nesterov=True, weight_decay=5e-3)
+    models = members("euler")
+    fused = fuse(members("euler"))
+    opt = FusedSGD(fused, K, config)
+    lrs = [0.01, 0.05, 0.1]
+    refs = [
+        torch.optim.SGD(
+            [{"params": [p for p in m.parameters() if p.ndim > 1], "weight_decay": 5e-3},
+             {"params": [p for p in m.parameters() if p.ndim <= 1], "weight_decay": 0.0}],
+            lr=lr, momentum=0.9, nesterov=True,
+        )
+        for m, lr in zip(models, lrs)
+    ]  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    ce = torch.nn.functional.cross_entropy
+    for step in range(4):
+        active = [True, step < 2, True]
+        xs = [torch.randn(4, 3, 8, 8, generator=g) for _ in models]
+        ys = [torch.randint(0, 10, (4,), generator=g) for _ in models]
+        logits = fused(stack_inputs(xs))
+        ce(logits.transpose(1, 2), torch.stack(ys, 1), reduction="none").mean(0).sum().backward()
+        for m, (model, x, y) in enumerate(zip(models, xs, ys)):
+            if active[m]:
+                ce(model(x), y).backward()
+                refs[m].step()
+                refs[m].zero_grad()
+        if step == 2:
+            frozen = {n: p.clone() for n, p in unfuse(fused)[1].items()}
+        opt.step(torch.tensor(lrs), None if all(active) else torch.tensor(active))
+        opt.zero_grad()
+    states = unfuse(fused)
+    for model, state in zip(models, states):
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(state[n], p.detach())
+    for n, _ in models[1].named_parameters():
+        assert torch.equal(states[1][n], frozen[n]), n
+
+
+def test_cuda_graphs_switch_is_off_on_cpu():
+    model = build_model(8, "euler", width=4)
+    cpu = Placement(torch.device("cpu"), amp=False, channels_last=False)
+    assert compiled_forward(model, cpu, enabled=None, static_shapes=True) is model
+    assert compiled_forward(model, cpu, enabled=False, static_shapes=True) is model
+    with pytest.raises(ConfigError, match="CUDA"):
+        compiled_forward(model, cpu, enabled=True, static_shapes=True)
