@@ -38,6 +38,12 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _legend(ax, **kwargs) -> None:
+    """A legend when something is labelled (a study with no finished run has nothing)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _pct(acc: float) -> float:
     return acc / POINT
 
@@ -121,7 +127,7 @@ def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
     ax.set_ylabel("best test accuracy (%)")
     ax.set_xticks(sorted({r.depth for r in rows}))
     ax.grid(True, alpha=0.3)
-    ax.legend(title="scheme", fontsize=8)
+    _legend(ax, title="scheme", fontsize=8)
     return _save(fig, stem)
 
 
@@ -166,5 +172,5 @@ def training_curves(
         acc_ax.set_xlabel("epoch")
         for ax in (loss_ax, acc_ax):
             ax.grid(True, alpha=0.3)
-        acc_ax.legend(fontsize=8)
+        _legend(acc_ax, fontsize=8)
     return _save(fig, stem)

@@ -52,6 +52,13 @@ class StudySpec:
     data_dir: str | None = None  # where datasets live (None: odenet.data's default)
     executor: str = "sequential"  # how pending runs are executed (an EXECUTORS name)
 
+    def __post_init__(self) -> None:
+        # Lists given from Python (a notebook) become tuples: hashable, comparable, stored alike.
+        for name in ("orders", "solvers", "depths", "lrs", "seeds"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
     @property
     def schemes(self) -> tuple[str, ...]:
         """``[for_order(o) for o in orders] + solvers``, canonical names, deduplicated in order."""
