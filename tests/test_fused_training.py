@@ -1,0 +1,128 @@
+"""The acceptance: a fused run of K = 3 members matches three separate train() runs.
+
+Tiny config (synthetic 8x8 images, depth 8, width 4, 96 images, batch 32, 2 epochs = 6 steps),
+different lrs and seeds. Compared: per-epoch losses/accuracies/lrs, final weights, momentum
+buffers and scheduler state in each member's checkpoint. Then one member is forced to diverge
+(lr 1e4) and the other two must still match their separate runs; finally an interrupted fused
+group is resumed, one member by train() and two fused, and still matches.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from odenet.data import load_dataset
+from odenet.errors import ConfigError
+from odenet.training import TrainCallbacks, TrainConfig, load_trained, train
+from odenet.training.checkpoint import load_checkpoint, load_result
+from odenet.training.fused import train_fused
+
+DATASET = "synthetic:train=96,test=32,size=8"
+BASE = TrainConfig(dataset=DATASET, depth=8, width=4, epochs=2, batch_size=32, device="cpu")
+MEMBERS = [(0.05, 0), (0.2, 1), (0.5, 2)]  # (lr, seed)
+DIVERGING = (1e4, 3)
+
+
+def configs(members):
+    return [dataclasses.replace(BASE, lr=lr, seed=s) for lr, s in members]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
+    root = tmp_path_factory.mktemp("fused")
+    ds = load_dataset(DATASET)
+    separate = {}
+    for c in configs([*MEMBERS, DIVERGING]):
+        separate[c.seed] = (
+            train(c, out_dir=root / f"sep{c.seed}", dataset=ds),
+            root / f"sep{c.seed}",
+        )
+    yield ds, root, separate
+    torch.set_num_threads(threads)
+
+
+def assert_same_run(fused_result, fused_dir, ref_result, ref_dir):
+    assert fused_result.status == ref_result.status
+    assert fused_result.diverged_epoch == ref_result.diverged_epoch
+    assert fused_result.diverged_step == ref_result.diverged_step
+    assert fused_result.epochs_done == ref_result.epochs_done
+    assert fused_result.params == ref_result.params
+    for a, b in zip(fused_result.history, ref_result.history, strict=True):
+        assert a.epoch == b.epoch
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            torch.testing.assert_close(getattr(a, key), getattr(b, key), msg=key)
+    a, b = load_checkpoint(fused_dir), load_checkpoint(ref_dir)
+    assert (a is None) == (b is None)
+    if a is None:
+        return
+    assert a["epoch"] == b["epoch"] and a["config"] == b["config"]
+    assert list(a["model"]) == list(b["model"])
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sorted(sa) == sorted(sb)
+    for i in sa:
+        torch.testing.assert_close(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"])
+    pa, pb = a["optimizer"]["param_groups"], b["optimizer"]["param_groups"]
+    assert [g["params"] for g in pa] == [g["params"] for g in pb]
+    torch.testing.assert_close([g["lr"] for g in pa], [g["lr"] for g in pb])
+    assert {k: v for k, v in a["scheduler"].items() if k != "_last_lr"} == {
+        k: v for k, v in b["scheduler"].items() if k != "_last_lr"
+    }
+    for name in ("train_loader", "test_loader"):
+        assert torch.equal(a["rng"][name], b["rng"][name])
+
+
+def test_fused_group_matches_separate_runs(env):
+    ds, root, separate = env
+    dirs = [root / f"fused{s}" for _, s in MEMBERS]
+    results = train_fused(configs(MEMBERS), out_dirs=dirs, dataset=ds)
+    for (_, seed), result, out in zip(MEMBERS, results, dirs):
+        ref, ref_dir = separate[seed]
+        assert result.status == "done"
+        assert_same_run(result, out, ref, ref_dir)
+        assert result.provenance["execution"] == {"executor": "fused", "members": 3}
+        assert load_result(out)["provenance"]["config"]["seed"] == seed
+        model, config = load_trained(out)  # the member loads like any run
+        assert config.seed == seed and model.config.depth == 8
+
+
+def test_diverging_member_does_not_change_the_others(env):
+    ds, root, separate = env
+    group = [MEMBERS[0], DIVERGING, MEMBERS[2]]
+    dirs = [root / f"div{s}" for _, s in group]
+    results = train_fused(configs(group), out_dirs=dirs, dataset=ds)
+    assert [r.status for r in results] == ["done", "diverged", "done"]
+    for (_, seed), result, out in zip(group, results, dirs):
+        assert_same_run(result, out, *separate[seed])
+
+
+def test_interrupted_group_resumes_fused_or_sequentially(env):
+    ds, root, separate = env
+    dirs = [root / f"resume{s}" for _, s in MEMBERS]
+
+    class StopAfterFirstEpoch(TrainCallbacks):
+        def on_epoch_end(self, metrics):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_fused(configs(MEMBERS), out_dirs=dirs, dataset=ds,
+                    callbacks=[StopAfterFirstEpoch(), None, None])  # fmt: skip
+    assert all(load_checkpoint(d)["epoch"] == 1 for d in dirs)  # every member was saved
+    first = train(configs(MEMBERS)[0], out_dir=dirs[0], dataset=ds)  # a fused checkpoint
+    rest = train_fused(configs(MEMBERS[1:]), out_dirs=dirs[1:], dataset=ds)
+    for (_, seed), result, out in zip(MEMBERS, [first, *rest], dirs):
+        assert_same_run(result, out, *separate[seed])
+    again = train_fused(configs(MEMBERS), out_dirs=dirs, dataset=ds)  # finished: read back
+    assert [r.to_dict() for r in again] == [load_result(d) for d in dirs]
+
+
+def test_only_lr_and_seed_may_differ():
+    a, b = configs(MEMBERS[:2])
+    with pytest.raises(ConfigError, match="depth"):
+        train_fused([a, dataclasses.replace(b, depth=14)])
+    with pytest.raises(ConfigError, match="sequential"):
+        train_fused([dataclasses.replace(c, solver="lm") for c in (a, b)])
