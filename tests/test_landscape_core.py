@@ -205,6 +205,9 @@ def test_grid_validation():
         GridSpec(dims=1, lo=1.0, hi=-1.0).validate()
     c = GridSpec(dims=2, points=3).coords()
     assert c.shape == (9, 2) and c[1].tolist() == [-1.0, 0.0]
+    # np.linspace(-1, 1, 99)[49] is 1e-16, not 0: snapped so theta itself is on the grid
+    assert GridSpec(dims=1, points=99).axis()[49] == 0.0
+    assert (GridSpec(dims=1, lo=-0.3, hi=0.7, points=11).axis() == 0.0).sum() == 1
 
 
 class Quadratic(nn.Module):

@@ -122,11 +122,12 @@ class ModelLandscape:
     run: RunRecord
     slice: SliceResult
     eval_mode: str  # how the slice was evaluated: "vmap" | "loop"
+    origin: tuple[float, float] | None = None  # (loss, acc) at theta when 0 is off the grid
     sharpness: dict | None = None  # {"lambda_max", "trace", ...}; None when not computed
     note: str | None = None
 
     def to_dict(self) -> dict:
-        loss0, acc0 = self.slice.at_origin()
+        loss0, acc0 = self.origin if self.origin is not None else self.slice.at_origin()
         return {
             "run_id": self.run.id,
             "depth": self.run.depth,
@@ -320,6 +321,10 @@ def _one_model(
         settings=settings,
     )
     landscape = ModelLandscape(run, result, evaluator.mode, note=evaluator.note)
+    if not (config.grid.axis() == 0.0).any():  # the trained point is not on the grid
+        loss, acc = evaluator.evaluate(trained_parameters(model), directions,
+                                       torch.zeros(1, config.dims, dtype=torch.float64))
+        landscape.origin = (float(loss[0]), float(acc[0]))
     if config.sharpness:
         seed = config.direction_seed
         values = stored_sharpness(store, run.id, count, seed)
@@ -327,6 +332,8 @@ def _one_model(
             cfg = SharpnessConfig(**{**asdict(config.sharpness_config), "seed": seed})
             values = model_sharpness(model, batches, cfg).to_dict()
             write_sharpness(store, run.id, count, seed, values)
+        else:  # the table's key is (run, images, seed): an earlier result is reused
+            values["cached"] = True
         landscape.sharpness = values
     return landscape
 

@@ -100,7 +100,9 @@ def plot_2d(
             ax.set_xlabel("a (d1)")
             ax.set_ylabel("b (d2)")
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes, label="train loss (subset, log scale)", shrink=0.9)
+        ticks = np.geomspace(levels[0], levels[-1], 6)
+        fig.colorbar(mappable, ax=axes, label="train loss (subset, log scale)", shrink=0.9,
+                     ticks=ticks, format="%.3g")
     return _save(fig, stem)
 
 

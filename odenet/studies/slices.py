@@ -145,7 +145,11 @@ class GridSpec:
             raise ConfigError(f"--range A:B needs A < B, got {self.lo}:{self.hi}")
 
     def axis(self) -> np.ndarray:
-        return np.linspace(self.lo, self.hi, self.points)
+        """The coordinates of one axis; a point within rounding of 0 is snapped to exactly 0
+        (so that the trained weights are evaluated exactly, e.g. -1:1 at 99 points)."""
+        a = np.linspace(self.lo, self.hi, self.points)
+        a[np.abs(a) <= 1e-9 * (self.hi - self.lo)] = 0.0
+        return a
 
     @property
     def shape(self) -> tuple[int, ...]:
