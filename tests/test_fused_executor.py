@@ -1,0 +1,89 @@
+"""The fused executor: make_executor, grouping, and a small study through run_pending.
+
+The study has euler (fuses) and lm (falls back to one-by-one training with a logged line) at
+three lrs; lr 1e4 diverges. Each fused member's store row, epochs and result.json must be
+those of a separate run of its config.
+"""
+
+import logging
+
+import pytest
+import torch
+
+from odenet.errors import ConfigError
+from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
+from odenet.studies.grid import build_grid
+from odenet.studies.runner import SequentialExecutor, run_pending
+from odenet.studies.spec import StudySpec
+from odenet.studies.store import Store
+from odenet.training import train
+from odenet.training.checkpoint import load_result
+
+SPEC = StudySpec(
+    orders=(1,), solvers=("lm",), depths=(8,), lrs=(0.1, 0.4, 1e4), seeds=(0,), epochs=1,
+    dataset="synthetic:train=64,test=32,size=8", batch_size=16, width=4, device="cpu",
+)  # fmt: skip
+
+
+def test_make_executor_names_and_errors():
+    assert isinstance(make_executor("sequential", "cpu", 4), SequentialExecutor)
+    fused = make_executor("fused", "cpu", 5)
+    assert isinstance(fused, FusedExecutor) and fused.capacity == 5 and fused.name == "fused"
+    auto = make_executor("auto", "cpu", 8)
+    assert isinstance(auto, SequentialExecutor)  # auto fuses only on CUDA
+    if torch.cuda.is_available():
+        assert isinstance(make_executor("auto", "cuda", 8), FusedExecutor)
+    with pytest.raises(ConfigError, match="expected one of: auto, sequential, fused"):
+        make_executor("parallel", "cpu", 8)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ConfigError, match="--fuse-max"):
+            make_executor("fused", "cpu", bad)
+
+
+def test_group_runs_by_everything_but_lr_and_seed(tmp_path):
+    spec = StudySpec(orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.2, 0.4), seeds=(0, 1),
+                     dataset="synthetic", epochs=1)  # fmt: skip
+    store = Store.create(tmp_path / "s", spec, build_grid(spec), {})
+    groups = group_runs(store.runs(), 4)
+    # 4 (depth, scheme) pairs x 6 (lr, seed) runs, in chunks of at most 4: 4 + 2 each
+    assert [len(g) for g in groups] == [4, 2] * 4
+    for g in groups:
+        assert len({(r.depth, r.solver) for r in g}) == 1
+    assert sorted(r.id for g in groups for r in g) == sorted(r.id for r in store.runs())
+
+
+def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = build_grid(SPEC)
+        store = Store.create(tmp_path / "study", SPEC, runs, {})
+        with caplog.at_level(logging.WARNING, logger="odenet.studies"):
+            run_pending(store, make_executor("fused", "cpu", 3), wait=False)
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r.id: r for r in store.runs()}
+    assert {r.status for r in rows.values()} == {"done", "diverged"}
+    assert [rows[r.id].status for r in runs if r.lr == 1e4] == ["diverged", "diverged"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "'lm'" in lines[0] and "sequentially" in lines[0]
+    for r in runs:
+        row = rows[r.id]
+        assert row.executor == "fused"  # the executor that claimed it
+        execution = row.provenance["execution"]
+        if r.solver == "euler":
+            assert execution == {"executor": "fused", "members": 3}
+        else:
+            assert execution["executor"] == "sequential" and execution["members"] == 1
+            assert "lm" in execution["reason"]
+        assert load_result(row.run_dir)["provenance"]["execution"] == execution
+    # a fused member's row and epochs are those of a separate run of its config
+    member = next(r for r in runs if r.solver == "euler" and r.lr == 0.4)
+    ref = train(member.config)
+    row = rows[member.id]
+    assert row.epochs_done == ref.epochs_done == 1
+    torch.testing.assert_close(row.test_acc, ref.test_acc)
+    torch.testing.assert_close(row.train_loss, ref.train_loss)
+    (epoch,) = store.epochs(member.id)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        torch.testing.assert_close(epoch[key], getattr(ref.history[0], key), msg=key)
