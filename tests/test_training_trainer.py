@@ -177,3 +177,19 @@ def test_weight_decay_only_on_conv_and_linear_weights():
 def test_dataset_name_must_match_the_config(data):
     with pytest.raises(ConfigError, match="set TrainConfig.dataset"):
         train(dataclasses.replace(cfg(), dataset="cifar10"), dataset=data)
+
+
+@pytest.mark.slow
+def test_fashion_mnist_depth8_learns_in_two_epochs_on_4000_images(tmp_path):
+    """The CPU acceptance check (docs/performance.md: 62-65% measured; chance is 10%)."""
+    from odenet.errors import DataError
+
+    try:
+        data = load_dataset("fashion-mnist", download=False)
+    except DataError as err:
+        pytest.skip(f"Fashion-MNIST not available offline: {err}")
+    config = TrainConfig(dataset="fashion-mnist", depth=8, epochs=2, limit_train=4000,
+                         limit_test=2000, device="cpu")  # fmt: skip
+    r = train(config, dataset=data)
+    assert r.status == "done" and r.history[1].train_loss < r.history[0].train_loss
+    assert r.test_acc >= 0.5

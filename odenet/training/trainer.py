@@ -171,38 +171,48 @@ def _train_epoch(
     return _EpochOutcome(loss_sum / max(images, 1), acc, lr, seconds, images, None)
 
 
-def train(
-    config: TrainConfig,
-    *,
-    out_dir: str | Path | None = None,
-    dataset: ArrayDataset | None = None,
-    callbacks: TrainCallbacks | None = None,
-) -> TrainResult:
-    """Train one model as ``config`` says; never raises on divergence (status "diverged").
+@dataclass
+class _Run:
+    """The live objects of one run, and how they go to and come back from a checkpoint."""
 
-    dataset: an already loaded ArrayDataset whose ``name`` is ``config.dataset`` (None: load
-    it with ``odenet.data.load_dataset(config.dataset, config.data_dir)``).
-    out_dir: checkpoint after every epoch, resume from a checkpoint found there, write
-    result.json at the end; a finished run found there is returned as it is. A checkpoint or
-    result of a different config there raises ConfigError.
-    """
-    from odenet.data import load_dataset, make_loaders
-    from odenet.nets import build_from_config, count_parameters
+    model_config: Any  # odenet.nets.ModelConfig
+    model: nn.Module
+    train_loader: DeviceLoader
+    test_loader: DeviceLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
 
-    config.validate()
-    callbacks = callbacks if callbacks is not None else TrainCallbacks()
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None and (stored := ckpt.load_result(out)) is not None:
-        ckpt.check_same_config(stored.get("provenance", {}).get("config", {}), config, out)
-        return TrainResult.from_dict(stored)
-    placement = resolve(config)
-    if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir)
-    elif dataset.name != config.dataset:
-        raise ConfigError(
-            f"dataset {dataset.name!r} was passed for a config naming {config.dataset!r}: "
-            "set TrainConfig.dataset to the dataset's name"
-        )
+    def state(self, config: TrainConfig, history: list[EpochMetrics]) -> dict[str, Any]:
+        """The checkpoint payload after ``len(history)`` completed epochs."""
+        return {
+            "config": dataclasses.asdict(config),
+            "model_config": dataclasses.asdict(self.model_config),
+            "epoch": len(history),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": [m.to_dict() for m in history],
+            "rng": {
+                "train_loader": self.train_loader.generator.get_state(),
+                "test_loader": self.test_loader.generator.get_state(),
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> list[EpochMetrics]:
+        """Load a checkpoint payload into the live objects; return its history."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_loader.generator.set_state(state["rng"]["train_loader"])
+        self.test_loader.generator.set_state(state["rng"]["test_loader"])
+        return [EpochMetrics(**m) for m in state["history"]]
+
+
+def _setup(config: TrainConfig, dataset: ArrayDataset, placement: Placement) -> _Run:
+    """Model (init from Generator(seed)), loaders (seeded with data_seed(seed)), SGD, schedule."""
+    from odenet.data import make_loaders
+    from odenet.nets import build_from_config
+
     model_config = config.model_config(dataset.in_channels, dataset.num_classes)
     model_config.validate()
     model = build_from_config(model_config, torch.Generator().manual_seed(config.seed))
@@ -223,18 +233,50 @@ def train(
         )
     optimizer = make_optimizer(model, config)
     warmup = round(config.warmup_epochs * steps)
-    scheduler = make_scheduler(
-        optimizer, LRSchedule(config.schedule, steps * config.epochs, warmup)
-    )
+    schedule = LRSchedule(config.schedule, steps * config.epochs, warmup)
+    scheduler = make_scheduler(optimizer, schedule)
+    return _Run(model_config, model, train_loader, test_loader, optimizer, scheduler)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    out_dir: str | Path | None = None,
+    dataset: ArrayDataset | None = None,
+    callbacks: TrainCallbacks | None = None,
+) -> TrainResult:
+    """Train one model as ``config`` says; never raises on divergence (status "diverged").
+
+    dataset: an already loaded ArrayDataset whose ``name`` is ``config.dataset`` (None: load
+    it with ``odenet.data.load_dataset(config.dataset, config.data_dir)``).
+    out_dir: checkpoint after every epoch, resume from a checkpoint found there, write
+    result.json at the end; a finished run found there is returned as it is. A checkpoint or
+    result of a different config there raises ConfigError.
+    """
+    from odenet.data import load_dataset
+    from odenet.nets import count_parameters
+
+    config.validate()
+    callbacks = callbacks if callbacks is not None else TrainCallbacks()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (stored := ckpt.load_result(out)) is not None:
+        ckpt.check_same_config(stored.get("provenance", {}).get("config", {}), config, out)
+        return TrainResult.from_dict(stored)
+    placement = resolve(config)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir)
+    elif dataset.name != config.dataset:
+        raise ConfigError(
+            f"dataset {dataset.name!r} was passed for a config naming {config.dataset!r}: "
+            "set TrainConfig.dataset to the dataset's name"
+        )
+    run = _setup(config, dataset, placement)
+    model, optimizer, scheduler = run.model, run.optimizer, run.scheduler
+    train_loader, test_loader, steps = run.train_loader, run.test_loader, len(run.train_loader)
     history: list[EpochMetrics] = []
     if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
         ckpt.check_same_config(state["config"], config, out)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        train_loader.generator.set_state(state["rng"]["train_loader"])
-        test_loader.generator.set_state(state["rng"]["test_loader"])
-        history = [EpochMetrics(**m) for m in state["history"]]
+        history = run.restore(state)
 
     params, extra_params = count_parameters(model)
     status, diverged_epoch, diverged_step, partial_seconds = "done", None, None, 0.0
@@ -256,19 +298,7 @@ def train(
         )  # fmt: skip
         history.append(metrics)
         if out is not None:
-            ckpt.save_checkpoint(out, {
-                "config": dataclasses.asdict(config),
-                "model_config": dataclasses.asdict(model_config),
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": [m.to_dict() for m in history],
-                "rng": {
-                    "train_loader": train_loader.generator.get_state(),
-                    "test_loader": test_loader.generator.get_state(),
-                },
-            })  # fmt: skip
+            ckpt.save_checkpoint(out, run.state(config, history))
         callbacks.on_epoch_end(metrics)
 
     last = history[-1] if history else None
