@@ -1,16 +1,44 @@
 """odenet: residual networks as discretised ordinary differential equations.
 
-The public API is re-exported here on purpose; everything else is implementation.
+The public API is re-exported here on purpose; everything else is implementation:
+
+* ``odenet.solvers``: the solver registry (``get``, ``available``, ``solve``, ``for_order``);
+* ``build_model`` / ``ModelConfig`` / ``describe``: the CIFAR ResNet family at any scheme;
+* ``load_dataset``: datasets as uint8 arrays; ``TrainConfig`` / ``train`` / ``load_trained``;
+* studies: see ``odenet.studies``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from odenet import solvers
+from odenet import data, nets, solvers, training
+from odenet.data import available_datasets, load_dataset
 from odenet.errors import ConfigError, DataError, OdenetError
+from odenet.nets import ModelConfig, ModelSummary, ResNet, build_model, describe
+from odenet.training import TrainConfig, TrainResult, load_trained, train
 
 try:
     __version__ = version("odenet")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+source"
 
-__all__ = ["ConfigError", "DataError", "OdenetError", "__version__", "solvers"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ModelConfig",
+    "ModelSummary",
+    "OdenetError",
+    "ResNet",
+    "TrainConfig",
+    "TrainResult",
+    "__version__",
+    "available_datasets",
+    "build_model",
+    "data",
+    "describe",
+    "load_dataset",
+    "load_trained",
+    "nets",
+    "solvers",
+    "train",
+    "training",
+]
