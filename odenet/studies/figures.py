@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve  # noqa: E402
@@ -31,6 +32,7 @@ def _style(solvers: Sequence[str]) -> dict[str, dict]:
 
 def _save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=200, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -141,6 +143,7 @@ def training_curves(
     (every seed drawn; thin lines)."""
     depths = sorted({r.depth for r in rows})
     style = _style(list(dict.fromkeys(r.solver for r in rows)))
+    last = max((m["epoch"] for hist in epochs.values() for m in hist), default=1)
     fig, axes = plt.subplots(
         2, len(depths), figsize=(4.2 * len(depths), 6.4), squeeze=False, sharex="col"
     )
@@ -167,10 +170,11 @@ def training_curves(
                 label = None
         loss_ax.set_title(f"ResNet-{depth}")
         loss_ax.set_ylabel("training loss (cross-entropy)")
-        loss_ax.set_yscale("log")
         acc_ax.set_ylabel("test accuracy (%)")
         acc_ax.set_xlabel("epoch")
         for ax in (loss_ax, acc_ax):
             ax.grid(True, alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
+            ax.set_xlim(0.5, max(last, 1) + 0.5)
         _legend(acc_ax, fontsize=8)
     return _save(fig, stem)
