@@ -132,3 +132,27 @@ def test_live_view_and_line_log_follow_a_study(store):
 def test_unknown_executor():
     with pytest.raises(Exception, match="unknown executor 'fused'; expected one of: sequential"):
         make_executor("fused")
+
+
+def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    (held,) = store.claim(1, "sequential")
+    with store.connect() as con:
+        con.execute("UPDATE runs SET pid = ? WHERE id = ?", (holder.pid, held))
+    run_pending(store, _executor(), StudyObserver(), wait=False)
+    assert store.run(held).status == "running"  # not waited for, not touched
+    waits = []
+
+    class Waiting(StudyObserver):
+        def on_wait(self, running):
+            waits.append(tuple(running))
+
+    run_pending(store, _executor(), Waiting(), wait=True, poll_s=0.05)
+    holder.wait()
+    assert waits and set(waits) == {(held,)}
+    assert store.run(held).status == "done"  # reclaimed once its holder died, then trained
+    with store.connect() as con:
+        assert con.execute("SELECT attempts FROM runs WHERE id = ?", (held,)).fetchone()[0] == 2
