@@ -152,7 +152,10 @@ def load_toml(path: str | Path) -> dict:
     Keys are field names (dashes allowed: ``limit-train``); lists may be TOML arrays or
     comma-separated strings. Raises ConfigError for a missing, unreadable or malformed file.
     """
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
+        import tomli as tomllib
 
     path = Path(path)
     try:
