@@ -258,7 +258,9 @@ def test_model_sharpness_matches_dense_hessian():
 
     dense = torch.autograd.functional.hessian(loss_flat, flat0)
     ev = torch.linalg.eigvalsh(dense)
-    cfg = SharpnessConfig(power_iters=300, power_tol=1e-10, trace_probes=300, seed=0)
+    # 1e-8: well inside the 1e-4 accuracy asserted below, and above float64 rounding noise of the
+    # Rayleigh quotient (1e-10 made convergence depend on the reduction order)
+    cfg = SharpnessConfig(power_iters=300, power_tol=1e-8, trace_probes=300, seed=0)
     s = model_sharpness(model, [(x[:7], y[:7]), (x[7:], y[7:])], cfg)
     top = ev[ev.abs().argmax()].item()
     assert s.lambda_max == pytest.approx(top, rel=1e-4)
