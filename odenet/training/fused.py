@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
+from odenet.nets.fused import fusable, fuse, stack_inputs, unfuse_state_dict
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
 from odenet.training.device import Placement, autocast, data_seed, provenance, resolve, synchronize
@@ -107,9 +108,12 @@ class FusedSGD:
                      for t in parts]  # fmt: skip
             self.buffers[i].copy_(torch.cat([t.to(p.device) for t in parts], dim=0))
 
-    def member_buffers(self, m: int) -> dict[str, Tensor]:
-        return {n: b.chunk(self.members, 0)[m].detach().cpu().clone()
-                for (n, _), b in zip(self.named, self.buffers)}  # fmt: skip
+    def member_buffers(self) -> list[dict[str, Tensor]] | None:
+        """The K members' momentum buffers (name -> CPU tensor); None when momentum is 0."""
+        if not self.momentum:
+            return None
+        names = [n for n, _ in self.named]
+        return unfuse_state_dict({n: b.cpu() for n, b in zip(names, self.buffers)}, self.members)
 
 
 @dataclass
@@ -138,8 +142,6 @@ class _Member:
 
 
 def _check_group(configs: Sequence[TrainConfig]) -> None:
-    from odenet.nets.fused import fusable
-
     if not configs:
         raise ConfigError("train_fused needs at least one TrainConfig")
     for c in configs:
@@ -218,16 +220,17 @@ def _evaluate(model: nn.Module, loader, members: int, placement: Placement) -> t
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
 
-def _save(m: _Member, fused, opt: FusedSGD, index: int, epoch: int, steps_done: int) -> None:
-    """The member's checkpoint.pt exactly as train() writes it after ``epoch``."""
-    from odenet.nets.fused import unfuse_state_dict
+def _save(m: _Member, model_state: dict, buffers: dict | None, epoch: int, steps_done: int) -> None:
+    """The member's checkpoint.pt exactly as train() writes it after ``epoch``.
 
-    model_state = unfuse_state_dict(fused.state_dict(), opt.members)[index]
-    names, buffers = m.param_names(), opt.member_buffers(index)
+    model_state / buffers: the member's unfused weights and momentum buffers (None: momentum 0).
+    """
     lr = m.config.lr * m.scheduler.lr_lambdas[0](steps_done)
     optim = m.optimizer.state_dict()
-    optim["state"] = {i: {"momentum_buffer": buffers[n]} for i, n in enumerate(names)
-                      if opt.momentum}  # fmt: skip
+    names = m.param_names()
+    optim["state"] = {} if buffers is None else {
+        i: {"momentum_buffer": buffers[n]} for i, n in enumerate(names)
+    }  # fmt: skip
     for group in optim["param_groups"]:
         group["lr"] = lr
     sched = m.scheduler.state_dict()
@@ -248,8 +251,6 @@ def _save(m: _Member, fused, opt: FusedSGD, index: int, epoch: int, steps_done: 
 
 def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool | None) -> None:
     """Train members that are at the same epoch, fused, until done or all diverged."""
-    from odenet.nets.fused import fuse, stack_inputs
-
     k, cfg = len(members), members[0].config
     fused = fuse([m.model for m in members]).to(placement.device)
     if placement.channels_last:
@@ -261,6 +262,7 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
                                static_shapes=loader0.num_samples % cfg.batch_size == 0)  # fmt: skip
     steps, schedule = len(loader0), members[0].scheduler.lr_lambdas[0]
     active = [True] * k
+    peak = torch.tensor([m.config.lr for m in members], device=placement.device)
     for epoch in range(len(members[0].history) + 1, cfg.epochs + 1):
         live = [i for i in range(k) if active[i]]
         if not live:
@@ -294,12 +296,12 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
             if not live:
                 break
             opt.zero_grad()
-            losses[torch.tensor(live, device=losses.device)].sum().backward()
+            mask = None if len(live) == k else torch.tensor(active, device=placement.device)
+            (losses if mask is None else torch.where(mask, losses, 0.0)).sum().backward()
             factor = schedule((epoch - 1) * steps + step - 1)
             for i in live:
                 lrs[i] = members[i].config.lr * factor
-            mask = None if len(live) == k else torch.tensor(active, device=placement.device)
-            opt.step(torch.tensor(lrs, device=placement.device), mask)
+            opt.step(peak * factor, mask)  # frozen rows are masked, whatever their lr
             correct += (logits.detach().argmax(2) == y).sum(0)
             for i in live:
                 loss_sum[i] += values[i] * y.shape[0]
@@ -312,6 +314,9 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
         test_loss, test_acc = _evaluate(fused, members[live[0]].test_loader, k, placement)
         seconds = time.perf_counter() - start
         accs = correct.tolist()
+        if any(m.out is not None for m in members):
+            states = unfuse_state_dict(fused.state_dict(), k)
+            buffers = opt.member_buffers()
         for i in live:
             m = members[i]
             n = max(images[i], 1)
@@ -320,7 +325,7 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
                                    test_acc[i], lrs[i], seconds, rate)  # fmt: skip
             m.history.append(metrics)
             if m.out is not None:
-                _save(m, fused, opt, i, epoch, epoch * steps)
+                _save(m, states[i], buffers and buffers[i], epoch, epoch * steps)
         for i in live:  # after every checkpoint: a hook may interrupt the run
             members[i].callbacks.on_epoch_end(members[i].history[-1])
 

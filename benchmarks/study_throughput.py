@@ -1,0 +1,139 @@
+"""Study throughput: the aggregate images/s of a K-member learning-rate sweep, three ways.
+
+For each depth, K runs (same config, lrs spread geometrically over [lr_min, lr_max], seeds
+0..K-1) each train ``--steps`` timed steps (after ``--warmup`` untimed ones) on the same
+CIFAR-shaped random uint8 images:
+
+  (a) "dataloader": the usual fp32 loop, run by run: a per-sample map-style Dataset
+      (decode, normalise, pad-4 crop, flip) batched by torch.utils.data.DataLoader;
+  (b) "sequential": odenet's engine (``train``) run by run, as the sequential executor does
+      (device-resident batches; bf16 autocast and channels_last on CUDA);
+  (c) "fused": ``train_fused`` on all K runs at once (one grouped network; CUDA graphs on
+      CUDA by default).
+
+Aggregate images/s = (K x steps x batch) / (sum of the timed seconds); with ``--repeats R``
+each way is measured R times, interleaved, and the best is kept. Prints one line per way
+and the ratios (b)/(a), (c)/(a), (c)/(b). Not part of the test run.
+
+Usage:  python benchmarks/study_throughput.py --depths 20,56 --members 8 --steps 50 --device auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import torch
+from train_throughput import MEAN, STD, dataloader_loop, odenet_loop  # benchmarks/ is on the path
+
+from odenet.data import ArrayDataset
+from odenet.training import TrainCallbacks, TrainConfig
+from odenet.training.device import resolve, synchronize
+from odenet.training.fused import train_fused
+
+
+class _Timer(TrainCallbacks):
+    """Marks the time after each step of one member (synchronised at the end of warm-up)."""
+
+    def __init__(self, warmup: int, device: torch.device) -> None:
+        self.warmup, self.device, self.marks = warmup, device, {}
+
+    def on_step(self, epoch: int, step: int, loss: float) -> None:
+        if step == self.warmup:
+            synchronize(self.device)
+        self.marks[step] = time.perf_counter()
+
+
+def fused_seconds(configs: list[TrainConfig], data: ArrayDataset, steps: int, warmup: int) -> float:
+    """(c): timed seconds of ``steps`` fused steps of all members."""
+    timer = _Timer(warmup, resolve(configs[0]).device)
+    callbacks = [timer] + [None] * (len(configs) - 1)
+    train_fused(configs, dataset=data, callbacks=callbacks)
+    return timer.marks[warmup + steps] - timer.marks[warmup]
+
+
+def sweep(depth: int, args: argparse.Namespace, data: ArrayDataset) -> dict:
+    k, b = args.members, args.batch_size
+    ratio = (args.lr_max / args.lr_min) ** (1 / max(k - 1, 1))
+    base = TrainConfig(
+        dataset="bench", depth=depth, solver=args.solver, width=args.width, epochs=1,
+        batch_size=b, schedule="constant", device=args.device, limit_test=b,
+        limit_train=(args.warmup + args.steps) * b,
+    )  # fmt: skip
+    configs = [dataclasses.replace(base, lr=args.lr_min * ratio**i, seed=i) for i in range(k)]
+    images = k * args.steps * b
+    a = s = f = float("inf")
+    for _ in range(args.repeats):  # interleaved; the best of each way (shared machines are noisy)
+        rates = [dataloader_loop(c, data, args.steps, args.warmup, args.workers) for c in configs]
+        a = min(a, sum(args.steps * b / r for r in rates))
+        s = min(s, sum(args.steps * b / odenet_loop(c, data, args.steps, args.warmup)
+                       for c in configs))  # fmt: skip
+        f = min(f, fused_seconds(configs, data, args.steps, args.warmup))
+    placement = resolve(base)
+    return {
+        "device": torch.cuda.get_device_name() if placement.device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(), "model": f"resnet-{depth} {args.solver} "
+        f"w{args.width}", "members": k, "batch": b, "steps": args.steps,
+        "dataloader_img_s": round(images / a, 1), "sequential_img_s": round(images / s, 1),
+        "fused_img_s": round(images / f, 1), "sequential_vs_dataloader": round(a / s, 3),
+        "fused_vs_dataloader": round(a / f, 3), "fused_vs_sequential": round(s / f, 3),
+        "amp": placement.amp, "channels_last": placement.channels_last,
+    }  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--depths", default="20,56", help="comma-separated depths (6n + 2)")
+    p.add_argument("--members", type=int, default=8, help="runs in the lr sweep (K)")
+    p.add_argument("--solver", default="euler")
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50, help="timed steps per run")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing")
+    p.add_argument("--repeats", type=int, default=1, help="measure each way this often; best")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers for (a)")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--lr-min", type=float, default=0.01)
+    p.add_argument("--lr-max", type=float, default=0.2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object per depth")
+    args = p.parse_args()
+
+    n_train = (args.warmup + args.steps) * args.batch_size
+    g = torch.Generator().manual_seed(0)
+    shape = (n_train, 3, args.image_size, args.image_size)
+    data = ArrayDataset(
+        name="bench", train_images=torch.randint(0, 256, shape, dtype=torch.uint8, generator=g),
+        train_labels=torch.randint(0, 10, (n_train,), generator=g),
+        test_images=torch.randint(0, 256, (args.batch_size, *shape[1:]), dtype=torch.uint8,
+                                  generator=g),
+        test_labels=torch.randint(0, 10, (args.batch_size,), generator=g),
+        num_classes=10, mean=MEAN, std=STD, augment="crop-flip",
+    )  # fmt: skip
+    for depth in (int(d) for d in args.depths.split(",")):
+        row = sweep(depth, args, data)
+        if args.json:
+            print(json.dumps(row))
+            continue
+        print(
+            f"device {row['device']} ({row['threads']} threads), {row['model']}, {row['members']}"
+            f" members, batch {row['batch']}, {row['steps']} timed steps after {args.warmup},"
+            f" best of {args.repeats}"
+        )
+        print(
+            f"  (a) per-sample DataLoader fp32, run by run: {row['dataloader_img_s']:10.1f} img/s"
+        )
+        print(
+            f"  (b) sequential executor (train), run by run: {row['sequential_img_s']:10.1f} img/s"
+        )
+        print(f"  (c) fused executor (train_fused), K at once: {row['fused_img_s']:10.1f} img/s")
+        print(
+            f"  ratios: (b)/(a) {row['sequential_vs_dataloader']:.3f}  (c)/(a) "
+            f"{row['fused_vs_dataloader']:.3f}  (c)/(b) {row['fused_vs_sequential']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
