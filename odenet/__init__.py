@@ -5,7 +5,8 @@ The public API is re-exported here on purpose; everything else is implementation
 * ``odenet.solvers``: the solver registry (``get``, ``available``, ``solve``, ``for_order``);
 * ``build_model`` / ``ModelConfig`` / ``describe``: the CIFAR ResNet family at any scheme;
 * ``load_dataset``: datasets as uint8 arrays; ``TrainConfig`` / ``train`` / ``load_trained``;
-* studies: see ``odenet.studies``.
+* ``StudySpec`` / ``run_study`` / ``load_study`` / ``report_study``: grids of runs;
+  ``LandscapeConfig`` / ``run_landscape``: loss-surface slices and sharpness.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -14,7 +15,17 @@ from odenet import data, nets, solvers, training
 from odenet.data import available_datasets, load_dataset
 from odenet.errors import ConfigError, DataError, OdenetError
 from odenet.nets import ModelConfig, ModelSummary, ResNet, build_model, describe
-from odenet.training import TrainConfig, TrainResult, load_trained, train
+from odenet.studies import (
+    LandscapeConfig,
+    Store,
+    StudySpec,
+    load_study,
+    plan_study,
+    report_study,
+    run_landscape,
+    run_study,
+)
+from odenet.training import TrainConfig, TrainResult, load_trained, train, train_fused
 
 try:
     __version__ = version("odenet")
@@ -23,6 +34,9 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "ConfigError",
+    "LandscapeConfig",
+    "Store",
+    "StudySpec",
     "DataError",
     "ModelConfig",
     "ModelSummary",
@@ -36,9 +50,15 @@ __all__ = [
     "data",
     "describe",
     "load_dataset",
+    "load_study",
     "load_trained",
     "nets",
+    "plan_study",
+    "report_study",
+    "run_landscape",
+    "run_study",
     "solvers",
     "train",
+    "train_fused",
     "training",
 ]

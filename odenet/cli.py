@@ -169,6 +169,9 @@ def train_cmd(
     channels_last: bool | None = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format (CUDA: on)."
     ),
+    cuda_graphs: bool | None = typer.Option(
+        None, "--cuda-graphs/--no-cuda-graphs", help="Capture the step (CUDA, static shapes: on)."
+    ),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
     from odenet.training import TrainConfig, train
@@ -179,7 +182,7 @@ def train_cmd(
         weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
         label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
         limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
-        amp=amp, channels_last=channels_last, augment=augment,
+        amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
     )  # fmt: skip
     con = Console(stderr=True) if as_json else console
     result = train(config, out_dir=out, callbacks=_train_progress(con, epochs, batch_size))
@@ -228,7 +231,10 @@ def study_cmd(
     block: str | None = typer.Option(None, help="postact|preact."),
     shortcut: str | None = typer.Option(None, help="A|B."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
-    executor: str | None = typer.Option(None, help="How runs execute (default sequential)."),
+    executor: str | None = typer.Option(
+        None, help="auto|sequential|fused (default auto: fused on CUDA, sequential on CPU)."
+    ),
+    fuse_max: int | None = typer.Option(None, help="Most runs per fused group (default 8)."),
     config: Path | None = typer.Option(None, "--config", help="TOML study file (flags win)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
@@ -243,7 +249,7 @@ def study_cmd(
         config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
         epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
         batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
-        shortcut=shortcut, data_dir=data_dir, executor=executor,
+        shortcut=shortcut, data_dir=data_dir, executor=executor, fuse_max=fuse_max,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)

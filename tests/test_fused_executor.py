@@ -69,8 +69,8 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
     assert len(lines) == 1 and "'lm'" in lines[0] and "sequentially" in lines[0]
     for r in runs:
         row = rows[r.id]
-        assert row.executor == "fused"  # the executor that claimed it
         execution = row.provenance["execution"]
+        assert row.executor == execution["executor"]  # what trained it, not what claimed it
         if r.solver == "euler":
             assert execution == {"executor": "fused", "members": 3}
         else:
@@ -87,3 +87,19 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
     (epoch,) = store.epochs(member.id)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
         torch.testing.assert_close(epoch[key], getattr(ref.history[0], key), msg=key)
+
+
+def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
+    """lm does not fuse: under --executor fused its runs train one by one and say so."""
+    from odenet.studies import Store, StudySpec, run_study
+
+    spec = StudySpec(
+        dataset="synthetic:train=128,test=64,size=8", orders=(1,), solvers=("lm",),
+        depths=(8,), width=4, lrs=(0.1, 0.2), epochs=1, batch_size=32, executor="fused",
+    )  # fmt: skip
+    run_study(spec, tmp_path / "s", quiet=True)
+    runs = {r.id: r for r in Store.open(tmp_path / "s").runs()}
+    for run_id, run in runs.items():
+        execution = run.provenance["execution"]
+        assert run.executor == execution["executor"]
+        assert execution["executor"] == ("sequential" if "-lm-" in run_id else "fused")

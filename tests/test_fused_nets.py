@@ -15,8 +15,8 @@ from odenet.nets.fused import (
     unfuse_state_dict,
 )
 from odenet.training import TrainConfig
-from odenet.training.device import Placement
-from odenet.training.fused import FusedSGD, compiled_forward
+from odenet.training.device import Placement, compiled_forward
+from odenet.training.fused import FusedSGD
 
 K = 3
 VARIANTS = [("postact", "A", None), ("preact", "B", "gn")]

@@ -11,7 +11,7 @@ from rich.console import Console
 import odenet.training
 from odenet.studies.grid import build_grid
 from odenet.studies.live import LineLog, LiveView, make_observer
-from odenet.studies.runner import SequentialExecutor, StudyObserver, make_executor, run_pending
+from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import EpochMetrics, TrainResult
@@ -127,11 +127,6 @@ def test_live_view_and_line_log_follow_a_study(store):
         "[4/4] d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError: boom (at "
         + buf.getvalue().split("(at ")[1].splitlines()[0],
     ]
-
-
-def test_unknown_executor():
-    with pytest.raises(Exception, match="unknown executor 'fused'; expected one of: sequential"):
-        make_executor("fused")
 
 
 def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):

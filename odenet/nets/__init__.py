@@ -18,11 +18,13 @@ from odenet.nets.fields import (
     make_norm,
     make_shortcut,
 )
+from odenet.nets.fused import FusedResNet, fusable, fuse, unfuse
 from odenet.nets.resnet import ModelConfig, ResNet, build_from_config, build_model
 from odenet.nets.stage import Stage, make_stage
 
 __all__ = [
     "ConcatConv2d",
+    "FusedResNet",
     "ContinuousStage",
     "ModelConfig",
     "ModelSummary",
@@ -36,6 +38,8 @@ __all__ = [
     "Stage",
     "build_from_config",
     "build_model",
+    "fusable",
+    "fuse",
     "compare_budgets",
     "count_flops",
     "count_layers",
@@ -45,4 +49,5 @@ __all__ = [
     "make_norm",
     "make_shortcut",
     "make_stage",
+    "unfuse",
 ]

@@ -1,7 +1,8 @@
 """Studies: grids of training runs, their SQLite store, the runner, robustness and reports.
 
 The notebook API is ``run_study``, ``plan_study``, ``load_study`` and ``report_study``
-(odenet.studies.api); ``Store`` is the study database for other tools (e.g. landscape).
+(odenet.studies.api); ``run_landscape`` draws loss-surface slices of a study's models;
+``Store`` is the study database for other tools.
 """
 
 from odenet.studies.api import (
@@ -12,7 +13,9 @@ from odenet.studies.api import (
     report_study,
     run_study,
 )
+from odenet.studies.fused_executor import FusedExecutor, make_executor
 from odenet.studies.grid import RunSpec, build_grid, run_id
+from odenet.studies.landscape import LandscapeConfig, LandscapeResult, run_landscape
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import Executor, SequentialExecutor, StudyObserver, run_pending
@@ -21,6 +24,9 @@ from odenet.studies.store import RunRecord, Store
 
 __all__ = [
     "Executor",
+    "FusedExecutor",
+    "LandscapeConfig",
+    "LandscapeResult",
     "Outcome",
     "PlanRow",
     "RobustnessRow",
@@ -35,12 +41,14 @@ __all__ = [
     "check_out_dir",
     "load_study",
     "load_toml",
+    "make_executor",
     "parse_list",
     "plan_study",
     "report_study",
     "robustness_table",
     "run_id",
     "run_pending",
+    "run_landscape",
     "run_study",
     "spec_from_sources",
     "summary_table",

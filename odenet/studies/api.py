@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from odenet.errors import ConfigError, DataError
+from odenet.studies.fused_executor import make_executor
 from odenet.studies.grid import RunSpec, build_grid, train_config
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
-from odenet.studies.runner import StudyObserver, make_executor, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 
@@ -121,7 +122,7 @@ def run_study(
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
     store = Store.create(path, spec, runs, _versions())
-    executor = make_executor(spec.executor, dataset)
+    executor = make_executor(spec.executor, spec.device, spec.fuse_max, dataset)
     run_pending(
         store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
     )

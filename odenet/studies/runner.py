@@ -14,7 +14,6 @@ import traceback
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from odenet.errors import ConfigError
 from odenet.studies.store import RunRecord, Store
 
 
@@ -92,20 +91,6 @@ class SequentialExecutor(Executor):
                 run.config.dataset, run.config.data_dir, progress=False
             )
         return self._datasets[key]
-
-
-EXECUTORS: dict[str, type[Executor]] = {"sequential": SequentialExecutor}
-
-
-def make_executor(name: str, dataset=None) -> Executor:
-    """The executor registered under ``name`` (given an optional preloaded dataset); unknown
-    names raise ConfigError listing the valid ones."""
-    try:
-        return EXECUTORS[name](dataset)
-    except KeyError:
-        raise ConfigError(
-            f"unknown executor {name!r}; expected one of: {', '.join(EXECUTORS)}"
-        ) from None
 
 
 def run_pending(

@@ -16,13 +16,13 @@ from odenet.errors import ConfigError
 
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda")
-EXECUTORS = ("sequential",)  # "auto" / "fused" join here when they exist (see runner.py)
+EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
 BLOCKS = ("postact", "preact")
 SHORTCUTS = ("A", "B")
 
 # Fields of StudySpec that may change between invocations on one study directory: they do
 # not change what a run computes, only how it is executed.
-EXECUTION_FIELDS = ("executor",)
+EXECUTION_FIELDS = ("executor", "fuse_max")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class StudySpec:
     block: str = "postact"  # residual block: postact | preact
     shortcut: str = "A"  # downsampling shortcut: A (zero-pad) | B (1x1 conv)
     data_dir: str | None = None  # where datasets live (None: odenet.data's default)
-    executor: str = "sequential"  # how pending runs are executed (an EXECUTORS name)
+    executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
+    fuse_max: int = 8  # most runs trained together as one fused network
 
     def __post_init__(self) -> None:
         # Lists given from Python (a notebook) become tuples: hashable, comparable, stored alike.
@@ -96,6 +97,7 @@ class StudySpec:
         _positive_int("epochs", self.epochs)
         _positive_int("batch-size", self.batch_size)
         _positive_int("width", self.width)
+        _positive_int("fuse-max", self.fuse_max)
         for name in ("limit_train", "limit_test"):
             if getattr(self, name) is not None:
                 _positive_int(name.replace("_", "-"), getattr(self, name))
@@ -173,7 +175,7 @@ def load_toml(path: str | Path) -> dict:
 _INT_LISTS = ("orders", "depths", "seeds")
 _FLOAT_LISTS = ("lrs",)
 _STR_LISTS = ("solvers",)
-_INTS = ("epochs", "batch_size", "width", "limit_train", "limit_test")
+_INTS = ("epochs", "batch_size", "width", "limit_train", "limit_test", "fuse_max")
 
 
 def parse_list(text: str, kind: type, option: str) -> tuple:

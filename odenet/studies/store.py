@@ -291,15 +291,18 @@ class Store:
         if status not in FINISHED:
             raise ValueError(f"unexpected result status {status!r}")
         values = [result.get(k) for k in _RESULT_COLUMNS]
+        provenance = result.get("provenance") or {}
+        # what actually trained the run (a fused executor may fall back to one-by-one)
+        executed = (provenance.get("execution") or {}).get("executor")
         with self._tx() as con:
             con.execute("BEGIN IMMEDIATE")
             con.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             _insert_epochs(con, run_id, result.get("history") or [])
             sets = ", ".join(f"{k} = ?" for k in _RESULT_COLUMNS)
             con.execute(
-                f"UPDATE runs SET status = ?, error = NULL, finished = ?, provenance = ?, {sets}"
-                " WHERE id = ?",
-                (status, now(), json.dumps(result.get("provenance") or {}), *values, run_id),
+                f"UPDATE runs SET status = ?, error = NULL, finished = ?, provenance = ?, {sets},"
+                " executor = COALESCE(?, executor) WHERE id = ?",
+                (status, now(), json.dumps(provenance), *values, executed, run_id),
             )
 
     def fail(self, run_id: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from odenet.training.checkpoint import load_trained
 from odenet.training.config import TrainConfig
+from odenet.training.fused import train_fused
 from odenet.training.schedules import LRSchedule, schedule_factor
 from odenet.training.trainer import (
     EpochMetrics,
@@ -21,4 +22,5 @@ __all__ = [
     "load_trained",
     "schedule_factor",
     "train",
+    "train_fused",
 ]

@@ -33,7 +33,7 @@ RESULT = "result.json"
 FORMAT = 1
 # Fields that may differ between the run that wrote a checkpoint and the one resuming it:
 # where the data lives does not change what is computed.
-_IGNORED_ON_RESUME = ("data_dir",)
+_IGNORED_ON_RESUME = ("data_dir", "cuda_graphs")  # where data lives / how the step runs
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -47,6 +47,8 @@ class TrainConfig:
     amp: bool | None = None  # bf16 autocast; None: on for CUDA, off for CPU
     channels_last: bool | None = None  # NHWC memory format; None: on for CUDA, off for CPU
     augment: bool = True  # the dataset's default augmentation for training batches
+    cuda_graphs: bool | None = None  # capture the training step with CUDA graphs
+    # (torch.compile reduce-overhead); None: on for CUDA when every batch has the same shape
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
 
     def validate(self) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import torch
+from torch import Tensor, nn
 
 from odenet.errors import ConfigError
 from odenet.training.config import TrainConfig
@@ -88,3 +90,20 @@ def provenance(config: TrainConfig, placement: Placement) -> dict:
         "data_seed": data_seed(config.seed),
         "config": dataclasses.asdict(config),
     }
+
+
+def compiled_forward(
+    model: nn.Module, placement: Placement, *, enabled: bool | None, static_shapes: bool
+) -> Callable[[Tensor], Tensor]:
+    """The training forward, captured with CUDA graphs (torch.compile reduce-overhead) or not.
+
+    enabled None: on when the device is CUDA and the batch shapes are static (the training set
+    divides into full batches); False: off; True on CPU: ConfigError. The returned callable
+    shares ``model``'s parameters; keep using ``model`` for state dicts and evaluation.
+    """
+    on_cuda = placement.device.type == "cuda"
+    if enabled and not on_cuda:
+        raise ConfigError("CUDA graphs need a CUDA device: turn them off or use --device cuda")
+    if not (on_cuda and (static_shapes if enabled is None else enabled)):
+        return model
+    return torch.compile(model, mode="reduce-overhead")

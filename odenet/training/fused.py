@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,15 @@ from odenet.errors import ConfigError
 from odenet.nets.fused import fusable, fuse, stack_inputs, unfuse_state_dict
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
-from odenet.training.device import Placement, autocast, data_seed, provenance, resolve, synchronize
+from odenet.training.device import (
+    Placement,
+    autocast,
+    compiled_forward,
+    data_seed,
+    provenance,
+    resolve,
+    synchronize,
+)
 from odenet.training.schedules import LRSchedule, make_scheduler
 from odenet.training.trainer import EpochMetrics, TrainCallbacks, TrainResult, make_optimizer
 
@@ -40,23 +48,6 @@ FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ insi
 def fusion_key(config: TrainConfig) -> tuple:
     """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
     return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
-
-
-def compiled_forward(
-    model: nn.Module, placement: Placement, *, enabled: bool | None, static_shapes: bool
-) -> Callable[[Tensor], Tensor]:
-    """The training forward, captured with CUDA graphs (torch.compile reduce-overhead) or not.
-
-    enabled None: on when the device is CUDA and the batch shapes are static (the training set
-    divides into full batches); False: off; True on CPU: ConfigError. The returned callable
-    shares ``model``'s parameters; keep using ``model`` for state dicts and evaluation.
-    """
-    on_cuda = placement.device.type == "cuda"
-    if enabled and not on_cuda:
-        raise ConfigError("CUDA graphs need a CUDA device: turn them off or use --device cuda")
-    if not (on_cuda and (static_shapes if enabled is None else enabled)):
-        return model
-    return torch.compile(model, mode="reduce-overhead")
 
 
 class FusedSGD:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,15 @@ from torch import nn
 from odenet.errors import ConfigError
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
-from odenet.training.device import Placement, autocast, data_seed, provenance, resolve, synchronize
+from odenet.training.device import (
+    Placement,
+    autocast,
+    compiled_forward,
+    data_seed,
+    provenance,
+    resolve,
+    synchronize,
+)
 from odenet.training.schedules import LRSchedule, make_scheduler
 
 if TYPE_CHECKING:
@@ -134,6 +143,7 @@ class _EpochOutcome:
 
 def _train_epoch(
     model: nn.Module,
+    forward: Callable[[torch.Tensor], torch.Tensor],
     loader: DeviceLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -142,7 +152,10 @@ def _train_epoch(
     epoch: int,
     callbacks: TrainCallbacks,
 ) -> _EpochOutcome:
-    """One pass over ``loader``. Stops before the optimizer step of a diverging batch."""
+    """One pass over ``loader``. Stops before the optimizer step of a diverging batch.
+
+    forward: ``model`` itself, or its CUDA-graph capture (same parameters).
+    """
     model.train()
     synchronize(placement.device)
     start = time.perf_counter()
@@ -150,7 +163,7 @@ def _train_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=placement.device)
     for step, (x, y) in enumerate(loader, start=1):
         with autocast(placement):
-            logits = model(x)
+            logits = forward(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
         value = loss.item()  # one sync per step: divergence is checked before the update
         if not math.isfinite(value) or value > config.divergence_threshold:
@@ -278,12 +291,16 @@ def train(
         ckpt.check_same_config(state["config"], config, out)
         history = run.restore(state)
 
+    forward = compiled_forward(
+        model, placement, enabled=config.cuda_graphs,
+        static_shapes=train_loader.num_samples % config.batch_size == 0,
+    )  # fmt: skip
     params, extra_params = count_parameters(model)
     status, diverged_epoch, diverged_step, partial_seconds = "done", None, None, 0.0
     for epoch in range(len(history) + 1, config.epochs + 1):
         callbacks.on_epoch_start(epoch, steps)
         outcome = _train_epoch(
-            model, train_loader, optimizer, scheduler, config, placement, epoch, callbacks
+            model, forward, train_loader, optimizer, scheduler, config, placement, epoch, callbacks
         )
         if outcome.diverged_step is not None:
             status, diverged_epoch, diverged_step = "diverged", epoch, outcome.diverged_step
