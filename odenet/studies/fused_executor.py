@@ -79,8 +79,7 @@ class FusedExecutor(Executor):
         cuda_graphs: passed to ``train_fused`` (None: on for CUDA with static shapes)."""
         self.capacity = fuse_max
         self.cuda_graphs = cuda_graphs
-        self._given = dataset
-        self._datasets: dict[tuple, object] = {}
+        self._sequential = SequentialExecutor(dataset)  # fallbacks and the dataset cache
 
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
         from odenet.nets.fused import fusable
@@ -93,7 +92,7 @@ class FusedExecutor(Executor):
                 log.warning("fused executor: %s; running %s sequentially", reason, ids)
             if reason is not None or len(group) == 1:
                 for run in group:
-                    self._one(run, store, observer, reason)
+                    self._sequential.run_one(run, store, observer, reason)
             else:
                 self._fused(group, store, observer)
 
@@ -106,7 +105,7 @@ class FusedExecutor(Executor):
             results = train_fused(
                 [r.config for r in group],
                 out_dirs=[r.run_dir for r in group],
-                dataset=self._dataset(group[0]),
+                dataset=self._sequential.dataset_for(group[0]),
                 callbacks=[_callbacks(r, store, observer) for r in group],
                 cuda_graphs=self.cuda_graphs,
             )
@@ -121,38 +120,3 @@ class FusedExecutor(Executor):
                 store.fail(run.id, _message(err))
         for run in group:
             observer.on_run_end(store.run(run.id))
-
-    def _one(self, run: RunRecord, store: Store, observer: StudyObserver, reason) -> None:
-        from odenet.training import train
-        from odenet.training.checkpoint import save_result
-
-        observer.on_run_start(run)
-        try:
-            result = train(
-                run.config,
-                out_dir=run.run_dir,
-                dataset=self._dataset(run),
-                callbacks=_callbacks(run, store, observer),
-            ).to_dict()
-            execution = {"executor": "sequential", "members": 1}
-            result["provenance"]["execution"] = execution | ({"reason": reason} if reason else {})
-            save_result(run.run_dir, result)
-            store.finish(run.id, result)
-        except (KeyboardInterrupt, SystemExit):
-            store.release(run.id)
-            raise
-        except Exception as err:  # noqa: BLE001
-            store.fail(run.id, _message(err))
-        observer.on_run_end(store.run(run.id))
-
-    def _dataset(self, run: RunRecord):
-        from odenet.data import load_dataset
-
-        if self._given is not None and self._given.name == run.config.dataset:
-            return self._given
-        key = (run.config.dataset, run.config.data_dir)
-        if key not in self._datasets:
-            self._datasets[key] = load_dataset(
-                run.config.dataset, run.config.data_dir, progress=False
-            )
-        return self._datasets[key]

@@ -269,8 +269,12 @@ def select_runs(
     for what, missing in (
         ("depth", [d for d in want_depths if all(r.depth != d for r in done)]),
         ("scheme", [s for s in schemes if all(r.solver != s for r in done)]),
-        ("lr", [] if lr is None or any(math.isclose(r.lr, lr, rel_tol=1e-9) for r in done)
-         else [f"{lr:g}"]),
+        (
+            "lr",
+            []
+            if lr is None or any(math.isclose(r.lr, lr, rel_tol=1e-9) for r in done)
+            else [f"{lr:g}"],
+        ),
         ("seed", [] if seed is None or any(r.seed == seed for r in done) else [seed]),
     ):
         if missing:
@@ -283,8 +287,11 @@ def select_runs(
             if run is not None:
                 picked.append(run)
                 continue
-            cell = f"depth {d}, scheme {s}" + (f", lr {lr:g}" if lr is not None else "") + (
-                f", seed {seed}" if seed is not None else "")
+            cell = (
+                f"depth {d}, scheme {s}"
+                + (f", lr {lr:g}" if lr is not None else "")
+                + (f", seed {seed}" if seed is not None else "")
+            )
             if depths and asked:
                 raise ConfigError(f"no finished run at {cell}; {trained}")
             notes.append(f"skipped {cell}: no finished run")
@@ -322,8 +329,9 @@ def _one_model(
     )
     landscape = ModelLandscape(run, result, evaluator.mode, note=evaluator.note)
     if not (config.grid.axis() == 0.0).any():  # the trained point is not on the grid
-        loss, acc = evaluator.evaluate(trained_parameters(model), directions,
-                                       torch.zeros(1, config.dims, dtype=torch.float64))
+        loss, acc = evaluator.evaluate(
+            trained_parameters(model), directions, torch.zeros(1, config.dims, dtype=torch.float64)
+        )
         landscape.origin = (float(loss[0]), float(acc[0]))
     if config.sharpness:
         seed = config.direction_seed
@@ -396,7 +404,9 @@ def config_from_options(
         depths=parse_list(depth, int, "depth") if depth else None,
         orders=parse_list(orders, int, "orders") if orders else (),
         solvers=parse_list(solvers, str, "solvers") if solvers else (),
-        lo=lo, hi=hi, limit_data=parse_limit(limit_data),
+        lo=lo,
+        hi=hi,
+        limit_data=parse_limit(limit_data),
         sharpness_config=SharpnessConfig(power_iters=power_iters, trace_probes=trace_probes),
         **options,  # type: ignore[arg-type]
     )
@@ -408,16 +418,21 @@ def summary_table(result: LandscapeResult):
     """A rich Table: one row per model (loss/acc at 0, sharpness)."""
     from rich.table import Table
 
-    table = Table(title=f"loss landscape ({result.settings['dims']}D, "
-                        f"{result.settings['points']} points per axis)")
+    table = Table(
+        title=f"loss landscape ({result.settings['dims']}D, "
+        f"{result.settings['points']} points per axis)"
+    )
     for col in ("run", "loss at 0", "acc at 0", "lambda_max", "trace", "evaluation"):
         table.add_column(col, justify="left" if col in ("run", "evaluation") else "right")
     for m in result.models:
         d = m.to_dict()
         sh = d["sharpness"] or {}
         table.add_row(
-            d["run_id"], f"{d['loss_at_0']:.4f}", f"{100 * d['acc_at_0']:.2f}%",
-            f"{sh['lambda_max']:.4g}" if sh else "-", f"{sh['trace']:.4g}" if sh else "-",
+            d["run_id"],
+            f"{d['loss_at_0']:.4f}",
+            f"{100 * d['acc_at_0']:.2f}%",
+            f"{sh['lambda_max']:.4g}" if sh else "-",
+            f"{sh['trace']:.4g}" if sh else "-",
             d["eval_mode"],
         )
     return table

@@ -78,16 +78,16 @@ def plot_2d(
     """Contour panels: rows = schemes, columns = depths, one colour scale (log levels)."""
     cells, rows, cols = _grid(models, schemes, depths)
     levels, norm = _shared_levels(models)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.2, 3.0 * rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols + 1.2, 3.0 * rows), squeeze=False, constrained_layout=True
+    )
     mappable = None
     for i, s in enumerate(schemes):
         for j, d in enumerate(depths):
             ax = axes[i][j]
             m = cells.get((s, d))
             if m is None:
-                ax.text(0.5, 0.5, "not trained", ha="center", va="center",
-                        transform=ax.transAxes)
+                ax.text(0.5, 0.5, "not trained", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
             a = m.slice.grid.axis()
@@ -101,8 +101,14 @@ def plot_2d(
             ax.set_ylabel("b (d2)")
     if mappable is not None:
         ticks = np.geomspace(levels[0], levels[-1], 6)
-        fig.colorbar(mappable, ax=axes, label="train loss (subset, log scale)", shrink=0.9,
-                     ticks=ticks, format="%.3g")
+        fig.colorbar(
+            mappable,
+            ax=axes,
+            label="train loss (subset, log scale)",
+            shrink=0.9,
+            ticks=ticks,
+            format="%.3g",
+        )
     return _save(fig, stem)
 
 

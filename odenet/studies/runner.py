@@ -58,21 +58,27 @@ class SequentialExecutor(Executor):
 
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
         for run in runs:
-            self._one(run, store, observer)
+            self.run_one(run, store, observer)
 
-    def _one(self, run: RunRecord, store: Store, observer: StudyObserver) -> None:
+    def run_one(
+        self, run: RunRecord, store: Store, observer: StudyObserver, reason: str | None = None
+    ) -> None:
+        """Train one run and record it; ``reason`` says why it was not fused (provenance)."""
         from odenet.training import train
+        from odenet.training.checkpoint import save_result
 
         observer.on_run_start(run)
         try:
-            dataset = self._dataset(run)
             result = train(
                 run.config,
                 out_dir=run.run_dir,
-                dataset=dataset,
+                dataset=self.dataset_for(run),
                 callbacks=_callbacks(run, store, observer),
-            )
-            store.finish(run.id, result.to_dict())
+            ).to_dict()
+            execution = {"executor": "sequential", "members": 1}
+            result["provenance"]["execution"] = execution | ({"reason": reason} if reason else {})
+            save_result(run.run_dir, result)
+            store.finish(run.id, result)
         except (KeyboardInterrupt, SystemExit):
             store.release(run.id)
             raise
@@ -80,7 +86,8 @@ class SequentialExecutor(Executor):
             store.fail(run.id, _message(err))
         observer.on_run_end(store.run(run.id))
 
-    def _dataset(self, run: RunRecord):
+    def dataset_for(self, run: RunRecord):
+        """The run's dataset: the one given at construction, or loaded once per name/dir."""
         from odenet.data import load_dataset
 
         if self._given is not None and self._given.name == run.config.dataset:

@@ -133,9 +133,7 @@ def hutchinson_trace(
     """Hutchinson's estimate tr(H) ~ mean_i v_i.H v_i with Rademacher v_i from ``generator``."""
     samples = []
     for _ in range(probes):
-        v = [
-            (torch.randint(0, 2, p.shape, generator=generator) * 2 - 1).to(p) for p in params
-        ]
+        v = [(torch.randint(0, 2, p.shape, generator=generator) * 2 - 1).to(p) for p in params]
         samples.append(float(_dot(v, hvp(v))))
     t = torch.tensor(samples, dtype=torch.float64)
     stderr = float(t.std() / math.sqrt(probes)) if probes > 1 else 0.0

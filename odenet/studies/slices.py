@@ -119,8 +119,10 @@ class SliceEvaluator:
             out = self._chunk_vmap(stacked)
         except Exception as err:  # noqa: BLE001  (any tracing failure: fall back, say why)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            self.note = f"vmap failed for {type(self.model).__name__} ({first[:160]}); " \
+            self.note = (
+                f"vmap failed for {type(self.model).__name__} ({first[:160]}); "
                 "evaluated one point at a time"
+            )
             self.mode = "loop"
             return self._chunk_loop(stacked)
         self.mode = "vmap"
@@ -195,16 +197,21 @@ def slice_key(settings: dict) -> str:
 def load_slice(path: Path, grid: GridSpec, settings: dict) -> SliceResult:
     """The stored slice at ``path`` when its settings match, else a fresh (empty) one."""
     empty = SliceResult(
-        grid, np.full(grid.shape, np.nan), np.full(grid.shape, np.nan),
-        np.zeros(grid.shape, dtype=bool), dict(settings), path,
+        grid,
+        np.full(grid.shape, np.nan),
+        np.full(grid.shape, np.nan),
+        np.zeros(grid.shape, dtype=bool),
+        dict(settings),
+        path,
     )
     if not path.exists():
         return empty
     with np.load(path) as z:
         if json.loads(str(z["settings"])) != json.loads(json.dumps(settings)):
             return empty
-        return SliceResult(grid, z["loss"].copy(), z["acc"].copy(), z["done"].copy(),
-                           dict(settings), path)
+        return SliceResult(
+            grid, z["loss"].copy(), z["acc"].copy(), z["done"].copy(), dict(settings), path
+        )
 
 
 def save_slice(result: SliceResult) -> None:
@@ -212,8 +219,14 @@ def save_slice(result: SliceResult) -> None:
     assert result.path is not None
     tmp = result.path.with_name(result.path.name + ".tmp")
     with open(tmp, "wb") as fh:
-        np.savez(fh, axis=result.grid.axis(), loss=result.loss, acc=result.acc,
-                 done=result.done, settings=np.array(json.dumps(result.settings)))
+        np.savez(
+            fh,
+            axis=result.grid.axis(),
+            loss=result.loss,
+            acc=result.acc,
+            done=result.done,
+            settings=np.array(json.dumps(result.settings)),
+        )
     os.replace(tmp, result.path)
 
 
@@ -240,8 +253,13 @@ def compute_slice(
     if path is not None:
         result = load_slice(path, grid, settings)
     else:
-        result = SliceResult(grid, np.full(grid.shape, np.nan), np.full(grid.shape, np.nan),
-                             np.zeros(grid.shape, dtype=bool), settings)
+        result = SliceResult(
+            grid,
+            np.full(grid.shape, np.nan),
+            np.full(grid.shape, np.nan),
+            np.zeros(grid.shape, dtype=bool),
+            settings,
+        )
     coords = grid.coords()
     todo = np.flatnonzero(~result.done.reshape(-1))
     step = evaluator.points_per_batch
