@@ -336,3 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     except OdenetError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except OSError as err:  # the file system said no (disk full, permissions): one line too
+        where = f" {err.filename!r}" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}", err=True)
+        sys.exit(1)

@@ -145,3 +145,20 @@ def test_dry_run_prints_budgets_and_writes_nothing(tmp_path, capsys):
         assert [m["solver"] for m in models] == ["euler", "heun", "rk4", "lm"]
         assert [m["extra_params"] for m in models] == [0, 0, 0, lm_k]
     assert _files(tmp_path) == []
+
+
+def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys, monkeypatch):
+    """os.access can say yes where mkdir says no (read-only or virtual file systems)."""
+    import errno
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    code, out, err = run_cli([*BASE, "--out", str(tmp_path / "ro")], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"error: cannot create the study directory {str(tmp_path / 'ro')!r} "
+        "(Read-only file system); choose another --out"
+    ]
+    assert not (tmp_path / "ro").exists()

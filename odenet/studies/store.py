@@ -161,7 +161,13 @@ class Store:
         is refused with ConfigError. Call ``check_spec`` first to fail without writing.
         """
         store = cls(study_dir)
-        (store.dir / "runs").mkdir(parents=True, exist_ok=True)
+        try:
+            (store.dir / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # e.g. a read-only or virtual file system that os.access allows
+            raise ConfigError(
+                f"cannot create the study directory {str(store.dir)!r} ({err.strerror}); "
+                "choose another --out"
+            ) from None
         with store._tx() as con:  # one transaction: readers see no study or a whole one
             con.execute("BEGIN IMMEDIATE")
             for statement in filter(str.strip, _SCHEMA.split(";")):
