@@ -61,17 +61,23 @@ def main() -> None:
     model = model.to(device).eval()
     x = torch.randn(args.images, 3, args.image_size, args.image_size, generator=gen)
     y = torch.randint(0, 10, (args.images,), generator=gen)
-    batches = [(x[i : i + args.batch_size].to(device), y[i : i + args.batch_size].to(device))
-               for i in range(0, args.images, args.batch_size)]
+    batches = [
+        (x[i : i + args.batch_size].to(device), y[i : i + args.batch_size].to(device))
+        for i in range(0, args.images, args.batch_size)
+    ]
     theta = trained_parameters(model)
     dirs = make_directions(model, 1, seed=0)
     coords = GridSpec(1, -1.0, 1.0, args.points).coords()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    print(f"device {device} ({name or 'cpu'}), torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
-    print(f"ResNet-{args.depth} {args.solver}, {args.images} images of {args.image_size}px "
-          f"in batches of {args.batch_size}, {args.points} points")
+    print(
+        f"device {device} ({name or 'cpu'}), torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        f"ResNet-{args.depth} {args.solver}, {args.images} images of {args.image_size}px "
+        f"in batches of {args.batch_size}, {args.points} points"
+    )
     loop = SliceEvaluator(model, batches, points_per_batch=1, mode="loop")
     t_loop, ref = _time(loop, theta, dirs, coords, device)
     print(f"{'one at a time':>22}: {args.points / t_loop:8.2f} points/s")
@@ -79,8 +85,10 @@ def main() -> None:
         ev = SliceEvaluator(model, batches, points_per_batch=ppb, mode="vmap")
         t, loss = _time(ev, theta, dirs, coords, device)
         diff = (loss - ref).abs().max().item()
-        print(f"{f'vmap, {ppb} per pass':>22}: {args.points / t:8.2f} points/s  "
-              f"x{t_loop / t:5.2f}  (max |loss diff| {diff:.1e})")
+        print(
+            f"{f'vmap, {ppb} per pass':>22}: {args.points / t:8.2f} points/s  "
+            f"x{t_loop / t:5.2f}  (max |loss diff| {diff:.1e})"
+        )
 
 
 if __name__ == "__main__":

@@ -93,9 +93,18 @@ def describe_cmd(
     from odenet.nets.budget import summary_table
 
     config = ModelConfig(
-        depth=depth, solver=solver, block=block, shortcut=shortcut, norm=norm, width=width,
-        in_channels=in_channels, num_classes=num_classes, ode_t1=ode_t1, ode_rtol=ode_rtol,
-        ode_atol=ode_atol, ode_step_size=ode_step_size,
+        depth=depth,
+        solver=solver,
+        block=block,
+        shortcut=shortcut,
+        norm=norm,
+        width=width,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        ode_t1=ode_t1,
+        ode_rtol=ode_rtol,
+        ode_atol=ode_atol,
+        ode_step_size=ode_step_size,
     )
     summary = describe(config, image_size=image_size)
     if as_json:
@@ -326,7 +335,6 @@ def landscape_cmd(
     console.print(summary_table(result))
     for line in [*result.notes, *(f"wrote {p}" for p in result.figures)]:
         console.print(line)
-
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -220,8 +220,12 @@ class Quadratic(nn.Module):
 
 def _spd(n: int, generator: torch.Generator) -> torch.Tensor:
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
-    eigs = torch.cat([torch.linspace(0.1, 1.0, n - 1, dtype=torch.float64),
-                      torch.tensor([2.5], dtype=torch.float64)])
+    eigs = torch.cat(
+        [
+            torch.linspace(0.1, 1.0, n - 1, dtype=torch.float64),
+            torch.tensor([2.5], dtype=torch.float64),
+        ]
+    )
     return q @ torch.diag(eigs) @ q.T
 
 

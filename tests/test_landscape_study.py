@@ -31,8 +31,16 @@ def study(tmp_path_factory) -> Path:
     from odenet.studies import StudySpec, run_study
 
     out = tmp_path_factory.mktemp("study") / "s"
-    spec = StudySpec(orders=(1, 2), depths=(8,), lrs=(0.1,), seeds=(0,), epochs=1,
-                     dataset=DATASET, batch_size=64, device="cpu")
+    spec = StudySpec(
+        orders=(1, 2),
+        depths=(8,),
+        lrs=(0.1,),
+        seeds=(0,),
+        epochs=1,
+        dataset=DATASET,
+        batch_size=64,
+        device="cpu",
+    )
     run_study(spec, out, quiet=True)
     return out
 
@@ -54,8 +62,14 @@ def _eval_loss_on_first(run_dir: Path, n: int) -> tuple[float, float]:
 
 
 def test_1d_landscape_on_a_study(study):
-    cfg = LandscapeConfig(str(study), dims=1, points=7, limit_data=32, points_per_batch=4,
-                          sharpness_config=SharpnessConfig(power_iters=2, trace_probes=1))
+    cfg = LandscapeConfig(
+        str(study),
+        dims=1,
+        points=7,
+        limit_data=32,
+        points_per_batch=4,
+        sharpness_config=SharpnessConfig(power_iters=2, trace_probes=1),
+    )
     result = run_landscape(cfg)
     assert [m.run.solver for m in result.models] == ["euler", "heun"]
     for m in result.models:
@@ -70,8 +84,10 @@ def test_1d_landscape_on_a_study(study):
     # sharpness table: one row per model, keyed by (run, images used, seed)
     with Store.open(study).connect() as con:
         rows = con.execute("SELECT run_id, limit_data, seed FROM sharpness").fetchall()
-    assert sorted(tuple(r) for r in rows) == [("d8-euler-lr0.1-s0", 32, 0),
-                                              ("d8-heun-lr0.1-s0", 32, 0)]
+    assert sorted(tuple(r) for r in rows) == [
+        ("d8-euler-lr0.1-s0", 32, 0),
+        ("d8-heun-lr0.1-s0", 32, 0),
+    ]
     # the settings of each slice sit beside it; a rerun resumes (nothing is recomputed)
     first = result.models[0].slice.path
     assert json.loads(first.with_suffix(".json").read_text())["direction_seed"] == 0
@@ -96,8 +112,23 @@ def test_1d_landscape_on_a_study(study):
 
 def test_2d_landscape_via_cli_json(study, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["landscape", str(study), "--dims", "2", "--points", "5", "--limit-data", "32",
-              "--orders", "1,2", "--no-sharpness", "--surface", "--json"])
+        main(
+            [
+                "landscape",
+                str(study),
+                "--dims",
+                "2",
+                "--points",
+                "5",
+                "--limit-data",
+                "32",
+                "--orders",
+                "1,2",
+                "--no-sharpness",
+                "--surface",
+                "--json",
+            ]
+        )
     assert exit_info.value.code in (0, None)
     payload = json.loads(capsys.readouterr().out)
     names = {Path(p).name for p in payload["figures"]}
@@ -111,8 +142,12 @@ def test_2d_landscape_via_cli_json(study, capsys):
 
 @pytest.mark.parametrize(
     ("argv", "what"),
-    [(["--depth", "20"], "depth 20"), (["--orders", "4"], "scheme rk4"),
-     (["--lr", "0.3"], "lr 0.3"), (["--solvers", "lm"], "scheme lm")],
+    [
+        (["--depth", "20"], "depth 20"),
+        (["--orders", "4"], "scheme rk4"),
+        (["--lr", "0.3"], "lr 0.3"),
+        (["--solvers", "lm"], "scheme lm"),
+    ],
 )
 def test_untrained_selection_fails_with_one_line(study, capsys, argv, what):
     with pytest.raises(SystemExit) as exit_info:
@@ -124,26 +159,43 @@ def test_untrained_selection_fails_with_one_line(study, capsys, argv, what):
 
 
 def _record(depth, solver, lr, seed, acc, status="done") -> RunRecord:
-    return RunRecord(id=f"d{depth}-{solver}-lr{lr}-s{seed}", depth=depth, solver=solver, lr=lr,
-                     seed=seed, status=status, test_acc=acc, epochs_done=1,
-                     run_dir=Path("/nonexistent"), config=TrainConfig())
+    return RunRecord(
+        id=f"d{depth}-{solver}-lr{lr}-s{seed}",
+        depth=depth,
+        solver=solver,
+        lr=lr,
+        seed=seed,
+        status=status,
+        test_acc=acc,
+        epochs_done=1,
+        run_dir=Path("/nonexistent"),
+        config=TrainConfig(),
+    )
 
 
 def test_selection_best_lr_smallest_seed_and_errors():
     runs = [
-        _record(20, "euler", 0.1, 0, 0.80), _record(20, "euler", 0.1, 1, 0.90),
-        _record(20, "euler", 0.4, 0, 0.88), _record(20, "euler", 0.8, 0, 0.99, "diverged"),
-        _record(20, "rk4", 0.4, 1, 0.91), _record(20, "rk4", 0.4, 0, 0.90),
-        _record(56, "euler", 0.1, 0, 0.92), _record(56, "rk4", 0.1, 0, None, "pending"),
+        _record(20, "euler", 0.1, 0, 0.80),
+        _record(20, "euler", 0.1, 1, 0.90),
+        _record(20, "euler", 0.4, 0, 0.88),
+        _record(20, "euler", 0.8, 0, 0.99, "diverged"),
+        _record(20, "rk4", 0.4, 1, 0.91),
+        _record(20, "rk4", 0.4, 0, 0.90),
+        _record(56, "euler", 0.1, 0, 0.92),
+        _record(56, "rk4", 0.1, 0, None, "pending"),
     ]
     sel = select_runs(runs)
     # euler@20: lr 0.1 has mean 0.85 < 0.88 at 0.4 (the diverged 0.8 is ignored)
-    assert [r.id for r in sel.runs] == ["d20-euler-lr0.4-s0", "d20-rk4-lr0.4-s0",
-                                        "d56-euler-lr0.1-s0"]
+    assert [r.id for r in sel.runs] == [
+        "d20-euler-lr0.4-s0",
+        "d20-rk4-lr0.4-s0",
+        "d56-euler-lr0.1-s0",
+    ]
     assert sel.depths == [20, 56] and sel.schemes == ["euler", "rk4"]
     assert sel.notes == ("skipped depth 56, scheme rk4: no finished run",)
     assert [r.id for r in select_runs(runs, depths=(20,), orders=(1,), lr=0.1).runs] == [
-        "d20-euler-lr0.1-s0"]
+        "d20-euler-lr0.1-s0"
+    ]
     assert [r.id for r in select_runs(runs, orders=(4,), seed=1).runs] == ["d20-rk4-lr0.4-s1"]
     with pytest.raises(ConfigError, match=r"no finished run at depth 56, scheme rk4"):
         select_runs(runs, depths=(56,), orders=(4,))
