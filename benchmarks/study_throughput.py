@@ -26,7 +26,9 @@ import json
 import time
 
 import torch
-from train_throughput import MEAN, STD, dataloader_loop, odenet_loop  # benchmarks/ is on the path
+
+# benchmarks/ is on the path when this script runs
+from train_throughput import dataloader_loop, odenet_loop, random_dataset
 
 from odenet.data import ArrayDataset
 from odenet.training import TrainCallbacks, TrainConfig
@@ -101,17 +103,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per depth")
     args = p.parse_args()
 
-    n_train = (args.warmup + args.steps) * args.batch_size
-    g = torch.Generator().manual_seed(0)
-    shape = (n_train, 3, args.image_size, args.image_size)
-    data = ArrayDataset(
-        name="bench", train_images=torch.randint(0, 256, shape, dtype=torch.uint8, generator=g),
-        train_labels=torch.randint(0, 10, (n_train,), generator=g),
-        test_images=torch.randint(0, 256, (args.batch_size, *shape[1:]), dtype=torch.uint8,
-                                  generator=g),
-        test_labels=torch.randint(0, 10, (args.batch_size,), generator=g),
-        num_classes=10, mean=MEAN, std=STD, augment="crop-flip",
-    )  # fmt: skip
+    data = random_dataset((args.warmup + args.steps) * args.batch_size, args.batch_size,
+                          args.image_size)  # fmt: skip
     for depth in (int(d) for d in args.depths.split(",")):
         row = sweep(depth, args, data)
         if args.json:

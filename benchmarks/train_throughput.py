@@ -106,6 +106,19 @@ def odenet_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup: int
     return steps * config.batch_size / (timer.marks[warmup + steps] - timer.marks[warmup])
 
 
+def random_dataset(n_train: int, n_test: int, image_size: int) -> ArrayDataset:
+    """CIFAR-shaped random uint8 images and labels (seed 0), named "bench"."""
+    g = torch.Generator().manual_seed(0)
+    shape = (n_train, 3, image_size, image_size)
+    return ArrayDataset(
+        name="bench", train_images=torch.randint(0, 256, shape, dtype=torch.uint8, generator=g),
+        train_labels=torch.randint(0, 10, (n_train,), generator=g),
+        test_images=torch.randint(0, 256, (n_test, *shape[1:]), dtype=torch.uint8, generator=g),
+        test_labels=torch.randint(0, 10, (n_test,), generator=g),
+        num_classes=10, mean=MEAN, std=STD, augment="crop-flip",
+    )  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--depth", type=int, default=20)
@@ -120,17 +133,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print a JSON object instead")
     args = p.parse_args()
 
-    n_train = (args.warmup + args.steps) * args.batch_size
-    g = torch.Generator().manual_seed(0)
-    shape = (n_train, 3, args.image_size, args.image_size)
-    data = ArrayDataset(
-        name="bench", train_images=torch.randint(0, 256, shape, dtype=torch.uint8, generator=g),
-        train_labels=torch.randint(0, 10, (n_train,), generator=g),
-        test_images=torch.randint(0, 256, (args.batch_size, *shape[1:]), dtype=torch.uint8,
-                                  generator=g),
-        test_labels=torch.randint(0, 10, (args.batch_size,), generator=g),
-        num_classes=10, mean=MEAN, std=STD, augment="crop-flip",
-    )  # fmt: skip
+    data = random_dataset((args.warmup + args.steps) * args.batch_size, args.batch_size,
+                          args.image_size)  # fmt: skip
     config = TrainConfig(
         dataset="bench", depth=args.depth, solver=args.solver, width=args.width, epochs=1,
         lr=0.05, batch_size=args.batch_size, schedule="constant", device=args.device,
