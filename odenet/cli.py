@@ -114,39 +114,6 @@ def describe_cmd(
 
 
 # ---- train (training) ----------------------------------------------------------------------
-def _train_progress(con: Console, epochs: int, batch_size: int):
-    """A TrainCallbacks that shows one rich progress bar per epoch (steps, loss, images/s)."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from odenet.training import TrainCallbacks
-
-    class _Progress(TrainCallbacks):
-        def on_epoch_start(self, epoch: int, steps: int) -> None:
-            self.bar = Progress(
-                TextColumn(f"epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} img/s"),
-                console=con, transient=False,
-            )  # fmt: skip
-            self.task = self.bar.add_task("train", total=steps, loss=float("nan"), rate=0.0)
-            self.start = time.perf_counter()
-            self.bar.start()
-
-        def on_step(self, epoch: int, step: int, loss: float) -> None:
-            rate = step * batch_size / max(time.perf_counter() - self.start, 1e-9)
-            self.bar.update(self.task, completed=step, loss=loss, rate=rate)
-
-        def on_epoch_end(self, metrics) -> None:
-            self.bar.stop()
-            con.print(
-                f"  test acc {metrics.test_acc:.4f}  test loss {metrics.test_loss:.4f}  "
-                f"train acc {metrics.train_acc:.4f}  {metrics.seconds:.1f} s"
-            )
-
-    return _Progress()
-
-
 @app.command("train")
 def train_cmd(
     dataset: str = typer.Option(
@@ -184,6 +151,7 @@ def train_cmd(
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
     from odenet.training import TrainConfig, train
+    from odenet.training.console import EpochProgress, print_result
 
     config = TrainConfig(
         dataset=dataset, depth=depth, solver=solver, block=block, shortcut=shortcut, width=width,
@@ -194,30 +162,11 @@ def train_cmd(
         amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
     )  # fmt: skip
     con = Console(stderr=True) if as_json else console
-    result = train(config, out_dir=out, callbacks=_train_progress(con, epochs, batch_size))
+    result = train(config, out_dir=out, callbacks=EpochProgress(con, epochs, batch_size))
     if as_json:
         _print_json(result.to_dict())
-        return
-    from rich.table import Table
-
-    table = Table(title=f"odenet train: {dataset}, depth {depth}, {solver} ({result.status})")
-    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "s", "img/s"):
-        table.add_column(col, justify="right")
-    for m in result.history:
-        table.add_row(
-            str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}",
-            f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}",
-        )  # fmt: skip
-    console.print(table)
-    if result.status == "diverged":
-        console.print(
-            f"diverged at epoch {result.diverged_epoch}, step {result.diverged_step} "
-            f"(loss non-finite or above {config.divergence_threshold:g})"
-        )
-    acc = "n/a" if result.test_acc is None else f"{result.test_acc:.4f}"
-    console.print(
-        f"test acc {acc}  params {result.params:,}  {result.seconds:.1f} s on {result.device}"
-    )
+    else:
+        print_result(console, config, result)
 
 
 # ---- study / report (studies) --------------------------------------------------------------
