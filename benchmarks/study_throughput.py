@@ -23,34 +23,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 import torch
 
 # benchmarks/ is on the path when this script runs
-from train_throughput import dataloader_loop, odenet_loop, random_dataset
+from train_throughput import StepTimer, dataloader_loop, odenet_loop, random_dataset
 
 from odenet.data import ArrayDataset
-from odenet.training import TrainCallbacks, TrainConfig
-from odenet.training.device import resolve, synchronize
+from odenet.training import TrainConfig
+from odenet.training.device import resolve
 from odenet.training.fused import train_fused
-
-
-class _Timer(TrainCallbacks):
-    """Marks the time after each step of one member (synchronised at the end of warm-up)."""
-
-    def __init__(self, warmup: int, device: torch.device) -> None:
-        self.warmup, self.device, self.marks = warmup, device, {}
-
-    def on_step(self, epoch: int, step: int, loss: float) -> None:
-        if step == self.warmup:
-            synchronize(self.device)
-        self.marks[step] = time.perf_counter()
 
 
 def fused_seconds(configs: list[TrainConfig], data: ArrayDataset, steps: int, warmup: int) -> float:
     """(c): timed seconds of ``steps`` fused steps of all members."""
-    timer = _Timer(warmup, resolve(configs[0]).device)
+    timer = StepTimer(warmup, resolve(configs[0]).device)
     callbacks = [timer] + [None] * (len(configs) - 1)
     train_fused(configs, dataset=data, callbacks=callbacks)
     return timer.marks[warmup + steps] - timer.marks[warmup]

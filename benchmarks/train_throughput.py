@@ -88,7 +88,9 @@ def dataloader_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup:
     return steps * config.batch_size / (time.perf_counter() - start)
 
 
-class _Timer(TrainCallbacks):
+class StepTimer(TrainCallbacks):
+    """Marks the time after each step (synchronised at the end of warm-up)."""
+
     def __init__(self, warmup: int, device: torch.device) -> None:
         self.warmup, self.device, self.marks = warmup, device, {}
 
@@ -100,7 +102,7 @@ class _Timer(TrainCallbacks):
 
 def odenet_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup: int) -> float:
     """(b): images/s of ``odenet.training.train`` over the same timed steps (one epoch)."""
-    timer = _Timer(warmup, resolve(config).device)
+    timer = StepTimer(warmup, resolve(config).device)
     limited = dataclasses.replace(config, limit_train=(warmup + steps) * config.batch_size)
     train(limited, dataset=data, callbacks=timer)
     return steps * config.batch_size / (timer.marks[warmup + steps] - timer.marks[warmup])

@@ -148,15 +148,9 @@ class FusedResNet(nn.Module):
             if not hasattr(self, name):
                 setattr(self, name, None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.stem_conv(x)
-        if self.stem_norm is not None:
-            x = F.relu(self.stem_norm(x))
-        for stage in self.stages:
-            x = stage(x)
-        if self.head_norm is not None:
-            x = F.relu(self.head_norm(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+    # The same wiring as ResNet (stem, stages, head norm, pool, head) over the fused layers:
+    # (B, K*C_in, H, W) -> (B, K, classes).
+    forward = ResNet.forward
 
 
 def stack_inputs(xs: Sequence[Tensor]) -> Tensor:
