@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from odenet.cli import main
 from odenet.studies import Store, StudySpec, build_grid
 
 BASE = [
@@ -25,16 +24,6 @@ BASE = [
     "4",
     "--quiet",
 ]
-
-
-def run_cli(argv, capsys):
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as err:
-        code = err.code if isinstance(err.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _files(root):
@@ -66,32 +55,32 @@ def _with(option, value):
         ("--schedule", "linear", "--schedule: unknown value 'linear'"),
     ],
 )
-def test_bad_input_exit_2_one_line_nothing_written(option, value, words, tmp_path, capsys):
+def test_bad_input_exit_2_one_line_nothing_written(option, value, words, tmp_path, run_cli):
     out = tmp_path / "study"
-    code, stdout, stderr = run_cli(_with(option, value) + ["--out", str(out)], capsys)
+    code, stdout, stderr = run_cli(_with(option, value) + ["--out", str(out)])
     assert code == 2
     assert stderr.count("\n") == 1 and stderr.startswith("error: ") and words in stderr
     assert _files(tmp_path) == []  # nothing created
 
 
-def test_unwritable_out(tmp_path, capsys):
+def test_unwritable_out(tmp_path, run_cli):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, stderr = run_cli(BASE + ["--out", str(blocker / "study")], capsys)
+    code, _, stderr = run_cli(BASE + ["--out", str(blocker / "study")])
     assert code == 2 and stderr.count("\n") == 1 and "is not writable" in stderr
-    code, _, stderr = run_cli(BASE + ["--out", str(blocker)], capsys)
+    code, _, stderr = run_cli(BASE + ["--out", str(blocker)])
     assert code == 2 and "exists and is not a directory" in stderr
     assert _files(tmp_path) == ["file"]
-    code, _, stderr = run_cli(BASE, capsys)
+    code, _, stderr = run_cli(BASE)
     assert code == 2 and "--out DIR is required" in stderr
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        code, _, stderr = run_cli(BASE + ["--out", str(locked / "a" / "b")], capsys)
+        code, _, stderr = run_cli(BASE + ["--out", str(locked / "a" / "b")])
         assert code == 2 and "is not writable" in stderr and not (locked / "a").exists()
 
 
-def test_changed_config_on_existing_study_is_refused(tmp_path, capsys):
+def test_changed_config_on_existing_study_is_refused(tmp_path, run_cli):
     spec = StudySpec(
         orders=(1,),
         depths=(8,),
@@ -106,9 +95,7 @@ def test_changed_config_on_existing_study_is_refused(tmp_path, capsys):
     before = {
         p: os.path.getmtime(tmp_path / p) for p in _files(tmp_path) if (tmp_path / p).is_file()
     }
-    code, _, stderr = run_cli(
-        _with("--lrs", "0.1,0.2") + ["--out", str(tmp_path / "study")], capsys
-    )
+    code, _, stderr = run_cli(_with("--lrs", "0.1,0.2") + ["--out", str(tmp_path / "study")])
     assert code == 2 and stderr.count("\n") == 1
     assert "different config (lrs: 0.1 -> 0.1,0.2)" in stderr and "new --out" in stderr
     after = {
@@ -117,7 +104,7 @@ def test_changed_config_on_existing_study_is_refused(tmp_path, capsys):
     assert after == before and _files(tmp_path) == ["study", "study/runs", "study/study.sqlite"]
 
 
-def test_dry_run_prints_budgets_and_writes_nothing(tmp_path, capsys):
+def test_dry_run_prints_budgets_and_writes_nothing(tmp_path, run_cli):
     args = _with("--orders", "1,2,4") + [
         "--solvers",
         "lm",
@@ -131,11 +118,11 @@ def test_dry_run_prints_budgets_and_writes_nothing(tmp_path, capsys):
         "--out",
         str(tmp_path / "s"),
     ]
-    code, out, err = run_cli(args, capsys)
+    code, out, err = run_cli(args)
     assert code == 0, err
     assert "study grid: 48 runs" in out  # 2 depths x 4 schemes x 3 lrs x 2 seeds
     assert "NO" not in out and out.count("yes") == 8
-    code, out, err = run_cli(args + ["--json"], capsys)
+    code, out, err = run_cli(args + ["--json"])
     data = json.loads(out)
     assert len(data["runs"]) == 48 and len(data["models"]) == 8
     # lm's k: one per block after the first of each stage (3 stages): 0 at n=1, 3 at n=2
@@ -147,7 +134,7 @@ def test_dry_run_prints_budgets_and_writes_nothing(tmp_path, capsys):
     assert _files(tmp_path) == []
 
 
-def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys, monkeypatch):
+def test_out_that_cannot_be_created_is_one_line(tmp_path, monkeypatch, run_cli):
     """os.access can say yes where mkdir says no (read-only or virtual file systems)."""
     import errno
 
@@ -155,7 +142,7 @@ def test_out_that_cannot_be_created_is_one_line(tmp_path, capsys, monkeypatch):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "mkdir", refuse)
-    code, out, err = run_cli([*BASE, "--out", str(tmp_path / "ro")], capsys)
+    code, out, err = run_cli([*BASE, "--out", str(tmp_path / "ro")])
     assert code == 2
     assert err.strip().splitlines() == [
         f"error: cannot create the study directory {str(tmp_path / 'ro')!r} "

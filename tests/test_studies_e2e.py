@@ -35,17 +35,6 @@ ARGS = [
 ]
 
 
-def run_cli(argv, capsys):
-    """main(argv) in-process -> (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as err:
-        code = err.code if isinstance(err.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     threads = torch.get_num_threads()
@@ -79,10 +68,8 @@ def test_store_holds_every_run_with_its_outcome(study):
     )
 
 
-def test_report_json_csv_figures_and_markdown(study, capsys, tmp_path):
-    code, out, err = run_cli(
-        ["report", str(study), "--json", "--csv", str(tmp_path / "r.csv")], capsys
-    )
+def test_report_json_csv_figures_and_markdown(study, tmp_path, run_cli):
+    code, out, err = run_cli(["report", str(study), "--json", "--csv", str(tmp_path / "r.csv")])
     assert code == 0, err
     data = json.loads(out)
     assert {r["id"]: r["status"] for r in data["runs"]} == {
@@ -114,7 +101,7 @@ def test_report_json_csv_figures_and_markdown(study, capsys, tmp_path):
     assert md.count("](figures/") == 3 and "d8-heun-lr1000.0-s0 | diverged" in md
 
 
-def test_report_includes_sharpness_and_landscape_when_present(study, capsys):
+def test_report_includes_sharpness_and_landscape_when_present(study, run_cli):
     with Store.open(study).connect() as con:
         con.execute(
             "CREATE TABLE IF NOT EXISTS sharpness(run_id TEXT, lambda_max REAL, trace REAL,"
@@ -128,7 +115,7 @@ def test_report_includes_sharpness_and_landscape_when_present(study, capsys):
     (study / "landscape").mkdir(exist_ok=True)
     (study / "landscape" / "slice1d.png").write_bytes(b"\x89PNG")
     try:
-        code, out, _ = run_cli(["report", str(study), "--json"], capsys)
+        code, out, _ = run_cli(["report", str(study), "--json"])
         rows = {r["id"]: r for r in json.loads(out)["runs"]}
         assert rows["d8-euler-lr0.2-s0"]["lambda_max"] == 12.5
         assert rows["d8-heun-lr0.2-s0"]["lambda_max"] is None
@@ -140,9 +127,9 @@ def test_report_includes_sharpness_and_landscape_when_present(study, capsys):
         (study / "landscape" / "slice1d.png").unlink()
 
 
-def test_rerun_skips_finished_runs(study, capsys):
+def test_rerun_skips_finished_runs(study, run_cli):
     before = {r.id: r.finished for r in Store.open(study).runs()}
-    code, out, err = run_cli(["study", *ARGS, "--out", str(study)], capsys)
+    code, out, err = run_cli(["study", *ARGS, "--out", str(study)])
     assert code == 0, err
     assert {r.id: r.finished for r in Store.open(study).runs()} == before
     assert "heun" in out  # the summary table
