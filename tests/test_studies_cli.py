@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from odenet.studies import Store, StudySpec, build_grid
 
@@ -53,6 +54,14 @@ def _with(option, value):
         ("--seeds", "0,x", "--seeds: 'x' is not an integer"),
         ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
         ("--schedule", "linear", "--schedule: unknown value 'linear'"),
+        ("--executor", "ray", "--executor: unknown value 'ray'"),
+        ("--fuse-max", "0", "--fuse-max"),
+        pytest.param(
+            "--device",
+            "cuda",
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available"),
+        ),  # fmt: skip
     ],
 )
 def test_bad_input_exit_2_one_line_nothing_written(option, value, words, tmp_path, run_cli):

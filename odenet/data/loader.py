@@ -23,15 +23,23 @@ LIMIT_SEED = 0  # --limit-train/--limit-test subsets: first N of this fixed perm
 
 
 def resolve_device(device: torch.device | str) -> torch.device:
-    """Resolve "auto" to cuda when available (else cpu); other strings via torch.device."""
+    """Resolve "auto" to cuda when available (else cpu); other strings via torch.device.
+
+    The one place a device name is checked: "cuda" without CUDA is a ConfigError.
+    """
     if isinstance(device, torch.device):
         return device
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError:
         raise ConfigError(f"device {device!r}; expected 'auto', 'cpu' or 'cuda[:N]'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {device!r} requested but CUDA is not available: use --device cpu"
+        )
+    return resolved
 
 
 class DeviceLoader:

@@ -121,8 +121,8 @@ def run_study(
     if Store.exists(path):
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
+    executor = make_executor(spec.executor, spec.device, spec.fuse_max, dataset)  # checks device
     store = Store.create(path, spec, runs, _versions())
-    executor = make_executor(spec.executor, spec.device, spec.fuse_max, dataset)
     run_pending(
         store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.studies.directions import make_directions, trained_parameters
 from odenet.studies.sharpness import (
@@ -158,14 +159,6 @@ class LandscapeResult:
             "figures": [str(p) for p in self.figures],
             "notes": self.notes,
         }
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 def data_subset(run: RunRecord, limit: int | None, batch_size: int, device: torch.device):
@@ -360,7 +353,7 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
         lr=config.lr,
         seed=config.seed,
     )
-    device = _device(config.device)
+    device = resolve_device(config.device)
     out = store.dir / "landscape"
     out.mkdir(parents=True, exist_ok=True)
     cache: dict = {}

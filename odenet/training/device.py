@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 from torch import Tensor, nn
 
+from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.training.config import TrainConfig
 
@@ -32,13 +33,7 @@ def resolve(config: TrainConfig) -> Placement:
 
     amp / channels_last default (None) to on for CUDA and off for CPU.
     """
-    if config.device == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    elif config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available: use --device cpu")
-    else:
-        name = config.device
-    device = torch.device(name)
+    device = resolve_device(config.device)
     on_cuda = device.type == "cuda"
     amp = on_cuda if config.amp is None else bool(config.amp)
     channels_last = on_cuda if config.channels_last is None else bool(config.channels_last)
