@@ -122,7 +122,6 @@ class _Member:
     test_generator: torch.Generator  # saved as train() saves its test loader's generator
     history: list[EpochMetrics] = field(default_factory=list)
     buffers: dict[str, Tensor] | None = None  # momentum buffers of a resumed run
-    status: str = "done"
     diverged: tuple[int, int] | None = None  # (epoch, step)
     partial_seconds: float = 0.0
 
@@ -281,7 +280,7 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
                 v = values[i]
                 if not math.isfinite(v) or v > members[i].config.divergence_threshold:
                     active[i] = False
-                    members[i].status, members[i].diverged = "diverged", (epoch, step)
+                    members[i].diverged = (epoch, step)
                     members[i].partial_seconds = time.perf_counter() - start
             live = [i for i in live if active[i]]
             if not live:
@@ -325,21 +324,14 @@ def _result(m: _Member, placement: Placement, members: int) -> TrainResult:
     from odenet.nets import count_parameters
 
     params, extra = count_parameters(m.model)
-    last = m.history[-1] if m.history else None
     prov = provenance(m.config, placement)
     prov["execution"] = {"executor": "fused", "members": members}
-    return TrainResult(
-        status=m.status,
-        epochs_done=len(m.history),
-        diverged_epoch=m.diverged[0] if m.diverged else None,
-        diverged_step=m.diverged[1] if m.diverged else None,
-        history=m.history,
-        test_acc=last.test_acc if last else None,
-        best_test_acc=max(h.test_acc for h in m.history) if m.history else None,
-        train_loss=last.train_loss if last else None,
+    return TrainResult.from_history(
+        m.history,
+        diverged=m.diverged,
+        partial_seconds=m.partial_seconds,
         params=params,
         extra_params=extra,
-        seconds=sum(h.seconds for h in m.history) + m.partial_seconds,
         device=str(placement.device),
         provenance=prov,
     )

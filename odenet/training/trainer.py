@@ -76,6 +76,40 @@ class TrainResult:
     device: str  # e.g. "cpu", "cuda"
     provenance: dict[str, Any] = field(default_factory=dict)  # versions, seeds, config
 
+    @classmethod
+    def from_history(
+        cls,
+        history: list[EpochMetrics],
+        *,
+        diverged: tuple[int, int] | None,
+        partial_seconds: float,
+        params: int,
+        extra_params: int,
+        device: str,
+        provenance: dict[str, Any],
+    ) -> TrainResult:
+        """The result whose summary fields (last / best accuracy, seconds) come from ``history``.
+
+        diverged: (epoch, step) of the diverging step, or None; partial_seconds: the wall time
+        of that unfinished epoch.
+        """
+        last = history[-1] if history else None
+        return cls(
+            status="diverged" if diverged else "done",
+            epochs_done=len(history),
+            diverged_epoch=diverged[0] if diverged else None,
+            diverged_step=diverged[1] if diverged else None,
+            history=history,
+            test_acc=last.test_acc if last else None,
+            best_test_acc=max(m.test_acc for m in history) if history else None,
+            train_loss=last.train_loss if last else None,
+            params=params,
+            extra_params=extra_params,
+            seconds=sum(m.seconds for m in history) + partial_seconds,
+            device=device,
+            provenance=provenance,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["diverged"] = self.status == "diverged"
@@ -296,14 +330,15 @@ def train(
         static_shapes=train_loader.num_samples % config.batch_size == 0,
     )  # fmt: skip
     params, extra_params = count_parameters(model)
-    status, diverged_epoch, diverged_step, partial_seconds = "done", None, None, 0.0
+    diverged: tuple[int, int] | None = None  # (epoch, step) of a diverging step
+    partial_seconds = 0.0
     for epoch in range(len(history) + 1, config.epochs + 1):
         callbacks.on_epoch_start(epoch, steps)
         outcome = _train_epoch(
             model, forward, train_loader, optimizer, scheduler, config, placement, epoch, callbacks
         )
         if outcome.diverged_step is not None:
-            status, diverged_epoch, diverged_step = "diverged", epoch, outcome.diverged_step
+            diverged = (epoch, outcome.diverged_step)
             partial_seconds = outcome.train_seconds
             break
         test_start = time.perf_counter()
@@ -318,19 +353,12 @@ def train(
             ckpt.save_checkpoint(out, run.state(config, history))
         callbacks.on_epoch_end(metrics)
 
-    last = history[-1] if history else None
-    result = TrainResult(
-        status=status,
-        epochs_done=len(history),
-        diverged_epoch=diverged_epoch,
-        diverged_step=diverged_step,
-        history=history,
-        test_acc=last.test_acc if last else None,
-        best_test_acc=max(m.test_acc for m in history) if history else None,
-        train_loss=last.train_loss if last else None,
+    result = TrainResult.from_history(
+        history,
+        diverged=diverged,
+        partial_seconds=partial_seconds,
         params=params,
         extra_params=extra_params,
-        seconds=sum(m.seconds for m in history) + partial_seconds,
         device=str(placement.device),
         provenance=provenance(config, placement),
     )
