@@ -26,6 +26,7 @@ from pathlib import Path
 
 from odenet.errors import ConfigError
 from odenet.studies.spec import StudySpec
+from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import TrainConfig
 
 DB_NAME = "study.sqlite"
@@ -375,7 +376,7 @@ class Store:
             test_acc=r["test_acc"],
             epochs_done=r["epochs_done"],
             run_dir=self.run_dir(r["id"]),
-            config=TrainConfig(**json.loads(r["config"])),
+            config=config_from_dict(json.loads(r["config"])),
             best_test_acc=r["best_test_acc"],
             train_loss=r["train_loss"],
             diverged_epoch=r["diverged_epoch"],
