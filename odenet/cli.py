@@ -146,7 +146,7 @@ def train_cmd(
         None, "--channels-last/--no-channels-last", help="NHWC memory format (CUDA: on)."
     ),
     cuda_graphs: bool | None = typer.Option(
-        None, "--cuda-graphs/--no-cuda-graphs", help="Capture the step (CUDA, static shapes: on)."
+        None, "--cuda-graphs/--no-cuda-graphs", help="Capture the step as CUDA graphs (CUDA: on)."
     ),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""

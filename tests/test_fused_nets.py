@@ -15,7 +15,6 @@ from odenet.nets.fused import (
     unfuse_state_dict,
 )
 from odenet.training import TrainConfig
-from odenet.training.device import Placement, compiled_forward
 from odenet.training.fused import FusedSGD
 
 K = 3
@@ -144,12 +143,3 @@ def test_fused_sgd_matches_torch_sgd_per_member():
             torch.testing.assert_close(state[n], p.detach())
     for n, _ in models[1].named_parameters():
         assert torch.equal(states[1][n], frozen[n]), n
-
-
-def test_cuda_graphs_switch_is_off_on_cpu():
-    model = build_model(8, "euler", width=4)
-    cpu = Placement(torch.device("cpu"), amp=False, channels_last=False)
-    assert compiled_forward(model, cpu, enabled=None, static_shapes=True) is model
-    assert compiled_forward(model, cpu, enabled=False, static_shapes=True) is model
-    with pytest.raises(ConfigError, match="CUDA"):
-        compiled_forward(model, cpu, enabled=True, static_shapes=True)

@@ -48,7 +48,7 @@ class TrainConfig:
     channels_last: bool | None = None  # NHWC memory format; None: on for CUDA, off for CPU
     augment: bool = True  # the dataset's default augmentation for training batches
     cuda_graphs: bool | None = None  # capture the training step with CUDA graphs
-    # (torch.compile reduce-overhead); None: on for CUDA when every batch has the same shape
+    # (torch.compile reduce-overhead; a last partial batch runs eagerly); None: on for CUDA
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
 
     def validate(self) -> None:

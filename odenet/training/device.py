@@ -87,18 +87,41 @@ def provenance(config: TrainConfig, placement: Placement) -> dict:
     }
 
 
-def compiled_forward(
-    model: nn.Module, placement: Placement, *, enabled: bool | None, static_shapes: bool
-) -> Callable[[Tensor], Tensor]:
-    """The training forward, captured with CUDA graphs (torch.compile reduce-overhead) or not.
+CAPTURE_DEVICES = ("cuda",)  # device types whose training forward is captured
 
-    enabled None: on when the device is CUDA and the batch shapes are static (the training set
-    divides into full batches); False: off; True on CPU: ConfigError. The returned callable
-    shares ``model``'s parameters; keep using ``model`` for state dicts and evaluation.
+
+class CapturedForward:
+    """A training forward whose full batches run through ``torch.compile(mode="reduce-overhead")``.
+
+    On CUDA that mode records the forward and backward as CUDA graphs and replays them, so a
+    step costs a few launches instead of hundreds. Graphs need static shapes: a batch of any
+    other size than ``batch_size`` (the last, partial batch of an epoch) runs eagerly through
+    ``model`` rather than triggering a second compilation. Both share ``model``'s parameters.
     """
-    on_cuda = placement.device.type == "cuda"
-    if enabled and not on_cuda:
+
+    def __init__(self, model: nn.Module, batch_size: int) -> None:
+        self.model, self.batch_size = model, batch_size
+        self.compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.shape[0] != self.batch_size:
+            return self.model(x)
+        # A new training iteration: the previous step's graph outputs may be reused from here.
+        torch.compiler.cudagraph_mark_step_begin()
+        return self.compiled(x)
+
+
+def compiled_forward(
+    model: nn.Module, placement: Placement, *, enabled: bool | None, batch_size: int
+) -> Callable[[Tensor], Tensor]:
+    """The training forward: ``model`` itself, or a ``CapturedForward`` of it.
+
+    enabled None: captured on CUDA, eager elsewhere; False: eager; True on a device that is not
+    CUDA: ConfigError. Keep using ``model`` for state dicts and evaluation.
+    """
+    captures = placement.device.type in CAPTURE_DEVICES
+    if enabled and not captures:
         raise ConfigError("CUDA graphs need a CUDA device: turn them off or use --device cuda")
-    if not (on_cuda and (static_shapes if enabled is None else enabled)):
+    if enabled is False or not captures:
         return model
-    return torch.compile(model, mode="reduce-overhead")
+    return CapturedForward(model, batch_size)

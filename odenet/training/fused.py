@@ -247,10 +247,8 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
         fused = fused.to(memory_format=torch.channels_last)
     opt = FusedSGD(fused, k, cfg)
     opt.load_buffers([m.buffers for m in members])
-    loader0 = members[0].train_loader
-    forward = compiled_forward(fused, placement, enabled=cuda_graphs,
-                               static_shapes=loader0.num_samples % cfg.batch_size == 0)  # fmt: skip
-    steps, schedule = len(loader0), members[0].scheduler.lr_lambdas[0]
+    forward = compiled_forward(fused, placement, enabled=cuda_graphs, batch_size=cfg.batch_size)
+    steps, schedule = len(members[0].train_loader), members[0].scheduler.lr_lambdas[0]
     active = [True] * k
     peak = torch.tensor([m.config.lr for m in members], device=placement.device)
     for epoch in range(len(members[0].history) + 1, cfg.epochs + 1):

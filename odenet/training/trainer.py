@@ -326,9 +326,8 @@ def train(
         history = run.restore(state)
 
     forward = compiled_forward(
-        model, placement, enabled=config.cuda_graphs,
-        static_shapes=train_loader.num_samples % config.batch_size == 0,
-    )  # fmt: skip
+        model, placement, enabled=config.cuda_graphs, batch_size=config.batch_size
+    )
     params, extra_params = count_parameters(model)
     diverged: tuple[int, int] | None = None  # (epoch, step) of a diverging step
     partial_seconds = 0.0

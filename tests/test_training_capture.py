@@ -1,0 +1,107 @@
+"""The captured training step (CUDA graphs through torch.compile reduce-overhead).
+
+No GPU runs the tests, so capture is exercised on CPU by adding "cpu" to CAPTURE_DEVICES: the
+dispatch (full batches compiled, the partial last batch eager, one step mark per captured
+step) with a recording stand-in for torch.compile, and, in a slow test, the real
+torch.compile(mode="reduce-overhead") (inductor on CPU; no graphs there) against eager training.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from odenet.data import load_dataset
+from odenet.errors import ConfigError
+from odenet.nets import build_model
+from odenet.training import TrainConfig, train
+from odenet.training import device as device_module
+from odenet.training.device import CapturedForward, Placement, compiled_forward
+from odenet.training.fused import train_fused
+
+SPEC = "synthetic:train=256,test=64,size=8"  # 256 = 5 x 48 + 16: a partial last batch
+CPU = Placement(torch.device("cpu"), amp=False, channels_last=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(SPEC)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = dict(dataset=SPEC, depth=8, width=4, epochs=2, batch_size=48, lr=0.05, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+class Recorder:
+    """Stands in for torch.compile: calls the module, counting batch sizes and step marks."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.calls: list[int] = []
+        self.marks = 0
+        monkeypatch.setattr(device_module, "CAPTURE_DEVICES", ("cuda", "cpu"))
+        monkeypatch.setattr(torch, "compile", self.compile)
+        monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", self.mark)
+
+    def compile(self, model, *, mode, dynamic):
+        assert (mode, dynamic) == ("reduce-overhead", False)
+
+        def forward(x):
+            assert self.marks == len(self.calls) + 1, "each captured step starts with a mark"
+            self.calls.append(x.shape[0])
+            return model(x)
+
+        return forward
+
+    def mark(self) -> None:
+        self.marks += 1
+
+
+def test_capture_is_off_on_cpu_and_refused_when_forced():
+    model = build_model(8, "euler", width=4)
+    assert compiled_forward(model, CPU, enabled=None, batch_size=8) is model
+    assert compiled_forward(model, CPU, enabled=False, batch_size=8) is model
+    with pytest.raises(ConfigError, match="CUDA graphs need a CUDA device"):
+        compiled_forward(model, CPU, enabled=True, batch_size=8)
+
+
+def test_default_capture_follows_the_device(monkeypatch):
+    Recorder(monkeypatch)
+    model = build_model(8, "euler", width=4)
+    assert isinstance(compiled_forward(model, CPU, enabled=None, batch_size=8), CapturedForward)
+    assert compiled_forward(model, CPU, enabled=False, batch_size=8) is model
+
+
+def test_train_captures_full_batches_and_runs_the_partial_one_eagerly(monkeypatch, data):
+    eager = train(cfg(cuda_graphs=False), dataset=data)
+    recorder = Recorder(monkeypatch)
+    captured = train(cfg(cuda_graphs=True), dataset=data)
+    assert recorder.calls == [48] * 5 * 2  # 5 full batches per epoch; the 16 go eagerly
+    assert recorder.marks == 10
+    # The stand-in computes what the model computes: the same run, bit for bit.
+    assert [m.train_loss for m in captured.history] == [m.train_loss for m in eager.history]
+    assert captured.test_acc == eager.test_acc
+
+
+def test_train_fused_captures_full_batches(monkeypatch, data):
+    configs = [cfg(cuda_graphs=True, lr=lr, seed=s) for lr, s in ((0.05, 0), (0.2, 1))]
+    eager = train_fused([dataclasses.replace(c, cuda_graphs=False) for c in configs], dataset=data)
+    recorder = Recorder(monkeypatch)
+    captured = train_fused(configs, dataset=data)
+    assert recorder.calls == [48] * 5 * 2
+    for a, b in zip(captured, eager):
+        assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
+
+
+@pytest.mark.slow
+def test_real_compile_trains_like_eager(monkeypatch, data):
+    """torch.compile(mode="reduce-overhead") itself, on CPU: forward and backward compiled by
+    inductor, BatchNorm buffers mutated inside the graph, a partial batch eager in between."""
+    monkeypatch.setattr(device_module, "CAPTURE_DEVICES", ("cuda", "cpu"))
+    torch._dynamo.reset()
+    config = cfg(solver="heun", epochs=2)
+    eager = train(dataclasses.replace(config, cuda_graphs=False), dataset=data)
+    compiled = train(dataclasses.replace(config, cuda_graphs=True), dataset=data)
+    for a, b in zip(compiled.history, eager.history):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
+        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-4)
