@@ -15,7 +15,7 @@ from odenet.nets.fused import (
     unfuse_state_dict,
 )
 from odenet.training import TrainConfig
-from odenet.training.fused import FusedSGD
+from odenet.training.fused_sgd import FusedSGD
 
 K = 3
 VARIANTS = [("postact", "A", None), ("preact", "B", "gn")]
@@ -105,13 +105,15 @@ def test_fuse_refuses_different_configs_and_disagreeing_counters():
 
 
 def test_fused_sgd_matches_torch_sgd_per_member():
-    """Per-member lrs, Nesterov momentum, weight decay on ndim > 1; member 1 frozen from step 3:
-    the others still match torch.optim.SGD and member 1's weights stay bitwise unchanged."""
+    """Per-member lrs times a shared schedule factor, Nesterov momentum, weight decay on
+    ndim > 1; member 1 frozen from step 3: the others still match torch.optim.SGD (lr =
+    peak x factor) and member 1's weights stay bitwise unchanged."""
     config = TrainConfig(momentum=0.9, nesterov=True, weight_decay=5e-3)
     models = members("euler")
     fused = fuse(members("euler"))
-    opt = FusedSGD(fused, K, config)
     lrs = [0.01, 0.05, 0.1]
+    factors = [1.0, 0.5, 0.25, 0.125]
+    opt = FusedSGD(fused, K, config, lrs)
     refs = [
         torch.optim.SGD(
             [{"params": [p for p in m.parameters() if p.ndim > 1], "weight_decay": 5e-3},
@@ -122,7 +124,7 @@ def test_fused_sgd_matches_torch_sgd_per_member():
     ]  # fmt: skip
     g = torch.Generator().manual_seed(3)
     ce = torch.nn.functional.cross_entropy
-    for step in range(4):
+    for step, factor in enumerate(factors):
         active = [True, step < 2, True]
         xs = [torch.randn(4, 3, 8, 8, generator=g) for _ in models]
         ys = [torch.randint(0, 10, (4,), generator=g) for _ in models]
@@ -131,11 +133,14 @@ def test_fused_sgd_matches_torch_sgd_per_member():
         for m, (model, x, y) in enumerate(zip(models, xs, ys)):
             if active[m]:
                 ce(model(x), y).backward()
+                for group in refs[m].param_groups:
+                    group["lr"] = lrs[m] * factor
                 refs[m].step()
                 refs[m].zero_grad()
         if step == 2:
             frozen = {n: p.clone() for n, p in unfuse(fused)[1].items()}
-        opt.step(torch.tensor(lrs), None if all(active) else torch.tensor(active))
+            opt.freeze(1)
+        opt.step(factor)
         opt.zero_grad()
     states = unfuse(fused)
     for model, state in zip(models, states):
@@ -143,3 +148,37 @@ def test_fused_sgd_matches_torch_sgd_per_member():
             torch.testing.assert_close(state[n], p.detach())
     for n, _ in models[1].named_parameters():
         assert torch.equal(states[1][n], frozen[n]), n
+
+
+def test_a_nan_member_is_frozen_without_touching_the_others():
+    """Member 1's weights are non-finite, so its loss and gradients are NaN: freezing it (as
+    train_fused does on divergence) leaves the others' update exactly that of a fused step
+    without it, and from then on member 1 computes finite zeros and never moves."""
+    from odenet.training.fused import _freeze
+
+    config = TrainConfig(momentum=0.9, weight_decay=5e-4)
+    models = members("heun")
+    with torch.no_grad():
+        models[1].stem_conv.weight.fill_(float("inf"))
+    fused, reference = fuse(models), fuse(members("heun"))
+    opt, ref_opt = FusedSGD(fused, K, config, [0.1] * K), FusedSGD(reference, K, config, [0.1] * K)
+    ref_opt.freeze(1)
+    g = torch.Generator().manual_seed(0)
+    ce = torch.nn.functional.cross_entropy
+    for step in range(3):
+        x = torch.randn(4, 3 * K, 8, 8, generator=g)
+        y = torch.randint(0, 10, (4, K), generator=g)
+        for net, optimizer in ((fused, opt), (reference, ref_opt)):
+            losses = ce(net(x).transpose(1, 2), y, reduction="none").mean(0)
+            optimizer.zero_grad()
+            losses.sum().backward()
+            if net is fused and step == 0:
+                assert not losses[1].isfinite() and losses[[0, 2]].isfinite().all()
+                _freeze(fused, opt, 1)
+            optimizer.step(1.0)
+        assert losses.isfinite().all()  # the reference's member 1 is finite throughout
+    got, want = unfuse(fused), unfuse(reference)
+    for m in (0, 2):
+        for n in got[m]:
+            torch.testing.assert_close(got[m][n], want[m][n], msg=n)
+    assert all(t.ndim == 0 or not t.any() for t in got[1].values())  # zeros, still

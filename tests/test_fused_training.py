@@ -126,3 +126,17 @@ def test_only_lr_and_seed_may_differ():
         train_fused([a, dataclasses.replace(b, depth=14)])
     with pytest.raises(ConfigError, match="sequential"):
         train_fused([dataclasses.replace(c, solver="lm") for c in (a, b)])
+
+
+def test_channels_last_group_matches_separate_runs(env):
+    """NHWC weights and gradients (the CUDA default) through fusing, FusedSGD and freezing."""
+    ds, root, _ = env
+    group = [MEMBERS[1], DIVERGING]
+    nhwc = [dataclasses.replace(c, channels_last=True) for c in configs(group)]
+    separate = [train(c, out_dir=root / f"nhwc-sep{c.seed}", dataset=ds) for c in nhwc]
+    dirs = [root / f"nhwc{s}" for _, s in group]
+    results = train_fused(nhwc, out_dirs=dirs, dataset=ds)
+    assert [r.status for r in results] == ["done", "diverged"]
+    for c, result, out, ref in zip(nhwc, results, dirs, separate):
+        assert result.provenance["channels_last"] is True
+        assert_same_run(result, out, ref, root / f"nhwc-sep{c.seed}")

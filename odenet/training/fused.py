@@ -39,6 +39,7 @@ from odenet.training.device import (
     resolve,
     synchronize,
 )
+from odenet.training.fused_sgd import FusedSGD, member_rows
 from odenet.training.schedules import LRSchedule, make_scheduler
 from odenet.training.trainer import EpochMetrics, TrainCallbacks, TrainResult, make_optimizer
 
@@ -48,63 +49,6 @@ FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ insi
 def fusion_key(config: TrainConfig) -> tuple:
     """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
     return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
-
-
-class FusedSGD:
-    """torch.optim.SGD's update (dampening 0) on a fused network, with one lr per member.
-
-    Every tensor of the fused network is the K members' tensors stacked along dim 0, so a
-    parameter viewed as (K, -1) has member m in row m. Weight decay applies to tensors with
-    ndim > 1 (conv and linear weights), as ``make_optimizer`` does.
-    """
-
-    def __init__(self, model: nn.Module, members: int, config: TrainConfig) -> None:
-        self.members = members
-        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        self.momentum, self.nesterov = config.momentum, config.nesterov
-        self.weight_decay = config.weight_decay
-        self.buffers = [torch.zeros_like(p) for _, p in self.named]  # zero == torch's first step
-
-    def zero_grad(self) -> None:
-        for _, p in self.named:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, lrs: Tensor, active: Tensor | None = None) -> None:
-        """lrs: (K,) float on the parameters' device; active: (K,) bool, frozen rows unchanged."""
-        k, lr = self.members, lrs.view(self.members, 1)
-        for (_, p), buf in zip(self.named, self.buffers):
-            if p.grad is None:
-                continue
-            d = p.grad
-            if active is not None:
-                d = torch.where(active.view(k, 1), d.view(k, -1), 0.0).view_as(p)
-            if self.weight_decay and p.ndim > 1:
-                d = d.add(p, alpha=self.weight_decay)
-            if self.momentum:
-                buf.mul_(self.momentum).add_(d)
-                d = d.add(buf, alpha=self.momentum) if self.nesterov else buf
-            new = p.view(k, -1) - lr * d.view(k, -1)
-            if active is not None:
-                new = torch.where(active.view(k, 1), new, p.view(k, -1))
-            p.copy_(new.view_as(p))
-
-    def load_buffers(self, members: Sequence[dict[str, Tensor] | None]) -> None:
-        """Momentum buffers from the members' (name -> tensor; None: zeros)."""
-        for i, (name, p) in enumerate(self.named):
-            parts = [(m or {}).get(name) for m in members]
-            if all(t is None for t in parts):
-                continue
-            parts = [torch.zeros_like(p[: p.shape[0] // self.members]) if t is None else t
-                     for t in parts]  # fmt: skip
-            self.buffers[i].copy_(torch.cat([t.to(p.device) for t in parts], dim=0))
-
-    def member_buffers(self) -> list[dict[str, Tensor]] | None:
-        """The K members' momentum buffers (name -> CPU tensor); None when momentum is 0."""
-        if not self.momentum:
-            return None
-        names = [n for n, _ in self.named]
-        return unfuse_state_dict({n: b.cpu() for n, b in zip(names, self.buffers)}, self.members)
 
 
 @dataclass
@@ -239,18 +183,33 @@ def _save(m: _Member, model_state: dict, buffers: dict | None, epoch: int, steps
     })  # fmt: skip
 
 
+@torch.no_grad()
+def _freeze(fused: nn.Module, opt: FusedSGD, member: int) -> None:
+    """Take a diverged member out of training, before this step's update.
+
+    Its gradient rows are zeroed (its non-finite activations may have made them NaN), its lr
+    scale and momentum too, and its weights and norm statistics are zeroed: from now on it
+    computes finite zeros and its rows never change, so the live members' kernels never meet
+    a NaN. Nothing of a frozen member is written after this (its last checkpoint stays).
+    """
+    for t in (*(p.grad for p in fused.parameters() if p.grad is not None),
+              *fused.parameters(), *fused.buffers()):  # fmt: skip
+        if t.ndim:
+            member_rows(t, opt.members, member).zero_()
+    opt.freeze(member)
+
+
 def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool | None) -> None:
     """Train members that are at the same epoch, fused, until done or all diverged."""
     k, cfg = len(members), members[0].config
     fused = fuse([m.model for m in members]).to(placement.device)
     if placement.channels_last:
         fused = fused.to(memory_format=torch.channels_last)
-    opt = FusedSGD(fused, k, cfg)
+    opt = FusedSGD(fused, k, cfg, [m.config.lr for m in members])
     opt.load_buffers([m.buffers for m in members])
     forward = compiled_forward(fused, placement, enabled=cuda_graphs, batch_size=cfg.batch_size)
     steps, schedule = len(members[0].train_loader), members[0].scheduler.lr_lambdas[0]
     active = [True] * k
-    peak = torch.tensor([m.config.lr for m in members], device=placement.device)
     for epoch in range(len(members[0].history) + 1, cfg.epochs + 1):
         live = [i for i in range(k) if active[i]]
         if not live:
@@ -274,22 +233,23 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
             losses = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none",
                                      label_smoothing=cfg.label_smoothing).mean(0)  # fmt: skip
             values = losses.tolist()  # one sync per step: divergence is checked before the update
-            for i in live:
-                v = values[i]
-                if not math.isfinite(v) or v > members[i].config.divergence_threshold:
-                    active[i] = False
-                    members[i].diverged = (epoch, step)
-                    members[i].partial_seconds = time.perf_counter() - start
+            diverging = [i for i in live if not math.isfinite(values[i])
+                         or values[i] > members[i].config.divergence_threshold]  # fmt: skip
+            for i in diverging:
+                active[i] = False
+                members[i].diverged = (epoch, step)
+                members[i].partial_seconds = time.perf_counter() - start
             live = [i for i in live if active[i]]
             if not live:
                 break
             opt.zero_grad()
-            mask = None if len(live) == k else torch.tensor(active, device=placement.device)
-            (losses if mask is None else torch.where(mask, losses, 0.0)).sum().backward()
+            losses.sum().backward()  # members are independent: each gets its own gradient
+            for i in diverging:
+                _freeze(fused, opt, i)
             factor = schedule((epoch - 1) * steps + step - 1)
             for i in live:
                 lrs[i] = members[i].config.lr * factor
-            opt.step(peak * factor, mask)  # frozen rows are masked, whatever their lr
+            opt.step(factor)
             correct += (logits.detach().argmax(2) == y).sum(0)
             for i in live:
                 loss_sum[i] += values[i] * y.shape[0]
