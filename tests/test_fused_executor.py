@@ -1,4 +1,5 @@
-"""The fused executor: make_executor, grouping, and a small study through run_pending.
+"""The fused executor: make_executor, grouping, small studies through run_pending (claims that
+follow fusion groups).
 
 The study has euler (fuses) and lm (falls back to one-by-one training with a logged line) at
 three lrs; lr 1e4 diverges. Each fused member's store row, epochs and result.json must be
@@ -13,7 +14,7 @@ import torch
 from odenet.errors import ConfigError
 from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
 from odenet.studies.grid import build_grid
-from odenet.studies.runner import SequentialExecutor, run_pending
+from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import train
@@ -103,3 +104,41 @@ def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
         execution = run.provenance["execution"]
         assert run.executor == execution["executor"]
         assert execution["executor"] == ("sequential" if "-lm-" in run_id else "fused")
+
+
+TINY = dict(depths=(8,), seeds=(0,), epochs=1, dataset="synthetic:train=32,test=16,size=8",
+            batch_size=16, width=4, device="cpu")  # fmt: skip
+
+
+class Events(StudyObserver):
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def on_run_start(self, run):
+        self.starts.append(run.id)
+
+    def on_run_end(self, run):
+        self.ends.append(run.id)
+
+
+def _run_study(tmp_path, spec, fuse_max, observer=None):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        store = Store.create(tmp_path / "study", spec, build_grid(spec), {})
+        run_pending(store, make_executor("fused", "cpu", fuse_max), observer, wait=False)
+    finally:
+        torch.set_num_threads(threads)
+    return store
+
+
+def test_every_fusion_group_is_claimed_and_trained_as_one(tmp_path):
+    """3 schemes x 3 lrs with fuse_max 4: claims in grid order would split heun and rk4."""
+    spec = StudySpec(orders=(1, 2, 4), lrs=(0.05, 0.1, 0.2), **TINY)
+    events = Events()
+    store = _run_study(tmp_path, spec, 4, events)
+    runs = store.runs()
+    assert {r.status for r in runs} == {"done"}
+    for r in runs:
+        assert r.provenance["execution"] == {"executor": "fused", "members": 3}, r.id
+    assert sorted(events.starts) == sorted(events.ends) == sorted(r.id for r in runs)

@@ -114,3 +114,38 @@ def test_reclaim_runs_of_dead_processes_only(tmp_path):
     assert store.run(a).status == "pending" and store.run(b).status == "running"
     assert store.claim(1, "sequential") == [a]
     assert store.run(a).started is not None
+
+
+def test_claim_with_a_key_takes_one_group_in_grid_order(tmp_path):
+    """Grid order is (depth, scheme, lr, seed): 4 groups of 6 by (depth, scheme)."""
+    from odenet.training.fused import fusion_key
+
+    store, order = _store(tmp_path), [r.id for r in Store(tmp_path).runs()]
+    # without a key: the next n pending runs, across groups (the old behaviour)
+    assert store.claim(4, "x") == order[:4] and store.claim(4, "x") == order[4:8]
+    for rid in order[:8]:
+        store.release(rid)
+    group = {r.id: fusion_key(r.config) for r in store.runs()}
+    first = store.claim(4, "fused", fusion_key)
+    assert first == order[:4]  # at most n, in grid order
+    second = store.claim(4, "fused", fusion_key)
+    assert second == order[4:6]  # the rest of that group, not two runs of the next
+    assert store.claim(4, "fused", fusion_key) == order[6:10]
+    assert {group[i] for i in first + second} == {group[order[0]]}
+    assert [store.run(i).status for i in first + second] == ["running"] * 6
+    # the key's runs need not be adjacent: every later pending run with the first's key
+    assert store.claim(3, "x", lambda c: c.seed) == [order[10], order[12], order[14]]
+    assert store.claim(0, "x", fusion_key) == [] and store.claim(0, "x") == []
+
+
+def test_fused_executor_claims_a_scheme_that_does_not_fuse_alone(tmp_path):
+    from odenet.studies.fused_executor import claim_key, make_executor
+
+    spec = StudySpec(orders=(1, 2), solvers=("lm",), depths=(8,), lrs=(0.1, 0.2, 0.4),
+                     dataset="synthetic", epochs=1)  # fmt: skip
+    store = Store.create(tmp_path, spec, build_grid(spec), {})
+    assert make_executor("fused", "cpu", 8).key is claim_key
+    claims = []
+    while claimed := store.claim(8, "fused", claim_key):
+        claims.append([i.split("-")[1] for i in claimed])
+    assert claims == [["euler"] * 3, ["heun"] * 3, ["lm"], ["lm"], ["lm"]]

@@ -3,10 +3,12 @@
 ``make_executor(name, device, fuse_max)`` resolves ``--executor``:
 
 * ``sequential``: the runner's SequentialExecutor (one ``train`` after another);
-* ``fused``: FusedExecutor; it takes up to ``fuse_max`` runs at once, groups them by everything
-  but lr and seed (``odenet.training.fused.fusion_key``) and trains each group of two or more
-  with ``train_fused``. Runs whose scheme does not fuse (lm, continuous ``ode-*``) and groups of
-  one are trained with ``train``; a scheme that does not fuse is logged as one warning line;
+* ``fused``: FusedExecutor; its claims (``claim_key``) take up to ``fuse_max`` pending runs of
+  one fusion group: the first pending run and the next ones equal to it in everything but lr
+  and seed (``odenet.training.fused.fusion_key``). A group of two or more is trained with
+  ``train_fused``. A run whose scheme does not fuse (lm, continuous ``ode-*``) is claimed alone
+  and trained with ``train``, as is a group of one; each such reason is logged once, as one
+  warning line;
 * ``auto``: fused on CUDA, sequential on CPU.
 
 What executed a run is recorded twice: the store's ``executor`` column (the executor that
@@ -18,6 +20,7 @@ Each member's metrics, checkpoint, result.json and store row are those of a sepa
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 
 import torch
 
@@ -30,6 +33,7 @@ from odenet.studies.runner import (
     _message,
 )
 from odenet.studies.store import RunRecord, Store
+from odenet.training.config import TrainConfig
 
 EXECUTOR_NAMES = ("auto", "sequential", "fused")
 DEFAULT_FUSE_MAX = 8  # members per fused group when --fuse-max is not given
@@ -69,17 +73,28 @@ def group_runs(runs: list[RunRecord], fuse_max: int) -> list[list[RunRecord]]:
     return [g[i : i + fuse_max] for g in groups.values() for i in range(0, len(g), fuse_max)]
 
 
+def claim_key(config: TrainConfig) -> Hashable:
+    """The fused executor's claim key: the run's fusion group (``fusion_key``); for a scheme
+    that does not fuse a fresh ``object()``, equal to no other key, so the run is claimed alone."""
+    from odenet.nets.fused import fusable
+    from odenet.training.fused import fusion_key
+
+    return object() if fusable(config.model_config(3, 10)) else fusion_key(config)
+
+
 class FusedExecutor(Executor):
     """Trains each group of compatible claimed runs as one fused network. Final."""
 
     name = "fused"
 
     def __init__(self, fuse_max: int = DEFAULT_FUSE_MAX, dataset=None, cuda_graphs=None) -> None:
-        """fuse_max: most members per group (the runner claims this many runs at once);
+        """fuse_max: most members per group (the runner claims this many runs of one group);
         cuda_graphs: passed to ``train_fused`` (None: on for CUDA with static shapes)."""
         self.capacity = fuse_max
+        self.key = claim_key
         self.cuda_graphs = cuda_graphs
         self._sequential = SequentialExecutor(dataset)  # fallbacks and the dataset cache
+        self._warned: set[str] = set()  # reasons already logged (one line per reason)
 
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
         from odenet.nets.fused import fusable
@@ -87,9 +102,9 @@ class FusedExecutor(Executor):
         for group in group_runs(runs, self.capacity):
             config = group[0].config
             reason = fusable(config.model_config(3, 10))
-            if reason is not None:
-                ids = ", ".join(r.id for r in group)
-                log.warning("fused executor: %s; running %s sequentially", reason, ids)
+            if reason is not None and reason not in self._warned:
+                self._warned.add(reason)
+                log.warning("fused executor: %s; running its runs sequentially", reason)
             if reason is not None or len(group) == 1:
                 for run in group:
                     self._sequential.run_one(run, store, observer, reason)

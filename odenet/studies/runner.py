@@ -1,10 +1,12 @@
 """The runner: claims pending runs from the store and hands them to an executor.
 
 The executor interface is small on purpose: ``Executor.run(runs, store, observer)`` executes
-runs the runner has already claimed and records each one's outcome in the store. Today there
-is ``SequentialExecutor`` (one run after another in this process); a fused executor (several
-models as one grouped network) or a distributed one replaces it without touching the grid
-or the store: it declares how many runs it takes at once (``capacity``).
+runs the runner has already claimed and records each one's outcome in the store. Each claim
+takes at most ``capacity`` pending runs in grid order; an executor with a ``key`` (TrainConfig
+-> hashable) gets only runs whose key equals that of the first pending run, so a claim never
+straddles two of its groups. ``SequentialExecutor`` (one run after another in this process,
+capacity 1, no key) and the fused executor (``fused_executor.py``: runs that differ only in lr
+and seed as one grouped network) replace each other without touching the grid or the store.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from odenet.studies.store import RunRecord, Store
+from odenet.training.config import TrainConfig
 
 
 class StudyObserver:
@@ -39,6 +43,7 @@ class Executor(ABC):
 
     name: str  # recorded with every run it executes
     capacity: int  # how many runs it takes at once
+    key: Callable[[TrainConfig], Hashable] | None  # runs claimed together share it (None: any)
 
     @abstractmethod
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
@@ -50,6 +55,7 @@ class SequentialExecutor(Executor):
 
     name = "sequential"
     capacity = 1
+    key = None
 
     def __init__(self, dataset=None) -> None:
         """dataset: an already loaded ArrayDataset to use for runs naming it (else loaded once)."""
@@ -123,7 +129,7 @@ def run_pending(
     observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
     try:
         while True:
-            claimed = store.claim(executor.capacity, executor.name)
+            claimed = store.claim(executor.capacity, executor.name, executor.key)
             if claimed:
                 executor.run([store.run(i) for i in claimed], store, observer)
                 continue

@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -253,16 +253,24 @@ class Store:
                 "UPDATE runs SET status = 'pending' WHERE status = 'failed'"
             ).rowcount
 
-    def claim(self, n: int, executor: str) -> list[str]:
-        """Atomically mark up to ``n`` pending runs (grid order) running for this process."""
+    def claim(
+        self, n: int, executor: str, key: Callable[[TrainConfig], Hashable] | None = None
+    ) -> list[str]:
+        """Atomically mark up to ``n`` pending runs (grid order) running for this process.
+
+        key: None takes the first ``n`` pending runs; a key (e.g. a fusion group's) takes the
+        first pending run and the following pending runs whose key equals its key.
+        """
         host, pid = socket.gethostname(), os.getpid()
         claimed = []
         with self._tx() as con:
             con.execute("BEGIN IMMEDIATE")
-            ids = con.execute(
-                "SELECT id FROM runs WHERE status = 'pending' ORDER BY idx LIMIT ?", (n,)
-            ).fetchall()
-            for (run_id,) in ids:
+            sql = "SELECT id, config FROM runs WHERE status = 'pending' ORDER BY idx"
+            if key is None:
+                ids = [r["id"] for r in con.execute(sql + " LIMIT ?", (max(n, 0),))]
+            else:
+                ids = _first_of_key(con.execute(sql), n, key)
+            for run_id in ids:
                 cur = con.execute(
                     "UPDATE runs SET status = 'running', pid = ?, host = ?, executor = ?,"
                     " attempts = attempts + 1, started = COALESCE(started, ?)"
@@ -397,6 +405,22 @@ def _meta(con: sqlite3.Connection, key: str) -> str:
     if row is None:
         raise ConfigError(f"the study database has no {key!r}: it is not an odenet study")
     return row[0]
+
+
+def _first_of_key(rows: sqlite3.Cursor, n: int, key: Callable) -> list[str]:
+    """Ids of the first row and of the later rows whose config's key equals its key (<= n)."""
+    ids: list[str] = []
+    for row in rows:
+        if len(ids) >= n:
+            break
+        k = key(config_from_dict(json.loads(row["config"])))
+        if not ids:
+            first = k
+        elif k != first:
+            continue
+        ids.append(row["id"])
+    rows.close()
+    return ids
 
 
 def _insert_epochs(con: sqlite3.Connection, run_id: str, history: list[dict]) -> None:
