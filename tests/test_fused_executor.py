@@ -1,5 +1,5 @@
 """The fused executor: make_executor, grouping, small studies through run_pending (claims that
-follow fusion groups).
+follow fusion groups; a failing group's members trained one by one, nothing done lost).
 
 The study has euler (fuses) and lm (falls back to one-by-one training with a logged line) at
 three lrs; lr 1e4 diverges. Each fused member's store row, epochs and result.json must be
@@ -142,3 +142,71 @@ def test_every_fusion_group_is_claimed_and_trained_as_one(tmp_path):
     for r in runs:
         assert r.provenance["execution"] == {"executor": "fused", "members": 3}, r.id
     assert sorted(events.starts) == sorted(events.ends) == sorted(r.id for r in runs)
+
+
+def test_a_failing_fused_group_trains_its_members_one_by_one(tmp_path, monkeypatch, caplog):
+    import odenet.training.fused
+
+    def out_of_memory(configs, **kw):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(odenet.training.fused, "train_fused", out_of_memory)
+    spec = StudySpec(orders=(1,), lrs=(0.05, 0.1, 0.2), **TINY)
+    events = Events()
+    with caplog.at_level(logging.WARNING, logger="odenet.studies"):
+        store = _run_study(tmp_path, spec, 8, events)
+    runs = store.runs()
+    assert [r.status for r in runs] == ["done"] * 3
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "CUDA out of memory" in line and all(r.id in line for r in runs)
+    for r in runs:
+        execution = r.provenance["execution"]
+        assert r.executor == execution["executor"] == "sequential" and execution["members"] == 1
+        assert "fused group failed" in execution["reason"]
+        assert "RuntimeError: CUDA out of memory" in execution["reason"]
+        assert load_result(r.run_dir)["provenance"]["execution"] == execution
+    # each member started and ended once, although the group was told first
+    assert events.starts == events.ends == [r.id for r in runs]
+
+
+def test_a_member_the_failed_group_finished_keeps_its_result(tmp_path, monkeypatch):
+    import odenet.training.fused
+
+    real, finished = odenet.training.fused.train_fused, []
+
+    def first_then_fail(configs, *, out_dirs, dataset, callbacks, cuda_graphs):
+        finished.extend(real(configs[:1], out_dirs=out_dirs[:1], dataset=dataset,
+                             callbacks=callbacks[:1], cuda_graphs=cuda_graphs))  # fmt: skip
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(odenet.training.fused, "train_fused", first_then_fail)
+    spec = StudySpec(orders=(1,), lrs=(0.05, 0.1, 0.2), **TINY)
+    first, *rest = _run_study(tmp_path, spec, 8).runs()
+    (kept,) = finished
+    # not trained again: its fused result (wall time included) is what the store holds
+    assert first.status == "done" and first.seconds == kept.seconds
+    assert first.provenance["execution"] == {"executor": "fused", "members": 1}
+    assert first.executor == "fused" and load_result(first.run_dir)["seconds"] == kept.seconds
+    for r in rest:
+        assert r.status == "done" and r.provenance["execution"]["executor"] == "sequential"
+
+
+def test_an_interrupt_gives_every_unfinished_member_back(tmp_path, monkeypatch):
+    import odenet.training
+    import odenet.training.fused
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    def out_of_memory(configs, **kw):
+        raise RuntimeError("CUDA out of memory")
+
+    spec = StudySpec(orders=(1,), lrs=(0.05, 0.1, 0.2), **TINY)
+    store = Store.create(tmp_path / "study", spec, build_grid(spec), {})
+    for fused, single in ((interrupted, None), (out_of_memory, interrupted)):
+        monkeypatch.setattr(odenet.training.fused, "train_fused", fused)
+        if single is not None:  # the group fails, then the first one-by-one run is interrupted
+            monkeypatch.setattr(odenet.training, "train", single)
+        with pytest.raises(KeyboardInterrupt):
+            run_pending(store, make_executor("fused", "cpu", 8), wait=False)
+        assert store.counts()["pending"] == 3

@@ -8,7 +8,9 @@
   and seed (``odenet.training.fused.fusion_key``). A group of two or more is trained with
   ``train_fused``. A run whose scheme does not fuse (lm, continuous ``ode-*``) is claimed alone
   and trained with ``train``, as is a group of one; each such reason is logged once, as one
-  warning line;
+  warning line. When ``train_fused`` raises (e.g. CUDA out of memory), one warning line names
+  the group and the error, and its members are trained one by one: a member the group finished
+  keeps its result, the others resume from their checkpoints;
 * ``auto``: fused on CUDA, sequential on CPU.
 
 What executed a run is recorded twice: the store's ``executor`` column (the executor that
@@ -130,8 +132,24 @@ class FusedExecutor(Executor):
             for run in group:
                 store.release(run.id)
             raise
-        except Exception as err:  # noqa: BLE001 - a failing group is recorded, the study goes on
-            for run in group:
-                store.fail(run.id, _message(err))
+        except Exception as err:  # noqa: BLE001 - the members are trained one by one instead
+            self._one_by_one(group, store, observer, _message(err))
+            return
         for run in group:
             observer.on_run_end(store.run(run.id))
+
+    def _one_by_one(
+        self, group: list[RunRecord], store: Store, observer: StudyObserver, error: str
+    ) -> None:
+        """A failed group's members, one ``train`` each: a finished member's result.json is
+        returned as stored, the others resume from the checkpoints the group wrote."""
+        ids = ", ".join(r.id for r in group)
+        log.warning("fused executor: the group %s failed (%s); training it run by run", ids, error)
+        reason = f"the fused group failed: {error}"
+        try:
+            for run in group:
+                self._sequential.run_one(run, store, observer, reason, started=True)
+        except (KeyboardInterrupt, SystemExit):
+            for run in group:
+                store.release(run.id)  # only the members still 'running'
+            raise

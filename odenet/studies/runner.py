@@ -67,13 +67,24 @@ class SequentialExecutor(Executor):
             self.run_one(run, store, observer)
 
     def run_one(
-        self, run: RunRecord, store: Store, observer: StudyObserver, reason: str | None = None
+        self,
+        run: RunRecord,
+        store: Store,
+        observer: StudyObserver,
+        reason: str | None = None,
+        *,
+        started: bool = False,
     ) -> None:
-        """Train one run and record it; ``reason`` says why it was not fused (provenance)."""
+        """Train one run and record it; ``reason`` says why it was not fused (provenance).
+
+        started: the observer was already told that the run started (a fused group's members).
+        A result that already says what trained it (a stored one) keeps its ``execution``.
+        """
         from odenet.training import train
         from odenet.training.checkpoint import save_result
 
-        observer.on_run_start(run)
+        if not started:
+            observer.on_run_start(run)
         try:
             result = train(
                 run.config,
@@ -82,7 +93,8 @@ class SequentialExecutor(Executor):
                 callbacks=_callbacks(run, store, observer),
             ).to_dict()
             execution = {"executor": "sequential", "members": 1}
-            result["provenance"]["execution"] = execution | ({"reason": reason} if reason else {})
+            execution |= {"reason": reason} if reason else {}
+            result["provenance"].setdefault("execution", execution)
             save_result(run.run_dir, result)
             store.finish(run.id, result)
         except (KeyboardInterrupt, SystemExit):
