@@ -13,12 +13,8 @@ import torch.nn.functional as F
 
 from odenet.cli import main
 from odenet.errors import ConfigError
-from odenet.studies.landscape import (
-    LandscapeConfig,
-    config_from_options,
-    run_landscape,
-    select_runs,
-)
+from odenet.studies.landscape import LandscapeConfig, config_from_options, run_landscape
+from odenet.studies.landscape_select import select_runs
 from odenet.studies.sharpness import SharpnessConfig
 from odenet.studies.store import RunRecord, Store
 from odenet.training import TrainConfig
