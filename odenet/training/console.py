@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from odenet.training.config import TrainConfig
-from odenet.training.trainer import EpochMetrics, TrainCallbacks, TrainResult
+from odenet.training.results import EpochMetrics, TrainCallbacks, TrainResult
 
 
 class EpochProgress(TrainCallbacks):

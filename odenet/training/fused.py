@@ -40,8 +40,9 @@ from odenet.training.device import (
     synchronize,
 )
 from odenet.training.fused_sgd import FusedSGD, member_rows
+from odenet.training.results import EpochMetrics, TrainCallbacks, TrainResult
 from odenet.training.schedules import LRSchedule, make_scheduler
-from odenet.training.trainer import EpochMetrics, TrainCallbacks, TrainResult, make_optimizer
+from odenet.training.trainer import make_optimizer
 
 FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ inside a group
 
