@@ -91,7 +91,7 @@ class FusedExecutor(Executor):
 
     def __init__(self, fuse_max: int = DEFAULT_FUSE_MAX, dataset=None, cuda_graphs=None) -> None:
         """fuse_max: most members per group (the runner claims this many runs of one group);
-        cuda_graphs: passed to ``train_fused`` (None: on for CUDA with static shapes)."""
+        cuda_graphs: passed to ``train_fused`` (None: on for CUDA)."""
         self.capacity = fuse_max
         self.key = claim_key
         self.cuda_graphs = cuda_graphs
