@@ -9,10 +9,11 @@ steps, and report training images per second:
       torch.utils.data.DataLoader (shuffle, workers, pinned memory on CUDA), copied to the
       device, fp32, contiguous (NCHW) memory format;
   (b) "odenet": ``odenet.training.train`` (device-resident batches with on-device
-      augmentation; bf16 autocast and channels_last on CUDA by default).
+      augmentation; bf16 autocast, channels_last and CUDA-graph capture on CUDA by default);
+  (c) on CUDA only, the same engine with ``cuda_graphs=False``: what the capture adds.
 
 Usage:  python benchmarks/train_throughput.py --depth 20 --batch-size 128 --steps 50
-It prints one line per loop and the ratio (b) / (a). Not part of the test run.
+It prints one line per loop and the ratios to (a). Not part of the test run.
 """
 
 from __future__ import annotations
@@ -145,11 +146,15 @@ def main() -> None:
     placement = resolve(config)
     a = dataloader_loop(config, data, args.steps, args.warmup, args.workers)
     b = odenet_loop(config, data, args.steps, args.warmup)
+    on_cuda = placement.device.type == "cuda"
+    eager = dataclasses.replace(config, cuda_graphs=False)
+    c = odenet_loop(eager, data, args.steps, args.warmup) if on_cuda else None
     row = {
         "device": torch.cuda.get_device_name() if placement.device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "model": f"resnet-{args.depth} {args.solver} "
         f"w{args.width}", "batch": args.batch_size, "steps": args.steps,
         "dataloader_img_s": round(a, 1), "odenet_img_s": round(b, 1), "ratio": round(b / a, 3),
+        "odenet_no_graphs_img_s": c and round(c, 1), "no_graphs_ratio": c and round(c / a, 3),
         "odenet_amp": placement.amp, "odenet_channels_last": placement.channels_last,
     }  # fmt: skip
     if args.json:
@@ -164,6 +169,8 @@ def main() -> None:
         f"(b) odenet engine (amp={placement.amp}, channels_last={placement.channels_last}):"
         f" {b:10.1f} img/s"
     )
+    if c is not None:
+        print(f"(c) odenet engine without CUDA graphs: {c:10.1f} img/s  ratio (c)/(a) {c / a:.3f}")
     print(f"ratio (b)/(a): {b / a:.3f}")
 
 
