@@ -204,3 +204,43 @@ def test_cuda_matches_cpu():
     for (xc, yc), (xg, yg) in zip(cpu, gpu):
         assert torch.equal(yc, yg.cpu())
         torch.testing.assert_close(xc, xg.cpu())
+
+
+@pytest.mark.parametrize("augment,channels_last", [("crop-flip", False), ("crop", True),
+                                                   ("none", False)])  # fmt: skip
+def test_member_batches_are_each_members_own_batches(augment, channels_last):
+    """K copies of one loader with their own generators, batched together: member m's channels
+    and labels are bitwise what loaders[m] yields (a partial last batch included), and every
+    generator ends where the loader alone leaves it."""
+    import copy
+
+    from odenet.data.loader import member_batches
+
+    base = loader(unique_images(n=17), batch_size=5, augment=augment, channels_last=channels_last)
+    seeds = (3, 4, 5)
+    members = []
+    for s in seeds:
+        m = copy.copy(base)
+        m.generator = torch.Generator().manual_seed(s)
+        members.append(m)
+    fused = list(member_batches(members))
+    assert [x.shape[0] for x, _ in fused] == [5, 5, 5, 2]
+    for m, s in enumerate(seeds):
+        alone = copy.copy(base)
+        alone.generator = torch.Generator().manual_seed(s)
+        own = list(alone)
+        for (x, y), (xm, ym) in zip(fused, own, strict=True):
+            assert torch.equal(x[:, 3 * m : 3 * m + 3], xm)
+            assert torch.equal(y[:, m], ym)
+        assert torch.equal(alone.generator.get_state(), members[m].generator.get_state())
+    if channels_last:
+        assert fused[0][0].is_contiguous(memory_format=torch.channels_last)
+    assert fused[0][0].shape == (5, 9, 12, 10) and fused[0][1].shape == (5, 3)
+
+
+def test_member_batches_refuse_different_loaders():
+    from odenet.data.loader import member_batches
+
+    a, b = loader(unique_images()), loader(unique_images())
+    with pytest.raises(ConfigError, match="copies of one training loader"):
+        next(member_batches([a, b]))

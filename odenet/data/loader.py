@@ -126,7 +126,7 @@ class DeviceLoader:
         images = self.images[idx]
         if self.augment != "none":
             images = self.crop_flip(images)
-        x = images.float().mul_(self._scale).sub_(self._shift)
+        x = self.normalise(images)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels[idx]
@@ -138,14 +138,26 @@ class DeviceLoader:
         B row offsets, B column offsets (uniform in 0..2*pad) and, for "crop-flip", B uniforms
         (flip where < 0.5), all from ``self.generator``.
         """
-        b, c, h, w = images.shape
+        draws = self.draw_crop_flip(images.shape[0]).to(self.device)
+        return self.apply_crop_flip(images, draws)
+
+    def draw_crop_flip(self, b: int) -> torch.Tensor:
+        """The random part of ``crop_flip`` for b images: int64 (3, b) on the CPU holding row
+        offsets, column offsets and flips (0/1), drawn from ``self.generator`` in that order."""
         p, g = self.pad, self.generator
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=g).to(self.device)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=g).to(self.device)
+        dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
+        dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
         if self.augment == "crop-flip":
-            flip = (torch.rand(b, generator=g) < 0.5).to(self.device)
+            flip = torch.rand(b, generator=g) < 0.5
         else:
-            flip = torch.zeros(b, dtype=torch.bool, device=self.device)
+            flip = torch.zeros(b, dtype=torch.bool)
+        return torch.stack([dy, dx, flip.long()])
+
+    def apply_crop_flip(self, images: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+        """The deterministic part of ``crop_flip``: draws (3, B) on the device, as drawn above."""
+        b, c, h, w = images.shape
+        p = self.pad
+        dy, dx, flip = draws[0], draws[1], draws[2].bool()
         padded = F.pad(images, (p, p, p, p)) if p else images
         ar_h = torch.arange(h, device=self.device)
         ar_w = torch.arange(w, device=self.device)
@@ -155,6 +167,45 @@ class DeviceLoader:
         flat = (rows[:, :, None] * (w + 2 * p) + cols[:, None, :]).view(b, 1, h * w)
         out = padded.reshape(b, c, -1).gather(2, flat.expand(b, c, h * w))
         return out.view(b, c, h, w)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, C, H, W) -> float32 (pixel / 255 - mean) / std."""
+        return images.float().mul_(self._scale).sub_(self._shift)
+
+
+def member_batches(loaders: Sequence[DeviceLoader]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One training epoch of K loaders over the same split, as fused-network batches.
+
+    Yields x float32 (B, K C, H, W), member m's batch in channels [m C, (m + 1) C), and y int64
+    (B, K). Member m's part is exactly what ``loaders[m]`` would yield (the same draws from its
+    generator, in the same order), but a step gathers, crops, flips and normalises all K
+    batches at once and copies the K members' random draws to the device in one transfer, so
+    the cost per step does not grow with K in kernel launches. The loaders must share their
+    images, labels, batch size, augmentation and normalisation (``copy.copy`` of one loader
+    with its own generator, as ``train_fused`` makes them).
+    """
+    first = loaders[0]
+    for other in loaders[1:]:
+        if (other.images is not first.images or other.labels is not first.labels
+                or other.batch_size != first.batch_size or other.augment != first.augment
+                or other.pad != first.pad or not other.train):  # fmt: skip
+            raise ConfigError("member_batches needs copies of one training loader")
+    k, b, n = len(loaders), first.batch_size, first.num_samples
+    orders = torch.stack([torch.randperm(n, generator=g.generator) for g in loaders])
+    orders = orders.to(first.device)  # (K, N)
+    for i in range(len(first)):
+        idx = orders[:, i * b : (i + 1) * b].reshape(-1)  # member-major, (K B')
+        images = first.images[idx]
+        if first.augment != "none":
+            size = idx.numel() // k
+            draws = torch.cat([loader.draw_crop_flip(size) for loader in loaders], dim=1)
+            images = first.apply_crop_flip(images, draws.to(first.device))
+        x = first.normalise(images)
+        kb, c, h, w = x.shape
+        x = x.view(k, kb // k, c, h, w).transpose(0, 1).reshape(kb // k, k * c, h, w)
+        if first.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, first.labels[idx].view(k, -1).t()
 
 
 def fixed_subset(n: int, limit: int | None, what: str) -> torch.Tensor | None:

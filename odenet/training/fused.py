@@ -3,12 +3,13 @@
 ``train_fused(configs)`` is K calls of ``train`` in one: each member is built exactly as
 ``train`` builds it (model from ``Generator().manual_seed(seed)``, loaders seeded with
 ``data_seed(seed)``), then the K models are fused (odenet.nets.fused). A step stacks the K
-members' own batches along channels, takes the sum of the members' mean losses (so each member's
-gradient is its separate gradient) and applies SGD with one lr per member (``FusedSGD``). A member
-whose loss is non-finite or above the threshold is frozen before that step's update and recorded
-as diverged; the others go on unchanged. After every epoch each live member's checkpoint.pt, and
-at the end its result.json, are written in train()'s format, so ``load_trained``, the study store
-and a sequential resume work unchanged. The epoch's wall time is shared by all members.
+members' own batches along channels (``odenet.data.loader.member_batches``), takes the sum of
+the members' mean losses (so each member's gradient is its separate gradient) and applies SGD
+with one lr per member (``FusedSGD``). A member whose loss is non-finite or above the threshold
+is frozen before that step's update and recorded as diverged; the others go on unchanged.
+After every epoch each live member's checkpoint.pt, and at the end its result.json, are
+written in train()'s format, so ``load_trained``, the study store and a sequential resume work
+unchanged. The epoch's wall time is shared by all members.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odenet.data.loader import member_batches
 from odenet.errors import ConfigError
-from odenet.nets.fused import fusable, fuse, stack_inputs, unfuse_state_dict
+from odenet.nets.fused import fusable, fuse, unfuse_state_dict
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
 from odenet.training.device import (
@@ -222,13 +224,9 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
         start = time.perf_counter()
         loss_sum, images, lrs = [0.0] * k, [0] * k, [0.0] * k
         correct = torch.zeros(k, dtype=torch.int64, device=placement.device)
-        iters = [iter(m.train_loader) for m in members]
-        for step in range(1, steps + 1):
-            batches = [next(iters[i]) if active[i] else None for i in range(k)]
-            x0, _ = batches[live[0]]
-            x = stack_inputs([b[0] if b else torch.zeros_like(x0) for b in batches])
-            y = torch.stack([b[1] if b else torch.zeros_like(batches[live[0]][1])
-                             for b in batches], 1)  # fmt: skip
+        # A frozen member still draws its batches: nothing of it is saved any more.
+        batches = member_batches([m.train_loader for m in members])
+        for step, (x, y) in enumerate(batches, start=1):
             with autocast(placement):
                 logits = forward(x)  # (B, K, classes)
             losses = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none",
