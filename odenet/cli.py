@@ -193,6 +193,9 @@ def study_cmd(
         None, help="auto|sequential|fused (default auto: fused on CUDA, sequential on CPU)."
     ),
     fuse_max: int | None = typer.Option(None, help="Most runs per fused group (default 8)."),
+    cuda_graphs: bool | None = typer.Option(
+        None, "--cuda-graphs/--no-cuda-graphs", help="Capture steps as CUDA graphs (CUDA: on)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="TOML study file (flags win)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
@@ -208,6 +211,7 @@ def study_cmd(
         epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
         batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
         shortcut=shortcut, data_dir=data_dir, executor=executor, fuse_max=fuse_max,
+        cuda_graphs=cuda_graphs,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)

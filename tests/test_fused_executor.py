@@ -174,9 +174,9 @@ def test_a_member_the_failed_group_finished_keeps_its_result(tmp_path, monkeypat
 
     real, finished = odenet.training.fused.train_fused, []
 
-    def first_then_fail(configs, *, out_dirs, dataset, callbacks, cuda_graphs):
+    def first_then_fail(configs, *, out_dirs, dataset, callbacks):
         finished.extend(real(configs[:1], out_dirs=out_dirs[:1], dataset=dataset,
-                             callbacks=callbacks[:1], cuda_graphs=cuda_graphs))  # fmt: skip
+                             callbacks=callbacks[:1]))  # fmt: skip
         raise RuntimeError("boom")
 
     monkeypatch.setattr(odenet.training.fused, "train_fused", first_then_fail)

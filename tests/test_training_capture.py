@@ -105,3 +105,31 @@ def test_real_compile_trains_like_eager(monkeypatch, data):
     for a, b in zip(compiled.history, eager.history):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
         assert a.test_loss == pytest.approx(b.test_loss, rel=1e-4)
+
+
+@pytest.mark.parametrize("executor", ["sequential", "fused"])
+def test_the_study_switch_reaches_every_run(monkeypatch, tmp_path, executor):
+    """`odenet study --no-cuda-graphs` turns capture off for every run, and may change on a
+    resume (how a step runs, not what it computes)."""
+    from odenet.studies import StudySpec, run_study
+
+    recorder = Recorder(monkeypatch)
+    spec = StudySpec(orders=(1,), depths=(8,), lrs=(0.05, 0.2), epochs=1, dataset=SPEC,
+                     batch_size=48, width=4, device="cpu", executor=executor,
+                     cuda_graphs=False)  # fmt: skip
+    run_study(spec, tmp_path / "off", quiet=True)
+    assert recorder.calls == []
+    run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "on", quiet=True)
+    assert len(recorder.calls) == (5 if executor == "fused" else 10)  # 5 full batches a run
+    study = run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "off", quiet=True)
+    assert [r.status for r in study.records] == ["done", "done"]
+
+
+def test_study_refuses_cuda_graphs_without_cuda(run_cli, tmp_path):
+    code, out, err = run_cli(["study", "--dataset", SPEC, "--depths", "8", "--orders", "1",
+                              "--lrs", "0.1", "--epochs", "1", "--device", "cpu",
+                              "--cuda-graphs", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert code == 2
+    assert "--cuda-graphs needs a CUDA device" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()

@@ -121,7 +121,9 @@ def run_study(
     if Store.exists(path):
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
-    executor = make_executor(spec.executor, spec.device, spec.fuse_max, dataset)  # checks device
+    executor = make_executor(  # checks the device
+        spec.executor, spec.device, spec.fuse_max, dataset, spec.cuda_graphs
+    )
     store = Store.create(path, spec, runs, _versions())
     run_pending(
         store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait

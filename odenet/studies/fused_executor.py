@@ -43,12 +43,17 @@ log = logging.getLogger("odenet.studies")
 
 
 def make_executor(
-    name: str, device: str | torch.device = "auto", fuse_max: int = DEFAULT_FUSE_MAX, dataset=None
+    name: str,
+    device: str | torch.device = "auto",
+    fuse_max: int = DEFAULT_FUSE_MAX,
+    dataset=None,
+    cuda_graphs: bool | None = None,
 ) -> Executor:
     """The executor for ``--executor name`` on ``device`` ("auto" | "cpu" | "cuda").
 
-    dataset: an already loaded ArrayDataset used for runs naming it. ConfigError for an
-    unknown name, a bad fuse_max or device.
+    dataset: an already loaded ArrayDataset used for runs naming it; cuda_graphs: overrides
+    every run's ``TrainConfig.cuda_graphs`` when not None. ConfigError for an unknown name, a
+    bad fuse_max or device.
     """
     from odenet.data import resolve_device
 
@@ -58,11 +63,14 @@ def make_executor(
         )
     if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or fuse_max < 1:
         raise ConfigError(f"--fuse-max must be a positive integer, got {fuse_max!r}")
+    on_cuda = resolve_device(device).type == "cuda"
+    if cuda_graphs and not on_cuda:
+        raise ConfigError("--cuda-graphs needs a CUDA device: drop it or use --device cuda")
     if name == "auto":
-        name = "fused" if resolve_device(device).type == "cuda" else "sequential"
+        name = "fused" if on_cuda else "sequential"
     if name == "sequential":
-        return SequentialExecutor(dataset)
-    return FusedExecutor(fuse_max, dataset)
+        return SequentialExecutor(dataset, cuda_graphs)
+    return FusedExecutor(fuse_max, dataset, cuda_graphs)
 
 
 def group_runs(runs: list[RunRecord], fuse_max: int) -> list[list[RunRecord]]:
@@ -91,11 +99,10 @@ class FusedExecutor(Executor):
 
     def __init__(self, fuse_max: int = DEFAULT_FUSE_MAX, dataset=None, cuda_graphs=None) -> None:
         """fuse_max: most members per group (the runner claims this many runs of one group);
-        cuda_graphs: passed to ``train_fused`` (None: on for CUDA)."""
+        cuda_graphs: overrides the runs' ``TrainConfig.cuda_graphs`` when not None."""
         self.capacity = fuse_max
         self.key = claim_key
-        self.cuda_graphs = cuda_graphs
-        self._sequential = SequentialExecutor(dataset)  # fallbacks and the dataset cache
+        self._sequential = SequentialExecutor(dataset, cuda_graphs)  # fallbacks, datasets, configs
         self._warned: set[str] = set()  # reasons already logged (one line per reason)
 
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
@@ -120,11 +127,10 @@ class FusedExecutor(Executor):
             observer.on_run_start(run)
         try:
             results = train_fused(
-                [r.config for r in group],
+                [self._sequential.config_for(r) for r in group],
                 out_dirs=[r.run_dir for r in group],
                 dataset=self._sequential.dataset_for(group[0]),
                 callbacks=[_callbacks(r, store, observer) for r in group],
-                cuda_graphs=self.cuda_graphs,
             )
             for run, result in zip(group, results):
                 store.finish(run.id, result.to_dict())

@@ -34,7 +34,8 @@ def make_observer(quiet: bool, console: Console | None = None) -> StudyObserver:
 def _describe(run: RunRecord) -> str:
     acc = "" if run.test_acc is None else f" test_acc {run.test_acc / POINT:.2f}%"
     extra = f" ({run.error})" if run.status == "failed" and run.error else ""
-    return f"{run.id}: {run.status} after {run.epochs_done} epochs{acc}{extra}"
+    epochs = f"{run.epochs_done} epoch{'' if run.epochs_done == 1 else 's'}"
+    return f"{run.id}: {run.status} after {epochs}{acc}{extra}"
 
 
 class LineLog(StudyObserver):

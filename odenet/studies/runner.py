@@ -11,6 +11,7 @@ and seed as one grouped network) replace each other without touching the grid or
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -57,8 +58,11 @@ class SequentialExecutor(Executor):
     capacity = 1
     key = None
 
-    def __init__(self, dataset=None) -> None:
-        """dataset: an already loaded ArrayDataset to use for runs naming it (else loaded once)."""
+    def __init__(self, dataset=None, cuda_graphs: bool | None = None) -> None:
+        """dataset: an already loaded ArrayDataset to use for runs naming it (else loaded once);
+        cuda_graphs: overrides the runs' ``TrainConfig.cuda_graphs`` when not None (how a step
+        runs, not what it computes: a resumed run accepts either)."""
+        self.cuda_graphs = cuda_graphs
         self._datasets: dict[tuple, object] = {}  # loaded once per (name, data_dir)
         self._given = dataset
 
@@ -87,7 +91,7 @@ class SequentialExecutor(Executor):
             observer.on_run_start(run)
         try:
             result = train(
-                run.config,
+                self.config_for(run),
                 out_dir=run.run_dir,
                 dataset=self.dataset_for(run),
                 callbacks=_callbacks(run, store, observer),
@@ -103,6 +107,12 @@ class SequentialExecutor(Executor):
         except Exception as err:  # noqa: BLE001 - a failing run is recorded, the study goes on
             store.fail(run.id, _message(err))
         observer.on_run_end(store.run(run.id))
+
+    def config_for(self, run: RunRecord) -> TrainConfig:
+        """The run's stored config with this executor's execution settings applied."""
+        if self.cuda_graphs is None:
+            return run.config
+        return dataclasses.replace(run.config, cuda_graphs=self.cuda_graphs)
 
     def dataset_for(self, run: RunRecord):
         """The run's dataset: the one given at construction, or loaded once per name/dir."""

@@ -22,7 +22,7 @@ SHORTCUTS = ("A", "B")
 
 # Fields of StudySpec that may change between invocations on one study directory: they do
 # not change what a run computes, only how it is executed.
-EXECUTION_FIELDS = ("executor", "fuse_max")
+EXECUTION_FIELDS = ("executor", "fuse_max", "cuda_graphs")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class StudySpec:
     data_dir: str | None = None  # where datasets live (None: odenet.data's default)
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
     fuse_max: int = 8  # most runs trained together as one fused network
+    cuda_graphs: bool | None = None  # capture training steps as CUDA graphs (None: on for CUDA)
 
     def __post_init__(self) -> None:
         # Lists given from Python (a notebook) become tuples: hashable, comparable, stored alike.
@@ -104,6 +105,8 @@ class StudySpec:
         _one_of("schedule", self.schedule, SCHEDULES)
         _one_of("device", self.device, DEVICES)
         _one_of("executor", self.executor, EXECUTORS)
+        if self.cuda_graphs not in (None, True, False):
+            raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
         _one_of("block", self.block, BLOCKS)
         _one_of("shortcut", self.shortcut, SHORTCUTS)
         if not isinstance(self.dataset, str) or not self.dataset.strip():

@@ -202,7 +202,7 @@ def _freeze(fused: nn.Module, opt: FusedSGD, member: int) -> None:
     opt.freeze(member)
 
 
-def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool | None) -> None:
+def _train_group(members: list[_Member], placement: Placement) -> None:
     """Train members that are at the same epoch, fused, until done or all diverged."""
     k, cfg = len(members), members[0].config
     fused = fuse([m.model for m in members]).to(placement.device)
@@ -210,7 +210,7 @@ def _train_group(members: list[_Member], placement: Placement, cuda_graphs: bool
         fused = fused.to(memory_format=torch.channels_last)
     opt = FusedSGD(fused, k, cfg, [m.config.lr for m in members])
     opt.load_buffers([m.buffers for m in members])
-    forward = compiled_forward(fused, placement, enabled=cuda_graphs, batch_size=cfg.batch_size)
+    forward = compiled_forward(fused, placement, enabled=cfg.cuda_graphs, batch_size=cfg.batch_size)
     steps, schedule = len(members[0].train_loader), members[0].scheduler.lr_lambdas[0]
     active = [True] * k
     for epoch in range(len(members[0].history) + 1, cfg.epochs + 1):
@@ -300,14 +300,13 @@ def train_fused(
     out_dirs: Sequence[str | Path | None] | None = None,
     dataset=None,
     callbacks: Sequence[TrainCallbacks | None] | None = None,
-    cuda_graphs: bool | None = None,
 ) -> list[TrainResult]:
     """Train K runs (equal but for lr and seed) as one fused network; one result per config.
 
     Equivalent to ``[train(c, out_dir=d, dataset=dataset, callbacks=cb) for ...]`` up to float
     rounding (same initial weights, data order, schedule, divergence rule, files). Members whose
     run dir holds a result are returned as stored; members resumed from checkpoints at different
-    epochs are trained as separate fused groups. cuda_graphs: see ``compiled_forward``.
+    epochs are trained as separate fused groups. CUDA graphs: ``TrainConfig.cuda_graphs``.
     Raises ConfigError for configs that differ in more than lr and seed or do not fuse.
     """
     from odenet.data import load_dataset
@@ -344,7 +343,7 @@ def train_fused(
     for i in pending:
         by_epoch.setdefault(len(members[i].history), []).append(i)
     for group in by_epoch.values():
-        _train_group([members[i] for i in group], placement, cuda_graphs)
+        _train_group([members[i] for i in group], placement)
         for i in group:
             results[i] = _result(members[i], placement, len(group))
             if outs[i] is not None:
