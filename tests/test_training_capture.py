@@ -43,8 +43,8 @@ class Recorder:
         monkeypatch.setattr(torch, "compile", self.compile)
         monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", self.mark)
 
-    def compile(self, model, *, mode, dynamic):
-        assert (mode, dynamic) == ("reduce-overhead", False)
+    def compile(self, model, **options):
+        assert options == {"mode": "reduce-overhead", "dynamic": False}
 
         def forward(x):
             assert self.marks == len(self.calls) + 1, "each captured step starts with a mark"
@@ -91,6 +91,21 @@ def test_train_fused_captures_full_batches(monkeypatch, data):
     assert recorder.calls == [48] * 5 * 2
     for a, b in zip(captured, eager):
         assert [m.train_loss for m in a.history] == [m.train_loss for m in b.history]
+
+
+def test_many_architectures_in_one_process_are_all_captured(monkeypatch):
+    """Dynamo compiles one function (ResNet.forward) at most 8 ways, then runs it eagerly: a
+    study of 9+ architectures would silently lose its capture without the reset per capture.
+    Dynamo's own backend ("eager") keeps this fast; failing on the limit makes it visible."""
+    import torch._dynamo.config as dynamo_config
+
+    monkeypatch.setattr(device_module, "CAPTURE_COMPILE", {"backend": "eager", "dynamic": False})
+    monkeypatch.setattr(dynamo_config, "fail_on_recompile_limit_hit", True)
+    x = torch.randn(2, 3, 8, 8)
+    solvers = ("euler", "midpoint", "heun", "ralston", "rk3", "heun3", "rk4", "rk38", "gill")
+    for solver in solvers:  # nine architectures (dynamo guards on each stage's solver)
+        forward = CapturedForward(build_model(8, solver, width=4), batch_size=2)
+        forward(x).sum().backward()
 
 
 @pytest.mark.slow

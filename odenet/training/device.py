@@ -88,6 +88,7 @@ def provenance(config: TrainConfig, placement: Placement) -> dict:
 
 
 CAPTURE_DEVICES = ("cuda",)  # device types whose training forward is captured
+CAPTURE_COMPILE = {"mode": "reduce-overhead", "dynamic": False}  # torch.compile's arguments
 
 
 class CapturedForward:
@@ -97,11 +98,17 @@ class CapturedForward:
     step costs a few launches instead of hundreds. Graphs need static shapes: a batch of any
     other size than ``batch_size`` (the last, partial batch of an epoch) runs eagerly through
     ``model`` rather than triggering a second compilation. Both share ``model``'s parameters.
+
+    Each capture starts from a clean compiler state (``torch.compiler.reset()``): dynamo keeps
+    at most 8 compiled versions of a function (ResNet.forward) and silently runs eagerly past
+    that, which a study of more than 8 architectures in one process would reach. The reset also
+    drops other compiled functions of the process; they recompile when next called.
     """
 
     def __init__(self, model: nn.Module, batch_size: int) -> None:
         self.model, self.batch_size = model, batch_size
-        self.compiled = torch.compile(model, mode="reduce-overhead", dynamic=False)
+        torch.compiler.reset()
+        self.compiled = torch.compile(model, **CAPTURE_COMPILE)
 
     def __call__(self, x: Tensor) -> Tensor:
         if x.shape[0] != self.batch_size:
