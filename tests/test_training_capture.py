@@ -148,3 +148,24 @@ def test_study_refuses_cuda_graphs_without_cuda(run_cli, tmp_path):
     assert "--cuda-graphs needs a CUDA device" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_the_cuda_defaults_emulated_on_cpu(monkeypatch, data):
+    """Everything CUDA turns on by default (bf16 autocast, NHWC, capture through the real
+    torch.compile) at once, for a fused group with a diverging member and a single run: the
+    same outcomes as eager training, the losses equal to bf16 precision."""
+    base = cfg(depth=14, solver="rk4", amp=True, channels_last=True)
+    configs = [
+        dataclasses.replace(base, lr=lr, seed=s) for lr, s in ((0.05, 0), (0.2, 1), (1e4, 2))
+    ]
+    eager = train_fused([dataclasses.replace(c, cuda_graphs=False) for c in configs], dataset=data)
+    single_eager = train(dataclasses.replace(configs[0], cuda_graphs=False), dataset=data)
+    monkeypatch.setattr(device_module, "CAPTURE_DEVICES", ("cuda", "cpu"))
+    captured = train_fused(configs, dataset=data)
+    single = train(configs[0], dataset=data)
+    assert [r.status for r in captured] == [r.status for r in eager] == ["done", "done", "diverged"]
+    for a, b in zip([*captured, single], [*eager, single_eager]):
+        for x, y in zip(a.history, b.history, strict=True):
+            assert x.train_loss == pytest.approx(y.train_loss, rel=5e-3)
+            assert x.test_loss == pytest.approx(y.test_loss, rel=5e-3)
