@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
-from odenet.studies.store import RunRecord
+from odenet.studies.records import RunRecord
 
 
 @dataclass(frozen=True)

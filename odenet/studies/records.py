@@ -1,0 +1,96 @@
+"""A study's run as stored (RunRecord), and the process facts the store's leases rest on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from odenet.training.checkpoint import config_from_dict
+from odenet.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as stored (read-only snapshot)."""
+
+    id: str  # d{depth}-{scheme}-lr{lr}-s{seed}
+    depth: int
+    solver: str
+    lr: float
+    seed: int
+    status: str  # pending | running | done | diverged | failed
+    test_acc: float | None  # last completed epoch's test accuracy (None before the first)
+    epochs_done: int
+    run_dir: Path  # checkpoint.pt and result.json
+    config: TrainConfig
+    best_test_acc: float | None = None
+    train_loss: float | None = None
+    diverged_epoch: int | None = None
+    params: int | None = None
+    extra_params: int | None = None
+    seconds: float | None = None
+    device: str | None = None
+    executor: str | None = None
+    error: str | None = None  # the exception of a failed run
+    started: str | None = None  # ISO-8601 UTC
+    finished: str | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (config omitted; see ``config``)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        out["run_dir"] = str(self.run_dir)
+        return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists on this host and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that was not reaped yet is a zombie: dead for our purposes
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def record_from_row(r: sqlite3.Row, run_dir: Path) -> RunRecord:
+    """A RunRecord from one row of the ``runs`` table."""
+    return RunRecord(
+        id=r["id"],
+        depth=r["depth"],
+        solver=r["solver"],
+        lr=r["lr"],
+        seed=r["seed"],
+        status=r["status"],
+        test_acc=r["test_acc"],
+        epochs_done=r["epochs_done"],
+        run_dir=run_dir,
+        config=config_from_dict(json.loads(r["config"])),
+        best_test_acc=r["best_test_acc"],
+        train_loss=r["train_loss"],
+        diverged_epoch=r["diverged_epoch"],
+        params=r["params"],
+        extra_params=r["extra_params"],
+        seconds=r["seconds"],
+        device=r["device"],
+        executor=r["executor"],
+        error=r["error"],
+        started=r["started"],
+        finished=r["finished"],
+        provenance=json.loads(r["provenance"] or "{}"),
+    )
