@@ -244,3 +244,5 @@ def test_member_batches_refuse_different_loaders():
     a, b = loader(unique_images()), loader(unique_images())
     with pytest.raises(ConfigError, match="copies of one training loader"):
         next(member_batches([a, b]))
+    with pytest.raises(ConfigError, match="copies of one training loader"):
+        next(member_batches([loader(unique_images(), train=False)]))

@@ -185,7 +185,7 @@ def member_batches(loaders: Sequence[DeviceLoader]) -> Iterator[tuple[torch.Tens
     with its own generator, as ``train_fused`` makes them).
     """
     first = loaders[0]
-    for other in loaders[1:]:
+    for other in loaders:
         if (other.images is not first.images or other.labels is not first.labels
                 or other.batch_size != first.batch_size or other.augment != first.augment
                 or other.pad != first.pad or not other.train):  # fmt: skip
