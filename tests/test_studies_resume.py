@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from odenet.cli import main
 from odenet.studies import Store
 
@@ -85,3 +87,62 @@ def test_sigkill_then_rerun_completes_the_grid(tmp_path, capsys):
     assert all(attempts[rid] == 1 for rid in finished)
     rows = [(m["run_id"], m["epoch"]) for m in store.epochs()]
     assert len(rows) == len(set(rows)) == sum(r.epochs_done for r in runs.values())
+
+
+def _wait_for_fused_group(out, proc, timeout=180.0):
+    """Poll the store until every run of the (one) fused group is past epoch 1, not finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if Store.exists(out):
+            runs = Store.open(out).runs()
+            if all(r.status == "running" and 1 <= r.epochs_done < 3 for r in runs):
+                return runs
+        time.sleep(0.05)
+    raise AssertionError("the fused group never reached the middle of its epochs")
+
+
+def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys):
+    """The fused executor (the CUDA default) killed mid-group: the same command resumes every
+    member from its checkpoint, and the results equal those of an uninterrupted study."""
+    args = [*ARGS, "--lrs", "0.1,0.2,0.4", "--executor", "fused"]
+    out, reference = tmp_path / "study", tmp_path / "reference"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odenet", *args, "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_for_fused_group(out, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    # Epochs the killed process finished; a resume keeps them, a restart would re-time them.
+    kept = {(m["run_id"], m["epoch"]): m["seconds"] for m in Store.open(out).epochs()}
+    assert kept and all(epoch < 3 for _, epoch in kept)
+    for directory in (out, reference):
+        try:
+            main([*args, "--out", str(directory)])
+        except SystemExit as err:
+            assert err.code in (0, None)
+    capsys.readouterr()
+
+    store = Store.open(out)
+    runs = store.runs()
+    assert [r.status for r in runs] == ["done"] * 3 and all(r.epochs_done == 3 for r in runs)
+    assert all(r.provenance["execution"] == {"executor": "fused", "members": 3} for r in runs)
+    with store.connect() as con:
+        assert {a for (a,) in con.execute("SELECT attempts FROM runs")} == {2}
+    rows = [(m["run_id"], m["epoch"]) for m in store.epochs()]
+    assert len(rows) == len(set(rows)) == 9
+    assert {
+        row: m["seconds"] for m in store.epochs() if (row := (m["run_id"], m["epoch"])) in kept
+    } == kept
+    expected = {(m["run_id"], m["epoch"]): m for m in Store.open(reference).epochs()}
+    for m in store.epochs():
+        ref = expected[(m["run_id"], m["epoch"])]
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            assert m[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
