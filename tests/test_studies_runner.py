@@ -151,3 +151,45 @@ def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
     assert store.run(held).status == "done"  # reclaimed once its holder died, then trained
     with store.connect() as con:
         assert con.execute("SELECT attempts FROM runs WHERE id = ?", (held,)).fetchone()[0] == 2
+
+
+def test_live_view_follows_runs_trained_at_once(store):
+    """A fused group: one row per running run with its own loss; the overall bar counts the
+    ended runs plus each running run's fraction (2 epochs each here)."""
+    view = LiveView(Console(file=io.StringIO(), force_terminal=True, width=120))
+    a, b = store.runs()[:2]
+    view.on_study_start(4, 0)
+    for run in (a, b):
+        view.on_run_start(run)
+        view.on_epoch_start(run, 1, 4)
+    view.on_step(a, 1, 2, 1.5)
+    view.on_step(b, 1, 2, 2.5)
+    tasks = {t.description: t for t in view.progress.tasks}
+    assert tasks["study"].completed == pytest.approx(0.25 + 0.25)
+    assert (tasks[a.id].fields["info"], tasks[b.id].fields["info"]) == ("loss 1.500", "loss 2.500")
+    assert list(tasks)[-1] == "  epoch 1"  # the step bar stays below the runs' rows
+    metrics = {"epoch": 1, "test_acc": 0.5}
+    view.on_epoch_end(a, metrics)
+    view.on_epoch_end(b, metrics)
+    view.on_run_end(store.run(a.id))
+    tasks = {t.description: t for t in view.progress.tasks}
+    assert a.id not in tasks and tasks[b.id].fields["info"] == "test_acc 50.00%"
+    assert tasks["study"].completed == pytest.approx(1 + 0.5)
+    view.on_study_end()
+
+
+def test_line_log_counts_runs_started_at_once_and_waits_once(store):
+    buf = io.StringIO()
+    log = LineLog(Console(file=buf, force_terminal=False))
+    a, b = store.runs()[:2]
+    log.on_study_start(4, 1)
+    log.on_run_start(a)
+    log.on_run_start(b)
+    log.on_wait(["x"])
+    log.on_wait(["x"])
+    assert buf.getvalue().splitlines() == [
+        "study: 4 runs, 1 already finished",
+        f"[2/4] {a.id}: started",
+        f"[3/4] {b.id}: started",
+        "waiting for runs held by other processes: x",
+    ]
