@@ -12,10 +12,12 @@ CIFAR-shaped random uint8 images:
       CUDA by default).
 
 Aggregate images/s = (K x steps x batch) / (sum of the timed seconds); with ``--repeats R``
-each way is measured R times, interleaved, and the best is kept. Prints one line per way
-and the ratios (b)/(a), (c)/(a), (c)/(b). Not part of the test run.
+each way is measured R times, interleaved, and the best is kept. ``--members 8,16,32`` measures
+(c) for each K; (a) and (b), run by run, are measured once on the smallest K runs (each run
+costs the same, so their aggregate rate does not depend on K). Prints one line per way and
+the ratios (b)/(a), (c)/(a), (c)/(b). Not part of the test run.
 
-Usage:  python benchmarks/study_throughput.py --depths 20,56 --members 8 --steps 50 --device auto
+Usage:  python benchmarks/study_throughput.py --depths 20,56 --members 8,32 --steps 50 --device auto
 """
 
 from __future__ import annotations
@@ -43,39 +45,51 @@ def fused_seconds(configs: list[TrainConfig], data: ArrayDataset, steps: int, wa
     return timer.marks[warmup + steps] - timer.marks[warmup]
 
 
-def sweep(depth: int, args: argparse.Namespace, data: ArrayDataset) -> dict:
-    k, b = args.members, args.batch_size
-    ratio = (args.lr_max / args.lr_min) ** (1 / max(k - 1, 1))
+def sweep(depth: int, args: argparse.Namespace, data: ArrayDataset) -> list[dict]:
+    """One row per K in ``--members``; (a) and (b) are measured once, on the smallest K runs
+    (run by run, every run costs the same, so their aggregate rate does not depend on K)."""
+    sizes, b = sorted(args.members), args.batch_size
     base = TrainConfig(
         dataset="bench", depth=depth, solver=args.solver, width=args.width, epochs=1,
         batch_size=b, schedule="constant", device=args.device, limit_test=b,
         limit_train=(args.warmup + args.steps) * b,
     )  # fmt: skip
-    configs = [dataclasses.replace(base, lr=args.lr_min * ratio**i, seed=i) for i in range(k)]
-    images = k * args.steps * b
-    a = s = f = float("inf")
+
+    def configs(k: int) -> list[TrainConfig]:
+        ratio = (args.lr_max / args.lr_min) ** (1 / max(k - 1, 1))
+        return [dataclasses.replace(base, lr=args.lr_min * ratio**i, seed=i) for i in range(k)]
+
+    baseline = configs(sizes[0])
+    a = s = float("inf")
+    fused = dict.fromkeys(sizes, float("inf"))
     for _ in range(args.repeats):  # interleaved; the best of each way (shared machines are noisy)
-        rates = [dataloader_loop(c, data, args.steps, args.warmup, args.workers) for c in configs]
-        a = min(a, sum(args.steps * b / r for r in rates))
+        rates = [dataloader_loop(c, data, args.steps, args.warmup, args.workers) for c in baseline]
+        a = min(a, sum(args.steps * b / r for r in rates) / len(baseline))  # seconds per run
         s = min(s, sum(args.steps * b / odenet_loop(c, data, args.steps, args.warmup)
-                       for c in configs))  # fmt: skip
-        f = min(f, fused_seconds(configs, data, args.steps, args.warmup))
+                       for c in baseline) / len(baseline))  # fmt: skip
+        for k in sizes:
+            fused[k] = min(fused[k], fused_seconds(configs(k), data, args.steps, args.warmup))
     placement = resolve(base)
-    return {
-        "device": torch.cuda.get_device_name() if placement.device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(), "model": f"resnet-{depth} {args.solver} "
-        f"w{args.width}", "members": k, "batch": b, "steps": args.steps,
-        "dataloader_img_s": round(images / a, 1), "sequential_img_s": round(images / s, 1),
-        "fused_img_s": round(images / f, 1), "sequential_vs_dataloader": round(a / s, 3),
-        "fused_vs_dataloader": round(a / f, 3), "fused_vs_sequential": round(s / f, 3),
-        "amp": placement.amp, "channels_last": placement.channels_last,
-    }  # fmt: skip
+    device = torch.cuda.get_device_name() if placement.device.type == "cuda" else "cpu"
+    rows = []
+    for k in sizes:
+        images, f = k * args.steps * b, fused[k]
+        rows.append({
+            "device": device, "threads": torch.get_num_threads(),
+            "model": f"resnet-{depth} {args.solver} w{args.width}", "members": k, "batch": b,
+            "steps": args.steps, "dataloader_img_s": round(images / (k * a), 1),
+            "sequential_img_s": round(images / (k * s), 1), "fused_img_s": round(images / f, 1),
+            "sequential_vs_dataloader": round(a / s, 3), "fused_vs_dataloader": round(k * a / f, 3),
+            "fused_vs_sequential": round(k * s / f, 3), "amp": placement.amp,
+            "channels_last": placement.channels_last,
+        })  # fmt: skip
+    return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--depths", default="20,56", help="comma-separated depths (6n + 2)")
-    p.add_argument("--members", type=int, default=8, help="runs in the lr sweep (K)")
+    p.add_argument("--members", default="8", help="runs in the lr sweep (K); a list measures each")
     p.add_argument("--solver", default="euler")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=128)
@@ -89,30 +103,30 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object per depth")
     args = p.parse_args()
+    args.members = [int(k) for k in args.members.split(",")]
 
     data = random_dataset((args.warmup + args.steps) * args.batch_size, args.batch_size,
                           args.image_size)  # fmt: skip
     for depth in (int(d) for d in args.depths.split(",")):
-        row = sweep(depth, args, data)
-        if args.json:
-            print(json.dumps(row))
-            continue
-        print(
-            f"device {row['device']} ({row['threads']} threads), {row['model']}, {row['members']}"
-            f" members, batch {row['batch']}, {row['steps']} timed steps after {args.warmup},"
-            f" best of {args.repeats}"
-        )
-        print(
-            f"  (a) per-sample DataLoader fp32, run by run: {row['dataloader_img_s']:10.1f} img/s"
-        )
-        print(
-            f"  (b) sequential executor (train), run by run: {row['sequential_img_s']:10.1f} img/s"
-        )
-        print(f"  (c) fused executor (train_fused), K at once: {row['fused_img_s']:10.1f} img/s")
-        print(
-            f"  ratios: (b)/(a) {row['sequential_vs_dataloader']:.3f}  (c)/(a) "
-            f"{row['fused_vs_dataloader']:.3f}  (c)/(b) {row['fused_vs_sequential']:.3f}"
-        )
+        for row in sweep(depth, args, data):
+            if args.json:
+                print(json.dumps(row))
+                continue
+            print(
+                f"device {row['device']} ({row['threads']} threads), {row['model']}, "
+                f"{row['members']} members, batch {row['batch']}, {row['steps']} timed steps "
+                f"after {args.warmup}, best of {args.repeats}"
+            )
+            a, b = row["dataloader_img_s"], row["sequential_img_s"]
+            print(f"  (a) per-sample DataLoader fp32, run by run: {a:10.1f} img/s")
+            print(f"  (b) sequential executor (train), run by run: {b:10.1f} img/s")
+            print(
+                f"  (c) fused executor (train_fused), K at once: {row['fused_img_s']:10.1f} img/s"
+            )
+            print(
+                f"  ratios: (b)/(a) {row['sequential_vs_dataloader']:.3f}  (c)/(a) "
+                f"{row['fused_vs_dataloader']:.3f}  (c)/(b) {row['fused_vs_sequential']:.3f}"
+            )
 
 
 if __name__ == "__main__":
