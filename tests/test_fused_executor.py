@@ -210,3 +210,31 @@ def test_an_interrupt_gives_every_unfinished_member_back(tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             run_pending(store, make_executor("fused", "cpu", 8), wait=False)
         assert store.counts()["pending"] == 3
+
+
+def test_a_failed_group_frees_its_network_before_the_members_train(tmp_path, monkeypatch):
+    """The fallback exists for "CUDA out of memory": while the members train one by one, the
+    failed group's fused network (held by the exception's traceback) must be gone."""
+    import gc
+
+    import odenet.training
+    import odenet.training.fused
+    from odenet.nets import build_model
+    from odenet.nets.fused import FusedResNet, fuse
+
+    def fails_holding_a_network(configs, **kw):
+        network = fuse([build_model(8, "euler", width=4) for _ in configs])  # noqa: F841
+        raise RuntimeError("CUDA out of memory")
+
+    alive, real_train = [], odenet.training.train
+
+    def counting_train(config, **kw):
+        gc.collect()
+        alive.append(sum(type(o) is FusedResNet for o in gc.get_objects()))
+        return real_train(config, **kw)
+
+    monkeypatch.setattr(odenet.training.fused, "train_fused", fails_holding_a_network)
+    monkeypatch.setattr(odenet.training, "train", counting_train)
+    spec = StudySpec(orders=(1,), lrs=(0.05, 0.1), **TINY)
+    assert [r.status for r in _run_study(tmp_path, spec, 8).runs()] == ["done", "done"]
+    assert alive == [0, 0]

@@ -1,6 +1,6 @@
 """The fused executor: claimed runs that differ only in lr and seed are trained as one network.
 
-``make_executor(name, device, fuse_max)`` resolves ``--executor``:
+``make_executor(name, device, fuse_max, dataset, cuda_graphs)`` resolves ``--executor``:
 
 * ``sequential``: the runner's SequentialExecutor (one ``train`` after another);
 * ``fused``: FusedExecutor; its claims (``claim_key``) take up to ``fuse_max`` pending runs of
@@ -21,6 +21,7 @@ Each member's metrics, checkpoint, result.json and store row are those of a sepa
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Hashable
 
@@ -83,13 +84,13 @@ def group_runs(runs: list[RunRecord], fuse_max: int) -> list[list[RunRecord]]:
     return [g[i : i + fuse_max] for g in groups.values() for i in range(0, len(g), fuse_max)]
 
 
-def claim_key(config: TrainConfig) -> Hashable:
-    """The fused executor's claim key: the run's fusion group (``fusion_key``); for a scheme
-    that does not fuse a fresh ``object()``, equal to no other key, so the run is claimed alone."""
+def claim_key(config: TrainConfig) -> Hashable | None:
+    """The fused executor's claim key: the run's fusion group (``fusion_key``); None for a
+    scheme that does not fuse, so the run is claimed alone."""
     from odenet.nets.fused import fusable
     from odenet.training.fused import fusion_key
 
-    return object() if fusable(config.model_config(3, 10)) else fusion_key(config)
+    return None if fusable(config.model_config(3, 10)) else fusion_key(config)
 
 
 class FusedExecutor(Executor):
@@ -139,10 +140,18 @@ class FusedExecutor(Executor):
                 store.release(run.id)
             raise
         except Exception as err:  # noqa: BLE001 - the members are trained one by one instead
-            self._one_by_one(group, store, observer, _message(err))
+            error = _message(err)
+        else:
+            for run in group:
+                observer.on_run_end(store.run(run.id))
             return
-        for run in group:
-            observer.on_run_end(store.run(run.id))
+        # Outside the except block, so that the traceback (and through it the failed group's
+        # fused network, optimizer state and activations) is gone before the members train:
+        # the failure is often "CUDA out of memory".
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self._one_by_one(group, store, observer, error)
 
     def _one_by_one(
         self, group: list[RunRecord], store: Store, observer: StudyObserver, error: str

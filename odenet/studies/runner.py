@@ -44,7 +44,9 @@ class Executor(ABC):
 
     name: str  # recorded with every run it executes
     capacity: int  # how many runs it takes at once
-    key: Callable[[TrainConfig], Hashable] | None  # runs claimed together share it (None: any)
+    # Runs claimed together share their key (a run whose key is None is claimed alone);
+    # no key function: any runs, in grid order.
+    key: Callable[[TrainConfig], Hashable | None] | None = None
 
     @abstractmethod
     def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:

@@ -198,12 +198,13 @@ class Store:
             ).rowcount
 
     def claim(
-        self, n: int, executor: str, key: Callable[[TrainConfig], Hashable] | None = None
+        self, n: int, executor: str, key: Callable[[TrainConfig], Hashable | None] | None = None
     ) -> list[str]:
         """Atomically mark up to ``n`` pending runs (grid order) running for this process.
 
-        key: None takes the first ``n`` pending runs; a key (e.g. a fusion group's) takes the
-        first pending run and the following pending runs whose key equals its key.
+        Without ``key`` the first ``n`` pending runs; with it (e.g. a fusion group's), the first
+        pending run and the following pending runs whose key equals its key, or that run alone
+        when its key is None.
         """
         host, pid = socket.gethostname(), os.getpid()
         claimed = []
@@ -329,7 +330,10 @@ def _meta(con: sqlite3.Connection, key: str) -> str:
 
 
 def _first_of_key(rows: sqlite3.Cursor, n: int, key: Callable) -> list[str]:
-    """Ids of the first row and of the later rows whose config's key equals its key (<= n)."""
+    """Ids of the first row and of the later rows whose config's key equals its key (<= n).
+
+    A first key of None means "alone": only the first row, without reading the others.
+    """
     ids: list[str] = []
     for row in rows:
         if len(ids) >= n:
@@ -340,6 +344,8 @@ def _first_of_key(rows: sqlite3.Cursor, n: int, key: Callable) -> list[str]:
         elif k != first:
             continue
         ids.append(row["id"])
+        if first is None:
+            break
     rows.close()
     return ids
 
