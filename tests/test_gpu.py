@@ -32,7 +32,9 @@ def cfg(**kw) -> TrainConfig:
 
 
 def assert_close_runs(a, b) -> None:
-    assert a.status == b.status
+    assert (a.status, a.diverged_epoch, a.diverged_step) == (
+        b.status, b.diverged_epoch, b.diverged_step
+    )  # fmt: skip
     for x, y in zip(a.history, b.history, strict=True):
         assert x.train_loss == pytest.approx(y.train_loss, rel=1e-2)
         assert x.test_loss == pytest.approx(y.test_loss, rel=1e-2)

@@ -124,20 +124,33 @@ def test_real_compile_trains_like_eager(monkeypatch, data):
 
 @pytest.mark.parametrize("executor", ["sequential", "fused"])
 def test_the_study_switch_reaches_every_run(monkeypatch, tmp_path, executor):
-    """`odenet study --no-cuda-graphs` turns capture off for every run, and may change on a
-    resume (how a step runs, not what it computes)."""
+    """`odenet study --no-cuda-graphs` turns capture off for every run, and may change when
+    the study resumes (how a step runs, not what it computes): interrupted after an epoch
+    without capture and resumed with it, the study ends as an uninterrupted one."""
     from odenet.studies import StudySpec, run_study
+    from odenet.studies.runner import StudyObserver
 
-    recorder = Recorder(monkeypatch)
-    spec = StudySpec(orders=(1,), depths=(8,), lrs=(0.05, 0.2), epochs=1, dataset=SPEC,
+    class StopAfterAnEpoch(StudyObserver):
+        def on_epoch_end(self, run, metrics):
+            raise KeyboardInterrupt
+
+    spec = StudySpec(orders=(1,), depths=(8,), lrs=(0.05, 0.2), epochs=2, dataset=SPEC,
                      batch_size=48, width=4, device="cpu", executor=executor,
                      cuda_graphs=False)  # fmt: skip
-    run_study(spec, tmp_path / "off", quiet=True)
+    reference = run_study(spec, tmp_path / "reference", quiet=True)
+    recorder = Recorder(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, tmp_path / "study", observer=StopAfterAnEpoch())
     assert recorder.calls == []
-    run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "on", quiet=True)
-    assert len(recorder.calls) == (5 if executor == "fused" else 10)  # 5 full batches a run
-    study = run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "off", quiet=True)
-    assert [r.status for r in study.records] == ["done", "done"]
+    resumed = run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "study",
+                        quiet=True)  # fmt: skip
+    # 5 full batches an epoch: fused, both runs' second epoch at once; sequential, the first
+    # run's second epoch and both epochs of the second run
+    assert len(recorder.calls) == (5 if executor == "fused" else 15)
+    for a, b in zip(resumed.records, reference.records, strict=True):
+        assert (a.status, a.epochs_done, a.test_acc, a.train_loss) == (
+            b.status, b.epochs_done, b.test_acc, b.train_loss
+        )  # fmt: skip
 
 
 def test_study_refuses_cuda_graphs_without_cuda(run_cli, tmp_path):
@@ -165,6 +178,9 @@ def test_the_cuda_defaults_emulated_on_cpu(monkeypatch, data):
     captured = train_fused(configs, dataset=data)
     single = train(configs[0], dataset=data)
     assert [r.status for r in captured] == [r.status for r in eager] == ["done", "done", "diverged"]
+    assert (captured[2].diverged_epoch, captured[2].diverged_step) == (
+        eager[2].diverged_epoch, eager[2].diverged_step
+    )  # fmt: skip
     for a, b in zip([*captured, single], [*eager, single_eager]):
         for x, y in zip(a.history, b.history, strict=True):
             assert x.train_loss == pytest.approx(y.train_loss, rel=5e-3)
