@@ -239,6 +239,8 @@ def test_member_batches_are_each_members_own_batches(augment, channels_last):
 
 
 def test_member_batches_refuse_different_loaders():
+    import copy
+
     from odenet.data.loader import member_batches
 
     a, b = loader(unique_images()), loader(unique_images())
@@ -246,3 +248,9 @@ def test_member_batches_refuse_different_loaders():
         next(member_batches([a, b]))
     with pytest.raises(ConfigError, match="copies of one training loader"):
         next(member_batches([loader(unique_images(), train=False)]))
+    for setting in ("channels_last", "drop_last"):
+        other = copy.copy(a)
+        setattr(other, setting, True)
+        with pytest.raises(ConfigError, match="copies of one training loader"):
+            next(member_batches([a, other]))
+    assert next(member_batches([a, copy.copy(a)]))[0].shape == (5, 6, 12, 10)

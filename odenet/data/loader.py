@@ -185,10 +185,11 @@ def member_batches(loaders: Sequence[DeviceLoader]) -> Iterator[tuple[torch.Tens
     with its own generator, as ``train_fused`` makes them).
     """
     first = loaders[0]
+    shared = ("images", "labels", "_scale", "_shift")  # the same tensors
+    settings = ("batch_size", "augment", "pad", "drop_last", "channels_last", "device", "train")
     for other in loaders:
-        if (other.images is not first.images or other.labels is not first.labels
-                or other.batch_size != first.batch_size or other.augment != first.augment
-                or other.pad != first.pad or not other.train):  # fmt: skip
+        if (not first.train or any(getattr(other, a) is not getattr(first, a) for a in shared)
+                or any(getattr(other, a) != getattr(first, a) for a in settings)):  # fmt: skip
             raise ConfigError("member_batches needs copies of one training loader")
     k, b, n = len(loaders), first.batch_size, first.num_samples
     orders = torch.stack([torch.randperm(n, generator=g.generator) for g in loaders])

@@ -101,8 +101,9 @@ class CapturedForward:
 
     Each capture starts from a clean compiler state (``torch.compiler.reset()``): dynamo keeps
     at most 8 compiled versions of a function (ResNet.forward) and silently runs eagerly past
-    that, which a study of more than 8 architectures in one process would reach. The reset also
-    drops other compiled functions of the process; they recompile when next called.
+    that, which a study of more than 8 architectures in one process would reach. The price:
+    every run compiles afresh (inductor's on-disk caches make a repeated architecture quicker),
+    and other compiled functions of the process recompile when next called.
     """
 
     def __init__(self, model: nn.Module, batch_size: int) -> None:

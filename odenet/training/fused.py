@@ -190,10 +190,11 @@ def _save(m: _Member, model_state: dict, buffers: dict | None, epoch: int, steps
 def _freeze(fused: nn.Module, opt: FusedSGD, member: int) -> None:
     """Take a diverged member out of training, before this step's update.
 
-    Its gradient rows are zeroed (its non-finite activations may have made them NaN), its lr
-    scale and momentum too, and its weights and norm statistics are zeroed: from now on it
-    computes finite zeros and its rows never change, so the live members' kernels never meet
-    a NaN. Nothing of a frozen member is written after this (its last checkpoint stays).
+    This step's forward and backward already ran with its non-finite values; the kernels keep
+    them in its own rows (grouped convolutions, per-channel norms, per-member heads), which are
+    zeroed here: gradients, lr scale, momentum, weights and norm statistics. From the next step
+    on it computes finite zeros and its rows never change (its lr scale stays zero). Nothing of
+    a frozen member is written after this (its last checkpoint stays).
     """
     for t in (*(p.grad for p in fused.parameters() if p.grad is not None),
               *fused.parameters(), *fused.buffers()):  # fmt: skip

@@ -75,7 +75,8 @@ class FusedSGD:
 
     @torch.no_grad()
     def freeze(self, member: int) -> None:
-        """Stop updating ``member``: its lr scale and momentum become zero from now on."""
+        """Stop updating ``member``: its lr scale becomes zero for good and its momentum is reset
+        (its buffer rows may refill from later gradients; scaled by zero, they move nothing)."""
         for t in (*self.scales, *self.buffers):
             member_rows(t, self.members, member).zero_()
 
