@@ -14,18 +14,15 @@ unchanged. The epoch's wall time is shared by all members.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from odenet.data.loader import member_batches
 from odenet.errors import ConfigError
@@ -36,15 +33,12 @@ from odenet.training.device import (
     Placement,
     autocast,
     compiled_forward,
-    data_seed,
-    provenance,
     resolve,
     synchronize,
 )
+from odenet.training.fused_member import Member, build_member, member_result, save_member
 from odenet.training.fused_sgd import FusedSGD, member_rows
 from odenet.training.results import EpochMetrics, TrainCallbacks, TrainResult
-from odenet.training.schedules import LRSchedule, make_scheduler
-from odenet.training.trainer import make_optimizer
 
 FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ inside a group
 
@@ -52,30 +46,6 @@ FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ insi
 def fusion_key(config: TrainConfig) -> tuple:
     """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
     return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
-
-
-@dataclass
-class _Member:
-    """One run of the group: its config, run dir, member model (CPU) and bookkeeping."""
-
-    config: TrainConfig
-    out: Path | None
-    callbacks: TrainCallbacks
-    model: nn.Module
-    optimizer: torch.optim.SGD  # the member's torch optimizer, used for state-dict formats
-    scheduler: Any
-    train_loader: Any  # DeviceLoader with the member's own generator
-    test_loader: Any  # DeviceLoader (fixed order; the same images for every member)
-    test_generator: torch.Generator  # saved as train() saves its test loader's generator
-    history: list[EpochMetrics] = field(default_factory=list)
-    buffers: dict[str, Tensor] | None = None  # momentum buffers of a resumed run
-    diverged: tuple[int, int] | None = None  # (epoch, step)
-    partial_seconds: float = 0.0
-
-    def param_names(self) -> list[str]:
-        """Names in the order of the optimizer's packed state-dict indices."""
-        names = {id(p): n for n, p in self.model.named_parameters()}
-        return [names[id(p)] for g in self.optimizer.param_groups for p in g["params"]]
 
 
 def _check_group(configs: Sequence[TrainConfig]) -> None:
@@ -91,51 +61,6 @@ def _check_group(configs: Sequence[TrainConfig]) -> None:
     reason = fusable(configs[0].model_config(3, 10))
     if reason is not None:
         raise ConfigError(f"{reason}; train these runs one by one (executor 'sequential')")
-
-
-def _member(config, out, callbacks, dataset, placement, first_loaders) -> _Member:
-    from odenet.data import make_loaders
-    from odenet.nets import build_from_config
-
-    model_config = config.model_config(dataset.in_channels, dataset.num_classes)
-    model_config.validate()
-    model = build_from_config(model_config, torch.Generator().manual_seed(config.seed))
-    if first_loaders is None:
-        loaders = make_loaders(
-            dataset, batch_size=config.batch_size, device=placement.device,
-            seed=data_seed(config.seed), limit_train=config.limit_train,
-            limit_test=config.limit_test, augment=config.augment,
-            channels_last=placement.channels_last,
-        )  # fmt: skip
-        train_loader, test_loader = loaders
-    else:  # the same loader (shared device tensors) with this member's own generator
-        train_loader = copy.copy(first_loaders[0])
-        train_loader.generator = torch.Generator().manual_seed(data_seed(config.seed))
-        test_loader = first_loaders[1]
-    steps = len(train_loader)
-    if steps == 0:
-        raise ConfigError(
-            f"no training batches: {config.limit_train or 'the'} images at batch size "
-            f"{config.batch_size}; lower --batch-size or raise --limit-train"
-        )
-    optimizer = make_optimizer(model, config)
-    schedule = LRSchedule(
-        config.schedule, steps * config.epochs, round(config.warmup_epochs * steps)
-    )
-    m = _Member(config, out, callbacks, model, optimizer, make_scheduler(optimizer, schedule),
-                train_loader, test_loader,
-                torch.Generator().manual_seed(data_seed(config.seed)))  # fmt: skip
-    if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
-        ckpt.check_same_config(state["config"], config, out)
-        model.load_state_dict(state["model"])
-        names = m.param_names()
-        m.buffers = {names[int(i)]: s["momentum_buffer"]
-                     for i, s in state["optimizer"]["state"].items()
-                     if s.get("momentum_buffer") is not None}  # fmt: skip
-        train_loader.generator.set_state(state["rng"]["train_loader"])
-        m.test_generator.set_state(state["rng"]["test_loader"])
-        m.history = [EpochMetrics(**h) for h in state["history"]]
-    return m
 
 
 @torch.no_grad()
@@ -157,35 +82,6 @@ def _evaluate(model: nn.Module, loader, members: int, placement: Placement) -> t
     return (loss_sum / n).tolist(), (correct.double() / n).tolist()
 
 
-def _save(m: _Member, model_state: dict, buffers: dict | None, epoch: int, steps_done: int) -> None:
-    """The member's checkpoint.pt exactly as train() writes it after ``epoch``.
-
-    model_state / buffers: the member's unfused weights and momentum buffers (None: momentum 0).
-    """
-    lr = m.config.lr * m.scheduler.lr_lambdas[0](steps_done)
-    optim = m.optimizer.state_dict()
-    names = m.param_names()
-    optim["state"] = {} if buffers is None else {
-        i: {"momentum_buffer": buffers[n]} for i, n in enumerate(names)
-    }  # fmt: skip
-    for group in optim["param_groups"]:
-        group["lr"] = lr
-    sched = m.scheduler.state_dict()
-    sched.update(last_epoch=steps_done, _step_count=steps_done + 1, _is_initial=False)
-    sched["_last_lr"] = [lr] * len(optim["param_groups"])
-    ckpt.save_checkpoint(m.out, {
-        "config": dataclasses.asdict(m.config),
-        "model_config": dataclasses.asdict(m.model.config),
-        "epoch": epoch,
-        "model": {k: v.cpu() for k, v in model_state.items()},
-        "optimizer": optim,
-        "scheduler": sched,
-        "history": [h.to_dict() for h in m.history],
-        "rng": {"train_loader": m.train_loader.generator.get_state(),
-                "test_loader": m.test_generator.get_state()},
-    })  # fmt: skip
-
-
 @torch.no_grad()
 def _freeze(fused: nn.Module, opt: FusedSGD, member: int) -> None:
     """Take a diverged member out of training, before this step's update.
@@ -203,7 +99,7 @@ def _freeze(fused: nn.Module, opt: FusedSGD, member: int) -> None:
     opt.freeze(member)
 
 
-def _train_group(members: list[_Member], placement: Placement) -> None:
+def _train_group(members: list[Member], placement: Placement) -> None:
     """Train members that are at the same epoch, fused, until done or all diverged."""
     k, cfg = len(members), members[0].config
     fused = fuse([m.model for m in members]).to(placement.device)
@@ -273,26 +169,9 @@ def _train_group(members: list[_Member], placement: Placement) -> None:
                                    test_acc[i], lrs[i], seconds, rate)  # fmt: skip
             m.history.append(metrics)
             if m.out is not None:
-                _save(m, states[i], buffers and buffers[i], epoch, epoch * steps)
+                save_member(m, states[i], buffers and buffers[i], epoch, epoch * steps)
         for i in live:  # after every checkpoint: a hook may interrupt the run
             members[i].callbacks.on_epoch_end(members[i].history[-1])
-
-
-def _result(m: _Member, placement: Placement, members: int) -> TrainResult:
-    from odenet.nets import count_parameters
-
-    params, extra = count_parameters(m.model)
-    prov = provenance(m.config, placement)
-    prov["execution"] = {"executor": "fused", "members": members}
-    return TrainResult.from_history(
-        m.history,
-        diverged=m.diverged,
-        partial_seconds=m.partial_seconds,
-        params=params,
-        extra_params=extra,
-        device=str(placement.device),
-        provenance=prov,
-    )
 
 
 def train_fused(
@@ -335,10 +214,10 @@ def train_fused(
             f"dataset {dataset.name!r} was passed for configs naming {configs[0].dataset!r}: "
             "set TrainConfig.dataset to the dataset's name"
         )
-    members: dict[int, _Member] = {}
+    members: dict[int, Member] = {}
     first = None
     for i in pending:
-        members[i] = _member(configs[i], outs[i], cbs[i], dataset, placement, first)
+        members[i] = build_member(configs[i], outs[i], cbs[i], dataset, placement, first)
         first = first or (members[i].train_loader, members[i].test_loader)
     by_epoch: dict[int, list[int]] = {}
     for i in pending:
@@ -346,7 +225,7 @@ def train_fused(
     for group in by_epoch.values():
         _train_group([members[i] for i in group], placement)
         for i in group:
-            results[i] = _result(members[i], placement, len(group))
+            results[i] = member_result(members[i], placement, len(group))
             if outs[i] is not None:
                 ckpt.save_result(outs[i], results[i].to_dict())
     return results  # type: ignore[return-value]
