@@ -98,12 +98,15 @@ def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
         dataset="synthetic:train=128,test=64,size=8", orders=(1,), solvers=("lm",),
         depths=(8,), width=4, lrs=(0.1, 0.2), epochs=1, batch_size=32, executor="fused",
     )  # fmt: skip
-    run_study(spec, tmp_path / "s", quiet=True)
+    study = run_study(spec, tmp_path / "s", quiet=True)
     runs = {r.id: r for r in Store.open(tmp_path / "s").runs()}
     for run_id, run in runs.items():
         execution = run.provenance["execution"]
         assert run.executor == execution["executor"]
         assert execution["executor"] == ("sequential" if "-lm-" in run_id else "fused")
+    # the report's run rows (report --json / --csv) carry the executor and the group size
+    rows = {row["id"]: (row["executor"], row["members"]) for row in study.run_rows()}
+    assert rows == {i: ("sequential", 1) if "-lm-" in i else ("fused", 2) for i in runs}
 
 
 TINY = dict(depths=(8,), seeds=(0,), epochs=1, dataset="synthetic:train=32,test=16,size=8",

@@ -54,10 +54,13 @@ class StudyData:
         return [_outcome(r, self.epochs.get(r.id, [])) for r in self.records]
 
     def run_rows(self) -> list[dict]:
-        """One plain dict per run (RUN_FIELDS, plus sharpness columns when present)."""
+        """One plain dict per run: RUN_FIELDS, ``members`` (how many runs trained together
+        with it: 1 run by run, K in a fused group; None before it ran), plus sharpness columns
+        when present."""
         rows = []
         for r in self.records:
             row = {k: getattr(r, k) for k in RUN_FIELDS}
+            row["members"] = r.provenance.get("execution", {}).get("members")
             if self.sharpness:
                 row.update({k: self.sharpness.get(r.id, {}).get(k) for k in SHARPNESS_FIELDS})
             rows.append(row)
