@@ -12,13 +12,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from odenet.errors import ConfigError
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
 from odenet.training.device import Placement, data_seed, provenance
 from odenet.training.results import EpochMetrics, TrainCallbacks, TrainResult
-from odenet.training.schedules import LRSchedule, make_scheduler
-from odenet.training.trainer import make_optimizer
+from odenet.training.trainer import make_optimization
 
 
 @dataclass
@@ -64,18 +62,8 @@ def build_member(config, out, callbacks, dataset, placement, first_loaders) -> M
         train_loader = copy.copy(first_loaders[0])
         train_loader.generator = torch.Generator().manual_seed(data_seed(config.seed))
         test_loader = first_loaders[1]
-    steps = len(train_loader)
-    if steps == 0:
-        raise ConfigError(
-            f"no training batches: {config.limit_train or 'the'} images at batch size "
-            f"{config.batch_size}; lower --batch-size or raise --limit-train"
-        )
-    optimizer = make_optimizer(model, config)
-    schedule = LRSchedule(
-        config.schedule, steps * config.epochs, round(config.warmup_epochs * steps)
-    )
-    m = Member(config, out, callbacks, model, optimizer, make_scheduler(optimizer, schedule),
-                train_loader, test_loader,
+    optimizer, scheduler = make_optimization(model, config, len(train_loader))
+    m = Member(config, out, callbacks, model, optimizer, scheduler, train_loader, test_loader,
                 torch.Generator().manual_seed(data_seed(config.seed)))  # fmt: skip
     if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
         ckpt.check_same_config(state["config"], config, out)

@@ -53,6 +53,21 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
 
 
+def make_optimization(
+    model: nn.Module, config: TrainConfig, steps: int
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD and its per-step lr schedule for ``steps`` batches an epoch (ConfigError for 0)."""
+    if steps == 0:
+        raise ConfigError(
+            f"no training batches: {config.limit_train or 'the'} images at batch size "
+            f"{config.batch_size}; lower --batch-size or raise --limit-train"
+        )
+    optimizer = make_optimizer(model, config)
+    warmup = round(config.warmup_epochs * steps)
+    schedule = LRSchedule(config.schedule, steps * config.epochs, warmup)
+    return optimizer, make_scheduler(optimizer, schedule)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, placement: Placement) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode over ``loader``."""
@@ -176,16 +191,7 @@ def _setup(config: TrainConfig, dataset: ArrayDataset, placement: Placement) -> 
         limit_test=config.limit_test, augment=config.augment,
         channels_last=placement.channels_last,
     )  # fmt: skip
-    steps = len(train_loader)
-    if steps == 0:
-        raise ConfigError(
-            f"no training batches: {config.limit_train or 'the'} images at batch size "
-            f"{config.batch_size}; lower --batch-size or raise --limit-train"
-        )
-    optimizer = make_optimizer(model, config)
-    warmup = round(config.warmup_epochs * steps)
-    schedule = LRSchedule(config.schedule, steps * config.epochs, warmup)
-    scheduler = make_scheduler(optimizer, schedule)
+    optimizer, scheduler = make_optimization(model, config, len(train_loader))
     return _Run(model_config, model, train_loader, test_loader, optimizer, scheduler)
 
 
