@@ -36,36 +36,45 @@ ARGS = [
 ]
 
 
-def _wait_for_mid_run(out, proc, timeout=180.0):
-    """Poll the store until one run is finished and another is running past epoch 1."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if Store.exists(out):
-            runs = Store.open(out).runs()
-            if any(r.status in ("done", "diverged") for r in runs) and any(
-                r.status == "running" and r.epochs_done >= 1 for r in runs
-            ):
-                return runs
-        time.sleep(0.05)
-    raise AssertionError("the study never reached the middle of a run")
-
-
-def test_sigkill_then_rerun_completes_the_grid(tmp_path, capsys):
-    out = tmp_path / "study"
+def _kill_when(args, out, ready, what, timeout=180.0):
+    """Run ``odenet <args> --out <out>`` in a subprocess, poll its store until ``ready(runs)``,
+    SIGKILL it there and return the runs as they stood."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "odenet", *ARGS, "--out", str(out)],
+        [sys.executable, "-m", "odenet", *args, "--out", str(out)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        before = _wait_for_mid_run(out, proc)
-        os.kill(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            if Store.exists(out) and ready(runs := Store.open(out).runs()):
+                os.kill(proc.pid, signal.SIGKILL)
+                return runs
+            time.sleep(0.05)
+        raise AssertionError(f"the study never reached {what}")
     finally:
         proc.kill()
         proc.wait()
+
+
+def _mid_run(runs) -> bool:
+    """One run finished and another running past epoch 1."""
+    return any(r.status in ("done", "diverged") for r in runs) and any(
+        r.status == "running" and r.epochs_done >= 1 for r in runs
+    )
+
+
+def _mid_fused_group(runs) -> bool:
+    """Every run of the (one) fused group past epoch 1, none finished."""
+    return all(r.status == "running" and 1 <= r.epochs_done < 3 for r in runs)
+
+
+def test_sigkill_then_rerun_completes_the_grid(tmp_path, capsys):
+    out = tmp_path / "study"
+    before = _kill_when(ARGS, out, _mid_run, "the middle of a run")
     finished = {r.id: r.finished for r in before if r.status in ("done", "diverged")}
     (killed,) = [r for r in before if r.status == "running"]
     assert Store.open(out).run(killed.id).status == "running"  # left behind by the dead process
@@ -91,37 +100,12 @@ def test_sigkill_then_rerun_completes_the_grid(tmp_path, capsys):
     assert len(rows) == len(set(rows)) == sum(r.epochs_done for r in runs.values())
 
 
-def _wait_for_fused_group(out, proc, timeout=180.0):
-    """Poll the store until every run of the (one) fused group is past epoch 1, not finished."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        if Store.exists(out):
-            runs = Store.open(out).runs()
-            if all(r.status == "running" and 1 <= r.epochs_done < 3 for r in runs):
-                return runs
-        time.sleep(0.05)
-    raise AssertionError("the fused group never reached the middle of its epochs")
-
-
 def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys):
     """The fused executor (the CUDA default) killed mid-group: the same command resumes every
     member from its checkpoint, and the results equal those of an uninterrupted study."""
     args = [*ARGS, "--lrs", "0.1,0.2,0.4", "--executor", "fused"]
     out, reference = tmp_path / "study", tmp_path / "reference"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "odenet", *args, "--out", str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for_fused_group(out, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    _kill_when(args, out, _mid_fused_group, "the middle of the fused group's epochs")
     # Epochs the killed process finished; a resume keeps them, a restart would re-time them.
     kept = {(m["run_id"], m["epoch"]): m["seconds"] for m in Store.open(out).epochs()}
     # Members resume together when their checkpoints are at the same epoch (a kill between
