@@ -8,13 +8,24 @@ directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves}.{png,svg
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odenet.studies import figures
-from odenet.studies.robustness import POINT, Outcome, RobustnessRow, robustness_table
-from odenet.studies.store import RunRecord, Store
+from odenet.errors import ConfigError
+from odenet.strict_json import finite
+from odenet.studies.robustness import (
+    MIN_EPOCHS_TO_90,
+    POINT,
+    Outcome,
+    RobustnessRow,
+    robustness_table,
+)
+from odenet.studies.store import DB_NAME, RunRecord, Store
+
+# What a study directory holds besides an exported CSV: never a --csv target.
+STUDY_FILES = ("runs", "figures", "landscape", "report.md")
 
 RUN_FIELDS = (
     "id",
@@ -48,6 +59,7 @@ class StudyData:
     table: list[RobustnessRow]
     sharpness: dict[str, dict]  # run id -> {lambda_max, trace} (newest row), may be empty
     landscape_figures: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -67,8 +79,13 @@ class StudyData:
         return rows
 
     def to_json(self) -> dict:
-        """``{"table": [...], "runs": [...]}``."""
-        return {"table": [row.to_dict() for row in self.table], "runs": self.run_rows()}
+        """``{"table": [...], "runs": [...]}``: strict JSON (non-finite numbers are None)."""
+        return finite({"table": [row.to_dict() for row in self.table], "runs": self.run_rows()})
+
+    @property
+    def failed(self) -> list[str]:
+        """Ids of the runs that failed (an exception, not a divergence)."""
+        return [r.id for r in self.records if r.status == "failed"]
 
 
 def load_study_data(study_dir: str | Path) -> StudyData:
@@ -81,14 +98,26 @@ def load_study_data(study_dir: str | Path) -> StudyData:
     outcomes = [_outcome(r, epochs.get(r.id, [])) for r in records]
     landscape = store.dir / "landscape"
     pngs = sorted(landscape.glob("*.png")) if landscape.is_dir() else []
-    return StudyData(
-        store.dir, records, epochs, robustness_table(outcomes), _sharpness(store), pngs
-    )
+    length = min((r.config.epochs for r in records), default=None)
+    table = robustness_table(outcomes, epochs=length)
+    return StudyData(store.dir, records, epochs, table, _sharpness(store), pngs)
 
 
 def write_report(study_dir: str | Path) -> StudyData:
-    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data."""
+    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data.
+
+    A study directory that cannot be written (read-only) is still read: the data comes back
+    with a warning saying that nothing was written.
+    """
+    from odenet.studies import figures  # matplotlib only when drawing
+
     data = load_study_data(study_dir)
+    if not os.access(data.study_dir, os.W_OK):
+        data.warnings.append(
+            f"{str(data.study_dir)!r} is read-only: figures and report.md were not written "
+            "(copy the study directory somewhere writable to draw them)"
+        )
+        return data
     fig_dir = data.study_dir / "figures"
     outcomes = data.outcomes
     paths = []
@@ -103,10 +132,37 @@ def write_report(study_dir: str | Path) -> StudyData:
     return data
 
 
+def check_csv_path(study_dir: str | Path, path: str | Path) -> Path:
+    """``path`` if a CSV may be written there; ConfigError otherwise. Writes nothing.
+
+    Refused: the study's own files (study.sqlite and its -wal/-shm, report.md, anything under
+    runs/, figures/, landscape/), a directory, a missing or unwritable parent directory.
+    """
+    target = Path(path).expanduser().absolute()
+    study, resolved = Path(study_dir).expanduser().resolve(), target.resolve()
+    top = resolved.parent == study and (
+        resolved.name.startswith(DB_NAME) or resolved.name in STUDY_FILES
+    )
+    if top or any(study / name in resolved.parents for name in STUDY_FILES):
+        raise ConfigError(
+            f"--csv {str(path)!r} is inside the study's own files (study.sqlite*, report.md, "
+            f"{', '.join(STUDY_FILES[:3])}); choose a path outside them, e.g. runs.csv"
+        )
+    if target.is_dir():
+        raise ConfigError(f"--csv {str(path)!r} is a directory; give a file name")
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise ConfigError(
+            f"--csv {str(path)!r}: {str(target.parent)!r} is not a writable directory; "
+            "choose another path"
+        )
+    return target
+
+
 def write_csv(data: StudyData, path: str | Path) -> Path:
-    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness])."""
-    rows = data.run_rows()
-    path = Path(path)
+    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness]); non-finite numbers
+    are empty cells. The path is checked first (``check_csv_path``)."""
+    rows = finite(data.run_rows())
+    path = check_csv_path(data.study_dir, path)
     with path.open("w", newline="") as fh:
         names = list(rows[0]) if rows else list(RUN_FIELDS)
         writer = csv.DictWriter(fh, fieldnames=names)
@@ -157,7 +213,15 @@ _TABLE_HEADER = (
 
 
 def _table_cells(r: RobustnessRow) -> list[str]:
-    acc = "-" if r.best_acc is None else f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f}"
+    """One robustness row as text: accuracy 'mean ± std (n=k)', or 'mean (n=1)' for one
+    seed (no spread to show); 'n/a' for a metric the study's length cannot support."""
+    if r.best_acc is None:
+        acc = "-"
+    elif r.best_acc_std is None:
+        acc = f"{r.best_acc / POINT:.2f} (n={r.n})"
+    else:
+        acc = f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f} (n={r.n})"
+    to_90 = "n/a" if "epochs_to_90" in r.unsupported else _num(r.epochs_to_90, ".1f")
     return [
         str(r.depth),
         r.solver,
@@ -167,7 +231,7 @@ def _table_cells(r: RobustnessRow) -> list[str]:
         _num(r.window_octaves, ".2f"),
         str(r.diverged),
         str(r.failed),
-        _num(r.epochs_to_90, ".1f"),
+        to_90,
     ]
 
 
@@ -186,9 +250,11 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "",
         "## Learning-rate robustness per (depth, scheme)",
         "",
-        "Best accuracy: mean ± std over seeds at the best stable lr (an lr is stable when "
-        "no seed diverged). The lr window is the contiguous range of stable lrs within one "
-        "point of the best accuracy, in octaves (log2).",
+        "Best accuracy: mean ± std over the n seeds at the best stable lr (an lr is stable "
+        "when no seed diverged); one seed shows its accuracy and n=1, without a spread. The lr "
+        "window is the contiguous range of stable lrs within one point of the best accuracy, "
+        f"in octaves (log2). Epochs to 90% needs runs of at least {MIN_EPOCHS_TO_90} epochs "
+        "(n/a otherwise: with fewer it is 1 or the last epoch almost by construction).",
         "",
     ]
     lines += _md_table(_TABLE_HEADER, [_table_cells(r) for r in data.table])

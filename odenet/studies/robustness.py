@@ -4,13 +4,19 @@ Definitions (a run's accuracy is its last completed epoch's test accuracy):
 
 * an lr is *stable* when every one of its seeds finished without diverging (status done);
 * best_acc: the highest mean accuracy over seeds among stable lrs; best_acc_std the std over
-  seeds (ddof 1; 0 for one seed) at that lr, best_lr that lr;
+  seeds (ddof 1) at that lr, None for one seed (one run has no spread to report, and "± 0"
+  would claim one); n the number of seeds behind best_acc; best_lr that lr;
 * max_stable_lr: the largest stable lr;
 * window_octaves: log2(hi / lo) of the contiguous range of stable lrs, around best_lr, whose
   mean accuracy is within one point of best_acc (0 when only best_lr qualifies);
 * diverged: the number of diverged runs (all lrs and seeds);
 * epochs_to_90: at best_lr, the first epoch whose test accuracy reaches 90% of best_acc,
   averaged over seeds (None if a seed never reaches it).
+
+What a study's length cannot support is not reported: epochs_to_90 needs runs of at least
+``MIN_EPOCHS_TO_90`` (5) epochs. With fewer, the first epoch to reach 90% of the final
+accuracy is 1 or the last epoch almost by construction, so the number says nothing about
+speed; the row then holds None and names the metric in ``unsupported``.
 
 Pure functions over plain data: nothing here reads files or trains.
 """
@@ -20,10 +26,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 # One accuracy point in the units of test_acc (odenet.training reports fractions in [0, 1]).
 POINT = 0.01
+# Shortest runs (epochs) whose epochs-to-90% is reported (see the module docstring).
+MIN_EPOCHS_TO_90 = 5
 
 
 @dataclass(frozen=True)
@@ -55,21 +63,33 @@ class RobustnessRow:
     diverged: int  # number of diverged runs
     failed: int  # number of failed runs (exceptions)
     epochs_to_90: float | None  # mean epochs to reach 90% of best_acc at best_lr
+    n: int = 0  # seeds behind best_acc (0: no stable lr)
+    unsupported: tuple[str, ...] = ()  # metrics the study's length cannot support (None)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"unsupported": list(self.unsupported)}
 
 
-def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
-    """One row per (depth, scheme) in order of first appearance."""
+def robustness_table(
+    outcomes: Iterable[Outcome], point: float = POINT, epochs: int | None = None
+) -> list[RobustnessRow]:
+    """One row per (depth, scheme) in order of first appearance.
+
+    epochs: the length of the study's runs; below MIN_EPOCHS_TO_90, epochs_to_90 is not
+    reported (None, listed in ``unsupported``). None: every run's length is assumed enough.
+    """
     groups: dict[tuple[int, str], list[Outcome]] = {}
     for o in outcomes:
         groups.setdefault((o.depth, o.solver), []).append(o)
-    return [_row(depth, solver, runs, point) for (depth, solver), runs in groups.items()]
+    rows = [_row(depth, solver, runs, point) for (depth, solver), runs in groups.items()]
+    if epochs is not None and epochs < MIN_EPOCHS_TO_90:
+        rows = [replace(r, epochs_to_90=None, unsupported=("epochs_to_90",)) for r in rows]
+    return rows
 
 
-def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float] | None]:
-    """lr -> (mean, std) of accuracy over seeds, or None when the lr is not stable."""
+def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] | None]:
+    """lr -> (mean, std) of accuracy over seeds (std None for one seed), or None when the lr
+    is not stable."""
     by_lr: dict[float, list[Outcome]] = {}
     for o in runs:
         by_lr.setdefault(o.lr, []).append(o)
@@ -106,6 +126,7 @@ def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> Robustne
         diverged=diverged,
         failed=failed,
         epochs_to_90=_epochs_to(runs, best_lr, 0.9 * best),
+        n=sum(o.lr == best_lr for o in runs),
     )
 
 
@@ -136,6 +157,7 @@ def _epochs_to(runs: Sequence[Outcome], lr: float, target: float) -> float | Non
     return statistics.fmean(firsts) if firsts else None
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and std (ddof 1); the std of a single value is None (it has none)."""
     mean = statistics.fmean(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
