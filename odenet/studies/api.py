@@ -71,6 +71,7 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
 
     spec.validate()
     runs = build_grid(spec)
+    _validate_configs(runs)
     channels, size, classes = _shape(spec)
     rows: list[PlanRow] = []
     for depth in spec.depths:
@@ -114,6 +115,7 @@ def run_study(
     from odenet.data import load_dataset
 
     spec.validate()
+    _validate_configs(build_grid(spec))
     path = check_out_dir(out)
     dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
     spec = replace(spec, dataset=dataset.name)  # the canonical name (case, aliases)
@@ -141,12 +143,20 @@ def report_study(study_dir: str | Path) -> StudyData:
     return write_report(study_dir)
 
 
+def _validate_configs(runs: list[RunSpec]) -> None:
+    """Every run's TrainConfig (types and ranges: seeds, data_dir, ...), before any file."""
+    for r in runs:
+        r.config.validate()
+
+
 def _validate_models(runs: list[RunSpec], dataset) -> None:
+    """Each model once: its fields, and that it can run on ``dataset`` (limits, memory)."""
     seen = set()
     for r in runs:
         if (r.depth, r.solver) not in seen:
             seen.add((r.depth, r.solver))
             r.config.model_config(dataset.in_channels, dataset.num_classes).validate()
+            r.config.check_dataset(dataset)
 
 
 def _shape(spec: StudySpec) -> tuple[int, int, int]:
