@@ -5,6 +5,7 @@ about the file (not a database, truncated, a full disk, read-only) into one-line
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,3 +69,29 @@ def quietly(undo: Callable[[], object]) -> None:
         undo()
     except sqlite3.Error:
         pass
+
+
+def check_intact(path: Path, tries: int = 3) -> None:
+    """StoreError unless ``path`` is an intact SQLite database; reads it without writing.
+
+    Opened immutable (no lock, no -wal/-shm created) and checked with ``PRAGMA quick_check``
+    (every page, not just the schema), before any connection that could write. Without locks
+    a read can meet a page that another process's checkpoint is writing: a failed check is
+    repeated (``tries`` in all, 0.2 s apart) before the file is called damaged.
+    """
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro&immutable=1"
+    for attempt in range(tries):
+        try:
+            with file_errors(path):
+                con = sqlite3.connect(uri, uri=True)
+                try:
+                    verdict = [row[0] for row in con.execute("PRAGMA quick_check")]
+                finally:
+                    con.close()
+                if verdict != ["ok"]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict[0]}")
+            return
+        except StoreError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2)

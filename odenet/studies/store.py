@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from odenet.errors import ConfigError, StoreError
-from odenet.studies.db_file import connect_read_only, file_errors, quietly
+from odenet.studies.db_file import check_intact, connect_read_only, file_errors, quietly
 from odenet.studies.records import (
     RunRecord,
     now,
@@ -128,6 +128,7 @@ class Store:
             )
         if store.path.stat().st_size == 0:
             return False
+        check_intact(store.path)  # before any connection that could write (-wal, -shm)
         with store._tx() as con:
             try:
                 return _meta(con, "spec") is not None
