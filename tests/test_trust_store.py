@@ -147,9 +147,9 @@ def test_random_bytes_study_sqlite_then_study_exits_2_without_traceback(tmp_path
     d = _damaged(tmp_path, "garbage")
     before = _files(d)
     done = subprocess.run(
-        [sys.executable, "-m", "odenet", "study",
-         "--dataset", "synthetic:train=256,test=128,size=8", "--depths", "8", "--width", "4", "--orders", "1,2", "--lrs", "0.1", "--epochs", "1",
-         "--out", str(d)],
+        [sys.executable, "-m", "odenet", "study", "--dataset",
+         "synthetic:train=256,test=128,size=8", "--depths", "8", "--width", "4", "--orders",
+         "1,2", "--lrs", "0.1", "--epochs", "1", "--out", str(d)],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
