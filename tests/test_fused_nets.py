@@ -180,5 +180,5 @@ def test_a_nan_member_is_frozen_without_touching_the_others():
     for m in (0, 2):
         for n in got[m]:
             assert torch.equal(got[m][n], want[m][n]), n
-    for n, p in models[1].named_parameters():  # weights (not BN statistics) never moved
+    for n, _ in models[1].named_parameters():  # weights (not BN statistics) never moved
         assert torch.equal(got[1][n], start[n]), n
