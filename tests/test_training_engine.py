@@ -15,9 +15,8 @@ import torch.nn.functional as F
 
 from odenet.data import load_dataset, make_loaders
 from odenet.nets import build_from_config
-from odenet.training import StepLog, TrainCallbacks, TrainConfig, train, train_fused
+from odenet.training import StepLog, TrainCallbacks, TrainConfig, engine, train, train_fused
 from odenet.training import device as device_module
-from odenet.training import engine
 from odenet.training.device import data_seed
 from odenet.training.schedules import LRSchedule, make_scheduler
 
