@@ -187,3 +187,43 @@ def test_a_working_capture_is_recorded(monkeypatch, data):
     result = train(cfg(epochs=1, cuda_graphs=True), dataset=data)
     assert result.provenance["engine"] == "compiled"  # "cuda-graphs" on a CUDA device
     assert "engine_fallback" not in result.provenance
+
+
+def test_a_format_1_checkpoint_still_resumes(data, tmp_path):
+    """Format 1 (before the one engine) held torch.optim.SGD's and LambdaLR's state dicts: a
+    run interrupted there resumes bitwise as one that never stopped."""
+    import warnings
+
+    from odenet.training.checkpoint import CHECKPOINT, load_checkpoint
+
+    config = cfg(epochs=2)
+    full = train(config, dataset=data)
+
+    class StopAfterFirst(TrainCallbacks):
+        def on_epoch_end(self, metrics):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, dataset=data, callbacks=StopAfterFirst(), out_dir=tmp_path)
+    state = load_checkpoint(tmp_path)
+    model = build_from_config(config.model_config(data.in_channels, data.num_classes))
+    params = list(model.parameters())
+    opt = torch.optim.SGD(
+        [{"params": [p for p in params if p.ndim > 1]},
+         {"params": [p for p in params if p.ndim <= 1]}], lr=config.lr, momentum=0.9,
+    )  # fmt: skip
+    for name, p in model.named_parameters():
+        opt.state[p]["momentum_buffer"] = state["momentum"][name]
+    sched = make_scheduler(opt, LRSchedule(config.schedule, STEPS * config.epochs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
+        for _ in range(state["step"]):
+            sched.step()
+    old = {k: v for k, v in state.items() if k not in ("step", "momentum")}
+    torch.save({**old, "format": 1, "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict()}, tmp_path / CHECKPOINT)  # fmt: skip
+    resumed = train(config, dataset=data, out_dir=tmp_path)
+    assert [dataclasses.astuple(m)[:6] for m in resumed.history] == [
+        dataclasses.astuple(m)[:6] for m in full.history
+    ]
+    assert load_checkpoint(tmp_path)["format"] == 2

@@ -10,7 +10,7 @@ A run directory holds
   ``history`` (EpochMetrics dicts) and ``rng`` (the state of every generator the run draws
   from: the train and test loaders'). The library never draws from torch's global RNG, so
   that is neither saved nor restored. Format 1 (torch optimizer and LambdaLR state dicts
-  instead of ``step`` and ``momentum``) is still read: ``momentum_of`` and ``steps_of``.
+  instead of ``step`` and ``momentum``) is still read (``momentum_of``).
 * ``result.json``: TrainResult.to_dict(), written when the run finishes (done or diverged).
 """
 
@@ -90,11 +90,6 @@ def momentum_of(state: dict[str, Any], params: list[tuple[str, torch.Tensor]]) -
     order = [n for n, p in params if p.ndim > 1] + [n for n, p in params if p.ndim <= 1]
     return {order[int(i)]: s["momentum_buffer"] for i, s in state["optimizer"]["state"].items()
             if s.get("momentum_buffer") is not None}  # fmt: skip
-
-
-def steps_of(state: dict[str, Any]) -> int:
-    """Optimizer steps taken before a loaded checkpoint of either format was written."""
-    return int(state["step"] if state["format"] >= 2 else state["scheduler"]["last_epoch"])
 
 
 def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
