@@ -31,7 +31,6 @@ from odenet.data import ArrayDataset
 from odenet.nets import build_from_config
 from odenet.training import TrainConfig, TrainResult, train
 from odenet.training.device import resolve, synchronize
-from odenet.training.trainer import make_optimizer
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -64,7 +63,12 @@ def dataloader_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup:
         config.model_config(data.in_channels, data.num_classes),
         torch.Generator().manual_seed(config.seed),
     ).to(device)
-    optimizer = make_optimizer(model, config)
+    params = list(model.parameters())  # torch's SGD, weight decay on conv/linear weights
+    optimizer = torch.optim.SGD(
+        [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+    )  # fmt: skip
     loader = DataLoader(
         PerSample(data.train_images, data.train_labels), batch_size=config.batch_size,
         shuffle=True, num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
