@@ -54,8 +54,11 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
     assert spec_from_sources(path) == from_flags
     assert spec_from_sources(path, epochs=3) == StudySpec(**{**vars(from_flags), "epochs": 3})
     assert from_flags.schemes == ("euler", "heun", "lm")
+    path.write_text("[study]\nlrate = [0.1]\n")
+    with pytest.raises(ConfigError, match="unknown key 'lrate'; valid keys: orders"):
+        spec_from_sources(path)
     path.write_text("[study]\nlr = [0.1]\n")
-    with pytest.raises(ConfigError, match="unknown key 'lr'; valid keys: orders"):
+    with pytest.raises(ConfigError, match="'lr' is an axis of every study: use --lrs"):
         spec_from_sources(path)
     path.write_text("orders = [1, 2\n")
     with pytest.raises(ConfigError, match="cannot read .* as TOML"):
@@ -75,8 +78,9 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
         ({"lrs": "0.1,nan"}, "--lrs: learning rate nan"),
         ({"lrs": "0.1,0.1"}, "--lrs: 0.1 appears twice"),
         ({"seeds": "-1"}, "--seeds: seed -1"),
-        ({"epochs": 0}, "--epochs must be a positive integer"),
-        ({"schedule": "linear"}, "--schedule: unknown value 'linear'; expected one of: onecycle"),
+        ({"epochs": 0}, "epochs must be a positive integer, got 0 \\(run d8-euler-lr0.1-s0\\)"),
+        ({"schedule": "linear"}, "unknown schedule 'linear'; expected one of: onecycle"),
+        ({"width": "x"}, "--width: 'x' is not an integer"),
         ({"executor": "ray"}, "--executor: unknown value 'ray'; expected one of: auto, seq"),
         ({"fuse_max": 0}, "--fuse-max"),
         ({"orders": "", "solvers": ""}, "--orders: empty list"),

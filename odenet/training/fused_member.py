@@ -54,7 +54,7 @@ def build_member(config, out, callbacks, dataset, placement, first_loaders) -> M
         loaders = make_loaders(
             dataset, batch_size=config.batch_size, device=placement.device,
             seed=data_seed(config.seed), limit_train=config.limit_train,
-            limit_test=config.limit_test, augment=config.augment,
+            limit_test=config.limit_test, augment=config.augment, pad=config.pad,
             channels_last=placement.channels_last,
         )  # fmt: skip
         train_loader, test_loader = loaders

@@ -25,6 +25,13 @@ class EpochMetrics:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class StepLog:
+    step: int  # global optimizer step, 1-based, counted across epochs (and resumes)
+    loss: float  # that step's training loss (batch mean, as the epoch mean uses)
+    lr: float  # the learning rate that step used
+
+
 @dataclass
 class TrainResult:
     """The outcome of ``train``. ``to_dict()`` is what result.json and ``--json`` hold."""
@@ -103,3 +110,6 @@ class TrainCallbacks:
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         """After the epoch's evaluation and checkpoint."""
+
+    def on_log(self, rows: list[StepLog]) -> None:
+        """At every host read, with the rows logged since the previous read."""

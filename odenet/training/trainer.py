@@ -188,7 +188,7 @@ def _setup(config: TrainConfig, dataset: ArrayDataset, placement: Placement) -> 
     train_loader, test_loader = make_loaders(
         dataset, batch_size=config.batch_size, device=placement.device,
         seed=data_seed(config.seed), limit_train=config.limit_train,
-        limit_test=config.limit_test, augment=config.augment,
+        limit_test=config.limit_test, augment=config.augment, pad=config.pad,
         channels_last=placement.channels_last,
     )  # fmt: skip
     optimizer, scheduler = make_optimization(model, config, len(train_loader))
