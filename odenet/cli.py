@@ -214,7 +214,8 @@ def study_cmd(
         "--axis",
         metavar="FIELD=V1,V2",
         help="Sweep a TrainConfig field (repeatable): every value is a run of each grid point, "
-        "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0.",
+        "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0 "
+        "(dataset, data_dir, device and cuda_graphs hold one value per study).",
     ),
     epochs: int | None = typer.Option(None, help=f"Epochs per run {_study_default('epochs')}."),
     dataset: str | None = typer.Option(None, help=f"Dataset {_study_default('dataset')}."),
