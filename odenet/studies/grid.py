@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from odenet.errors import ConfigError
-from odenet.studies.spec import StudySpec
+from odenet.studies.spec import EXECUTION_TRAIN_FIELDS, StudySpec
 from odenet.training.config import TrainConfig
 
 # Short id keys of common swept fields (others: the field name). A string value with key ""
@@ -41,6 +41,13 @@ SHORT = {
     "arch": "",
     "downsample": "ds",
     "log_every": "log",
+}
+
+
+# A run's stored config leaves how it executes to the executor (which applies the study's
+# current setting), so a resumed study may change it: TrainConfig's defaults there.
+_EXECUTION_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in EXECUTION_TRAIN_FIELDS
 }
 
 
@@ -81,14 +88,15 @@ def _part(name: str, value: object) -> str:
 def build_grid(spec: StudySpec) -> list[RunSpec]:
     """Every grid point of ``spec`` in the nesting order of ``spec.axes`` (depth outermost,
     then scheme, lr, the swept fields, seed), each TrainConfig validated (ConfigError naming
-    the run). The spec's own checks are ``spec.validate()``."""
+    the run). Execution fields (cuda_graphs) keep TrainConfig's default: the executor applies
+    the study's setting. The spec's own checks are ``spec.validate()``."""
     names = [name for name, _ in spec.axes]
     runs: list[RunSpec] = []
     seen: dict[str, tuple] = {}
     for i, point in enumerate(product(*(values for _, values in spec.axes))):
         values = dict(zip(names, point))
         values["lr"] = float(values["lr"])
-        config = dataclasses.replace(spec.base, **values)
+        config = dataclasses.replace(spec.base, **values, **_EXECUTION_DEFAULTS)
         swept = tuple((name, values[name]) for name in spec.swept)
         rid = run_id(config.depth, config.solver, config.lr, config.seed, swept)
         try:
