@@ -51,24 +51,46 @@ def _print_json(obj: object) -> None:
 @app.command("solvers")
 def solvers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    stability: bool = typer.Option(
+        False, "--stability", help="Draw every scheme's stability region in one figure."
+    ),
+    out: Path = typer.Option(
+        Path("stability.png"), "--out", help="With --stability: the figure (PNG + SVG)."
+    ),
 ) -> None:
-    """List the registered solvers: name, family, order, stages, description."""
+    """List the registered schemes: name, family, order, stages, stability extents.
+
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
+    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
+    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
+    """
     from odenet.solvers.catalog import solver_table
 
+    if stability:
+        from odenet.solvers.stability_plot import write_stability_figure
+
+        paths = write_stability_figure(out)
+        if as_json:
+            _print_json({"figures": [str(p) for p in paths]})
+        else:
+            console.print("\n".join(f"wrote {p}" for p in paths))
+        return
     rows = solver_table()
     if as_json:
         _print_json(rows)
         return
     from odenet.tables import rich_table
 
-    header = ("name", "family", "order", "stages", "description")
-    cells = [
-        [r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else ""), r["family"],
-         str(r["order"]), str(r["stages"]), r["description"]]
-        for r in rows
-    ]  # fmt: skip
+    def _cells(r: dict) -> list[str]:
+        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        order = str(r["order"]) if r["order"] else "-"
+        extents = (r["real_extent"], r["imag_extent"])
+        re, im = ("-", "-") if extents[0] is None else (f"{e:.3f}" for e in extents)
+        return [name, r["family"], order, str(r["stages"]), re, im, r["description"]]
+
+    header = ("name", "family", "order", "stages", "real", "imag", "description")
     left = ("name", "family", "description")
-    console.print(rich_table(header, cells, title="odenet solvers", left=left))
+    console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
 # ---- describe (nets) -----------------------------------------------------------------------
