@@ -2,13 +2,17 @@
 on_log callback, report --json "steps" and the loss-by-step figure (rows recorded directly;
 the engine's logging is tested where it is produced)."""
 
+import dataclasses
 import json
 import math
 import sqlite3
 
+import pytest
+
 from odenet.studies import Store, StudySpec, build_grid, load_study, report_study
 from odenet.studies.figures import _seed_mean
 from odenet.studies.runner import StudyObserver, _callbacks
+from odenet.training.config import TrainConfig
 from odenet.training.results import StepLog, TrainCallbacks
 
 SPEC = StudySpec(orders=(1, 4), depths=(8,), lrs=(0.1, 0.4), seeds=(0, 1), dataset="synthetic",
@@ -127,3 +131,26 @@ def test_a_diverged_runs_nonfinite_step_is_kept_in_the_data(tmp_path):
     store.record_steps(runs[0].id, [StepLog(1, 2.0, 0.1), StepLog(2, math.inf, 0.1)])
     data = load_study(tmp_path / "s")
     assert [r["loss"] for r in data.steps] == [2.0, math.inf]
+
+
+@pytest.mark.skipif(
+    "log_every" not in {f.name for f in dataclasses.fields(TrainConfig)},
+    reason="the engine's step logging (TrainConfig.log_every, on_log calls) has not landed",
+)
+def test_a_study_logs_every_step_of_every_run(tmp_path, run_cli):
+    """End to end: 256 images in batches of 128 are 2 steps an epoch; a short run logs every
+    step (log_every auto), so each run's steps are 1..4 over 2 epochs."""
+    out = tmp_path / "s"
+    args = ["study", "--dataset", "synthetic:train=256,test=128,size=8", "--depths", "8",
+            "--width", "4", "--epochs", "2", "--orders", "1,4", "--lrs", "0.1,0.4",
+            "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    code, _, err = run_cli(args)
+    assert code == 0, err
+    code, stdout, err = run_cli(["report", str(out), "--json"])
+    data = json.loads(stdout)
+    ids = [r["id"] for r in data["runs"]]
+    assert len(ids) == 4
+    for rid in ids:
+        rows = [r for r in data["steps"] if r["run_id"] == rid]
+        assert [r["step"] for r in rows] == [1, 2, 3, 4]
+        assert all(math.isfinite(r["loss"]) and r["lr"] >= 0 for r in rows)
