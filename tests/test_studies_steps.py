@@ -133,6 +133,7 @@ def test_a_diverged_runs_nonfinite_step_is_kept_in_the_data(tmp_path):
     assert [r["loss"] for r in data.steps] == [2.0, math.inf]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     "log_every" not in {f.name for f in dataclasses.fields(TrainConfig)},
     reason="the engine's step logging (TrainConfig.log_every, on_log calls) has not landed",
