@@ -16,7 +16,7 @@ import torch
 from odenet.errors import ConfigError
 from odenet.studies import Store, StudySpec, build_grid, load_study
 from odenet.studies.grid import run_id
-from odenet.studies.spec import spec_from_sources
+from odenet.studies.spec_sources import spec_from_sources
 from odenet.training.config import TrainConfig
 
 DATASET = "synthetic:train=256,test=128,size=8"

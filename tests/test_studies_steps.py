@@ -124,13 +124,17 @@ def test_report_without_steps_has_an_empty_list_and_no_figure(tmp_path):
 
 
 def test_a_diverged_runs_nonfinite_step_is_kept_in_the_data(tmp_path):
-    """The diverging step's loss stays in the rows (the figure leaves it out: _seed_mean)."""
+    """The diverging step's loss stays in the rows (the figure leaves it out: _seed_mean;
+    the JSON writes null)."""
     store = _store(tmp_path / "s")
     runs = store.runs()
     _finish(store, runs[0].id, "diverged")
     store.record_steps(runs[0].id, [StepLog(1, 2.0, 0.1), StepLog(2, math.inf, 0.1)])
     data = load_study(tmp_path / "s")
     assert [r["loss"] for r in data.steps] == [2.0, math.inf]
+    # report --json stays strict JSON: the non-finite loss is null
+    assert [r["loss"] for r in data.to_json()["steps"]] == [2.0, None]
+    json.dumps(data.to_json(), allow_nan=False)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ part of each line's label.
 from __future__ import annotations
 
 import csv
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,11 +75,13 @@ class StudyData:
         return rows
 
     def to_json(self) -> dict:
-        """``{"table": [...], "runs": [...], "steps": [{run_id, step, loss, lr}, ...]}``."""
+        """``{"table": [...], "runs": [...], "steps": [{run_id, step, loss, lr}, ...]}``; a
+        non-finite loss (a diverging step) is null, so the output is strict JSON."""
+        steps = [r if _finite(r["loss"]) else r | {"loss": None} for r in self.steps]
         return {
             "table": [row.to_dict() for row in self.table],
             "runs": self.run_rows(),
-            "steps": self.steps,
+            "steps": steps,
         }
 
 
@@ -234,6 +237,10 @@ def _cell(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
 
 
 def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Outcome:

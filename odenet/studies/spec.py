@@ -10,7 +10,8 @@ every run config (``validate`` builds the grid) before anything is written.
 Sources (``spec_from_sources``): a TOML file (top-level keys or a ``[study]`` table), then
 explicit options. In TOML a TrainConfig field given a list is an axis, a scalar sets it for
 the whole study; from the command line ``--set FIELD=VALUE`` sets one and ``--axis
-FIELD=V1,V2`` sweeps one. Parsing of values lives in ``spec_values.py``.
+FIELD=V1,V2`` sweeps one. Reading the sources is ``spec_sources.py``, typed values
+``spec_values.py``.
 """
 
 from __future__ import annotations
@@ -18,21 +19,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from odenet.errors import ConfigError
-from odenet.studies.spec_values import (
-    FAMILIAR,
-    TRAIN_FIELDS,
-    coerce_axis,
-    coerce_value,
-    parse_assignment,
-    parse_list,
-    scalar,
-)
+from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS, parse_list
 from odenet.training.config import TrainConfig
 
-__all__ = ["StudySpec", "load_toml", "parse_list", "spec_from_sources"]
+__all__ = ["LISTS", "StudySpec", "parse_list"]
 
 EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
 SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
@@ -42,7 +34,7 @@ EXECUTION_TRAIN_FIELDS = ("cuda_graphs",)
 # TrainConfig fields that hold one value per study (one dataset is loaded, one executor
 # is made per device): settable, not sweepable.
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
-_LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
+LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
 
 
 @dataclass(frozen=True, init=False)
@@ -75,7 +67,7 @@ class StudySpec:
                 settings[key] = value
             else:
                 raise TypeError(f"StudySpec() got an unexpected keyword argument {key!r}")
-        for name in _LISTS:  # lists given from Python (a notebook) become tuples
+        for name in LISTS:  # lists given from Python (a notebook) become tuples
             if isinstance(own[name], list):
                 own[name] = tuple(own[name])
         sweep = own["sweep"]
@@ -171,7 +163,7 @@ class StudySpec:
     def to_dict(self) -> dict:
         """Plain JSON-able dict: ``{"format": 2, "base": asdict(base), ..., "sweep": {}}``."""
         out: dict = {"format": SPEC_FORMAT, "base": dataclasses.asdict(self.base)}
-        for name in _LISTS:
+        for name in LISTS:
             out[name] = list(getattr(self, name))
         out["sweep"] = {name: list(values) for name, values in self.sweep}
         out["executor"], out["fuse_max"] = self.executor, self.fuse_max
@@ -194,7 +186,7 @@ class StudySpec:
         if unknown:
             raise ConfigError(f"stored study config has unknown keys {unknown}; valid: {valid}")
         data["base"] = config_from_dict(data["base"])
-        for name in _LISTS:
+        for name in LISTS:
             if name in data:
                 data[name] = tuple(data[name])
         data["sweep"] = {k: tuple(v) for k, v in (data.get("sweep") or {}).items()}
@@ -203,7 +195,7 @@ class StudySpec:
     def settings(self) -> dict[str, object]:
         """What defines the runs, by option name: the familiar axes, then every TrainConfig
         field (a swept one as its tuple of values) except the axes' own and execution ones."""
-        out: dict[str, object] = {name: getattr(self, name) for name in _LISTS}
+        out: dict[str, object] = {name: getattr(self, name) for name in LISTS}
         swept = dict(self.sweep)
         for name in TRAIN_FIELDS:
             if name not in FAMILIAR and name not in EXECUTION_TRAIN_FIELDS:
@@ -216,103 +208,6 @@ class StudySpec:
         return [
             f"{k}: {_show(mine[k])} -> {_show(theirs[k])}" for k in mine if mine[k] != theirs[k]
         ]
-
-
-def spec_from_sources(
-    config: str | Path | None = None,
-    *,
-    sets: list[str] | tuple[str, ...] = (),
-    axes: list[str] | tuple[str, ...] = (),
-    **options: object,
-) -> StudySpec:
-    """A validated StudySpec from an optional TOML file overlaid with explicit options.
-
-    ``options``: StudySpec or TrainConfig fields; None means "not given" (the TOML file's
-    value, else the default); list fields may be strings ("0.1,0.2") or sequences.
-    ``sets``: "FIELD=VALUE" strings (one value for the whole study); ``axes``:
-    "FIELD=V1,V2,..." strings (a swept field). Later sources win per field. Raises ConfigError.
-    """
-    values: dict = {}
-    if config is not None:
-        values.update(load_toml(config))
-    given = {k: v for k, v in options.items() if v is not None}
-    values.update(_coerce(given, source="options"))
-    for text in sets:
-        name, value = parse_assignment(text, "set")
-        values[name] = coerce_value(name, value, "--set")
-    for text in axes:
-        name, value = parse_assignment(text, "axis")
-        values[name] = coerce_axis(name, parse_list(value, str, f"axis {name}"), "--axis")
-    spec = _build(values)
-    spec.validate()
-    return spec
-
-
-def load_toml(path: str | Path) -> dict:
-    """Study settings from a TOML file: top-level keys or a ``[study]`` table.
-
-    Keys: orders, solvers, depths, lrs, seeds (arrays or comma-separated strings), executor,
-    fuse_max and any TrainConfig field (dashes allowed: ``limit-train``); a TrainConfig field
-    given an array is swept. Raises ConfigError for a missing, unreadable or malformed file.
-    """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
-        import tomli as tomllib
-
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"--config: no such file {str(path)!r}") from None
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {err}") from None
-    if isinstance(data.get("study"), dict):
-        data = data["study"]
-    return _coerce({k.replace("-", "_"): v for k, v in data.items()}, source=f"--config {path}")
-
-
-def _build(values: dict) -> StudySpec:
-    """A StudySpec from coerced values: a tuple for a TrainConfig field is an axis."""
-    sweep = {k: v for k, v in values.items() if k in TRAIN_FIELDS and isinstance(v, tuple)}
-    rest = {k: v for k, v in values.items() if k not in sweep}
-    return StudySpec(**rest, sweep=sweep)
-
-
-def _coerce(data: dict, source: str) -> dict:
-    """Typed values: the familiar axes as tuples, TrainConfig fields by their annotation (a
-    list: an axis), executor and fuse_max as given. Unknown keys raise ConfigError."""
-    out: dict = {}
-    for key, value in data.items():
-        option = key.replace("_", "-")
-        if key in _LISTS:
-            kind = _LISTS[key]
-            if isinstance(value, str):
-                value = parse_list(value, kind, option) if value.strip() or key != "solvers" else ()
-            elif isinstance(value, (list, tuple)):
-                value = tuple(scalar(v, kind, option) for v in value)
-            else:
-                raise ConfigError(f"--{option}: expected a list, got {value!r}")
-        elif key in FAMILIAR:
-            raise ConfigError(f"{source}: {key!r} is an axis of every study: use {FAMILIAR[key]}")
-        elif key in TRAIN_FIELDS:
-            if isinstance(value, (list, tuple)):
-                value = coerce_axis(key, tuple(value), source)
-            else:
-                value = coerce_value(key, value, source)
-        elif key == "fuse_max":
-            value = scalar(value, int, option)
-        elif key != "executor":
-            valid = [
-                *_LISTS,
-                "executor",
-                "fuse_max",
-                *(f for f in TRAIN_FIELDS if f not in FAMILIAR),
-            ]
-            raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        out[key] = value
-    return out
 
 
 def _check_sweepable(name: str) -> None:
