@@ -102,6 +102,10 @@ def test_spec_rejects_sweeping_one_per_study_fields_and_placeholder_axes():
         StudySpec(sweep={"device": ("cpu", "cuda")}).validate()
     with pytest.raises(ConfigError, match="lr is an axis of every study: set it with --lrs"):
         StudySpec(lr=0.3).validate()
+    with pytest.raises(ConfigError, match="--axis momentum: empty list"):
+        StudySpec(sweep={"momentum": ()}).validate()
+    with pytest.raises(ConfigError, match="cannot sweep 'bogus': not a TrainConfig field"):
+        StudySpec(sweep={"bogus": (1, 2)}).validate()
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
         StudySpec(bogus=1)
 

@@ -40,6 +40,7 @@ RUN_FIELDS = (
     "error",
 )
 SHARPNESS_FIELDS = ("lambda_max", "trace")
+_AXES_END = RUN_FIELDS.index("seed") + 1  # the swept fields follow the familiar axes
 
 
 @dataclass
@@ -65,9 +66,9 @@ class StudyData:
         before it ran), plus sharpness columns when present."""
         rows = []
         for r in self.records:
-            row = {k: getattr(r, k) for k in RUN_FIELDS[:5]}
+            row = {k: getattr(r, k) for k in RUN_FIELDS[:_AXES_END]}  # id, depth .. seed
             row |= {k: getattr(r.config, k) for k in self.swept}
-            row |= {k: getattr(r, k) for k in RUN_FIELDS[5:]}
+            row |= {k: getattr(r, k) for k in RUN_FIELDS[_AXES_END:]}
             row["members"] = r.provenance.get("execution", {}).get("members")
             if self.sharpness:
                 row.update({k: self.sharpness.get(r.id, {}).get(k) for k in SHARPNESS_FIELDS})

@@ -140,6 +140,7 @@ class StudySpec:
             _no_duplicates(name, getattr(self, name))
         for name, values in self.sweep:
             _check_sweepable(name)
+            _non_empty(f"axis {name}", values)
             _no_duplicates(f"axis {name}", values)
         default = TrainConfig()
         for name, plural in FAMILIAR.items():
