@@ -98,7 +98,7 @@ def build_member(
         train_loader, test_loader = make_loaders(
             dataset, batch_size=config.batch_size, device=placement.device,
             seed=data_seed(config.seed), limit_train=config.limit_train,
-            limit_test=config.limit_test, augment=config.augment,
+            limit_test=config.limit_test, augment=config.augment, pad=config.pad,
             channels_last=placement.channels_last,
         )  # fmt: skip
     else:  # the same loaders (shared device tensors) with this member's own generators
