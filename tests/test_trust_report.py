@@ -35,8 +35,8 @@ def _study(path, epochs=2, status=lambda run_id: "done", seeds=(0,)):
     return store
 
 
-def _o(solver, lr, seed, acc, curve=()):
-    return Outcome(8, solver, lr, seed, "done", acc, curve, f"{solver}-{lr}-{seed}")
+def _o(solver, lr, seed, acc, curve=(), epochs=0):
+    return Outcome(8, solver, lr, seed, "done", acc, curve, f"{solver}-{lr}-{seed}", (), epochs)
 
 
 def test_one_seed_shows_n1_and_no_spread(tmp_path):
@@ -44,7 +44,7 @@ def test_one_seed_shows_n1_and_no_spread(tmp_path):
     data = load_study_data(tmp_path)
     for row in data.table:
         assert row.n == 1 and row.best_acc_std is None
-        cell = _table_cells(row)[2]
+        cell = _table_cells(row, ())[2]
         assert cell == f"{row.best_acc * 100:.2f} (n=1)" and "±" not in cell
     assert all(r["best_acc_std"] is None for r in data.to_json()["table"])
 
@@ -55,19 +55,29 @@ def test_n_per_cell_when_seeds_differ():
     euler, heun = robustness_table(runs)
     assert (euler.n, heun.n) == (2, 3)
     assert euler.best_acc_std == pytest.approx(0.1 / math.sqrt(2))  # ddof 1 of {0.5, 0.6}
-    assert _table_cells(euler)[2] == "55.00 ± 7.07 (n=2)"
-    assert _table_cells(heun)[2] == "60.00 ± 0.00 (n=3)"  # three equal seeds: a real 0
+    assert _table_cells(euler, ())[2] == "55.00 ± 7.07 (n=2)"
+    assert _table_cells(heun, ())[2] == "60.00 ± 0.00 (n=3)"  # three equal seeds: a real 0
 
 
 def test_epochs_to_90_needs_a_long_enough_study():
     curve = (0.1, 0.5, 0.8, 0.9, 0.95)
-    runs = [_o("euler", 0.1, 0, 0.95, curve)]
-    (short,) = robustness_table(runs, epochs=MIN_EPOCHS_TO_90 - 1)
-    (long,) = robustness_table(runs, epochs=MIN_EPOCHS_TO_90)
+    (short,) = robustness_table([_o("euler", 0.1, 0, 0.95, curve, MIN_EPOCHS_TO_90 - 1)])
+    (long,) = robustness_table([_o("euler", 0.1, 0, 0.95, curve, MIN_EPOCHS_TO_90)])
     assert short.epochs_to_90 is None and short.unsupported == ("epochs_to_90",)
-    assert _table_cells(short)[-1] == "n/a" and short.to_dict()["unsupported"] == ["epochs_to_90"]
+    assert _table_cells(short, ())[-1] == "n/a"
+    assert short.to_dict()["unsupported"] == ["epochs_to_90"]
     assert long.epochs_to_90 == 4 and long.unsupported == ()  # 0.9 >= 0.9 * 0.95 at epoch 4
-    assert _table_cells(long)[-1] == "4.0"
+    assert _table_cells(long, ())[-1] == "4.0"
+
+
+def test_each_rows_own_run_length_decides():
+    """A swept epochs axis: the 2-epoch row is n/a, the 5-epoch row is measured."""
+    curve = (0.1, 0.5, 0.8, 0.9, 0.95)
+    two = Outcome(8, "euler", 0.1, 0, "done", 0.5, curve[:2], "a", (("epochs", 2),), 2)
+    five = Outcome(8, "euler", 0.1, 0, "done", 0.95, curve, "b", (("epochs", 5),), 5)
+    rows = robustness_table([two, five])
+    assert [r.unsupported for r in rows] == [("epochs_to_90",), ()]
+    assert [r.epochs_to_90 for r in rows] == [None, 4]
 
 
 def test_study_length_decides_in_the_report(tmp_path):

@@ -134,7 +134,7 @@ def test_damaged_database_is_one_line_and_left_as_it_is(tmp_path, run_cli, how):
     with pytest.raises(StoreError) as err:
         Store.open(d)
     assert "no study" not in str(err.value) and "study.sqlite" in str(err.value)
-    argv = ["--dataset", SPEC.dataset, "--depths", "8", "--width", "4", "--orders", "1",
+    argv = ["--dataset", SPEC.base.dataset, "--depths", "8", "--width", "4", "--orders", "1",
             "--lrs", "0.1", "--epochs", "1", "--out", str(d), "-q"]  # fmt: skip
     for cmd in (["report", str(d)], ["study", *argv]):
         code, out, errtext = run_cli(cmd)
@@ -179,7 +179,7 @@ def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli
     monkeypatch.setattr(Store, "_connect", full)
     with pytest.raises(StoreError, match="disk is full; free some space and run the same"):
         run_study(SPEC, tmp_path, observer=StudyObserver())
-    argv = ["study", "--dataset", SPEC.dataset, "--depths", "8", "--width", "4", "--orders",
+    argv = ["study", "--dataset", SPEC.base.dataset, "--depths", "8", "--width", "4", "--orders",
             "1,2", "--lrs", "0.1,0.2", "--epochs", "1", "--executor", "sequential",
             "--device", "cpu", "--out", str(tmp_path), "-q"]  # fmt: skip
     code, _, err = run_cli(argv)

@@ -1,4 +1,5 @@
-"""Learning-rate robustness from stored results, per (depth, scheme).
+"""Learning-rate robustness from stored results, per (depth, scheme, swept values): every axis
+of the study except lr and seed.
 
 Definitions (a run's accuracy is its last completed epoch's test accuracy):
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 # One accuracy point in the units of test_acc (odenet.training reports fractions in [0, 1]).
 POINT = 0.01
@@ -46,6 +47,13 @@ class Outcome:
     test_acc: float | None  # last completed epoch (None if none)
     curve: tuple[float, ...] = ()  # test accuracy after epochs 1, 2, ...
     run_id: str = ""  # the store's id (for looking up per-epoch data)
+    axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
+    epochs: int = 0  # the run's configured length (0: unknown, taken as long enough)
+
+    @property
+    def label(self) -> str:
+        """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
+        return _label(self.solver, self.axes)
 
 
 @dataclass(frozen=True)
@@ -64,27 +72,27 @@ class RobustnessRow:
     failed: int  # number of failed runs (exceptions)
     epochs_to_90: float | None  # mean epochs to reach 90% of best_acc at best_lr
     n: int = 0  # seeds behind best_acc (0: no stable lr)
-    unsupported: tuple[str, ...] = ()  # metrics the study's length cannot support (None)
+    unsupported: tuple[str, ...] = ()  # metrics the runs' length cannot support (None)
+    axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
+
+    @property
+    def label(self) -> str:
+        """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
+        return _label(self.solver, self.axes)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"unsupported": list(self.unsupported)}
+        """The fields, each swept field as its own key (``"weight_decay": 0.0005``)."""
+        out = asdict(self)
+        del out["axes"]
+        return out | {"unsupported": list(self.unsupported)} | dict(self.axes)
 
 
-def robustness_table(
-    outcomes: Iterable[Outcome], point: float = POINT, epochs: int | None = None
-) -> list[RobustnessRow]:
-    """One row per (depth, scheme) in order of first appearance.
-
-    epochs: the length of the study's runs; below MIN_EPOCHS_TO_90, epochs_to_90 is not
-    reported (None, listed in ``unsupported``). None: every run's length is assumed enough.
-    """
-    groups: dict[tuple[int, str], list[Outcome]] = {}
+def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
+    """One row per (depth, scheme, swept values) in order of first appearance."""
+    groups: dict[tuple, list[Outcome]] = {}
     for o in outcomes:
-        groups.setdefault((o.depth, o.solver), []).append(o)
-    rows = [_row(depth, solver, runs, point) for (depth, solver), runs in groups.items()]
-    if epochs is not None and epochs < MIN_EPOCHS_TO_90:
-        rows = [replace(r, epochs_to_90=None, unsupported=("epochs_to_90",)) for r in rows]
-    return rows
+        groups.setdefault((o.depth, o.solver, o.axes), []).append(o)
+    return [_row(*key, runs, point) for key, runs in groups.items()]
 
 
 def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] | None]:
@@ -103,15 +111,19 @@ def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] 
     return out
 
 
-def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> RobustnessRow:
+def _row(depth: int, solver: str, axes: tuple, runs: list[Outcome], point: float) -> RobustnessRow:
     curve = lr_curve(runs)
     stable = {lr: ms for lr, ms in curve.items() if ms is not None}
     diverged = sum(o.status == "diverged" for o in runs)
     failed = sum(o.status == "failed" for o in runs)
+    # a metric the runs' length cannot support (module docstring) is not reported
+    short = any(0 < o.epochs < MIN_EPOCHS_TO_90 for o in runs)
+    unsupported = ("epochs_to_90",) if short else ()
     if not stable:
         return RobustnessRow(
-            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None
-        )
+            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None,
+            unsupported=unsupported, axes=axes,
+        )  # fmt: skip
     best_lr = max(stable, key=lambda lr: (stable[lr][0], -lr))  # ties: the smaller lr
     best, best_std = stable[best_lr]
     return RobustnessRow(
@@ -125,8 +137,10 @@ def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> Robustne
         window_octaves=_window(curve, best_lr, best - point),
         diverged=diverged,
         failed=failed,
-        epochs_to_90=_epochs_to(runs, best_lr, 0.9 * best),
+        epochs_to_90=None if short else _epochs_to(runs, best_lr, 0.9 * best),
         n=sum(o.lr == best_lr for o in runs),
+        unsupported=unsupported,
+        axes=axes,
     )
 
 
@@ -155,6 +169,10 @@ def _epochs_to(runs: Sequence[Outcome], lr: float, target: float) -> float | Non
             return None
         firsts.append(hit)
     return statistics.fmean(firsts) if firsts else None
+
+
+def _label(solver: str, axes: tuple[tuple[str, object], ...]) -> str:
+    return " ".join([solver, *(f"{name}={value}" for name, value in axes)])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -3,7 +3,8 @@
 Layout::
 
     <study>/study.sqlite        meta (spec, versions), runs (spec, status, final metrics,
-                                provenance), epochs (per-epoch metrics)
+                                provenance), epochs (per-epoch metrics), steps (training
+                                loss and lr every log_every optimizer steps)
     <study>/runs/<run_id>/      checkpoint.pt, result.json (written by odenet.training.train)
 
 Statuses: pending -> running -> done | diverged | failed. Runs are claimed atomically
@@ -25,7 +26,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
     train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
     PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, loss REAL, lr REAL,
+    PRIMARY KEY (run_id, step));
 """
 _EPOCH_COLUMNS = (
     "train_loss",
@@ -211,6 +215,16 @@ class Store:
             rows = con.execute(sql + " ORDER BY run_id, epoch", (run_id,) if run_id else ())
             return [dict(r) for r in rows.fetchall()]
 
+    def steps(self, run_id: str | None = None) -> list[dict]:
+        """Logged training steps: dicts {run_id, step, loss, lr} by run id, then step. A study
+        made before steps were logged has none."""
+        sql = "SELECT run_id, step, loss, lr FROM steps" + (" WHERE run_id = ?" if run_id else "")
+        with self._tx() as con:
+            if not _has_table(con, "steps"):
+                return []
+            rows = con.execute(sql + " ORDER BY run_id, step", (run_id,) if run_id else ())
+            return [dict(r) for r in rows.fetchall()]
+
     def counts(self) -> dict[str, int]:
         """status -> number of runs (every status present, zeros included)."""
         with self._tx() as con:
@@ -236,6 +250,23 @@ class Store:
                 [(i,) for i in dead],
             )
         return dead
+
+    def release_mine(self) -> list[str]:
+        """Runs still claimed by this very process -> pending (an earlier study in the same
+        process that stopped on an error, e.g. a notebook's). Call only while this process
+        runs nothing of the study. Returns their ids."""
+        host, pid, owner = socket.gethostname(), os.getpid(), process_identity(os.getpid())
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            ids = [r["id"] for r in con.execute(
+                "SELECT id FROM runs WHERE status = 'running' AND host = ? AND pid = ?"
+                " AND owner IS ?", (host, pid, owner),
+            )]  # fmt: skip
+            con.executemany(
+                "UPDATE runs SET status = 'pending', pid = NULL, owner = NULL WHERE id = ?",
+                [(i,) for i in ids],
+            )
+        return ids
 
     def retry_failed(self) -> int:
         """Failed runs -> pending (their error is kept until they run again)."""
@@ -296,6 +327,26 @@ class Store:
                 "UPDATE runs SET epochs_done = MAX(epochs_done, ?), test_acc = ? WHERE id = ?",
                 (metrics["epoch"], metrics.get("test_acc"), run_id),
             )
+
+    def record_steps(self, run_id: str, rows: Iterable, *, restart: bool = False) -> None:
+        """Insert (or replace, after a resume) logged steps: StepLog objects or dicts with
+        step, loss and lr. ``restart``: these are the first rows of a new attempt at the run,
+        so rows from its step on (an earlier attempt's, past its checkpoint) are dropped."""
+        values = [
+            (run_id, int(r["step"]), r["loss"], r["lr"])
+            if isinstance(r, dict)
+            else (run_id, int(r.step), r.loss, r.lr)
+            for r in rows
+        ]
+        if not values:
+            return
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute(_STEPS_TABLE)  # a study created before steps were logged
+            if restart:
+                first = min(v[1] for v in values)
+                con.execute("DELETE FROM steps WHERE run_id = ? AND step >= ?", (run_id, first))
+            con.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?)", values)
 
     def finish(self, run_id: str, result: dict) -> None:
         """Store a TrainResult.to_dict(): status, final metrics, provenance, all epochs."""
@@ -391,6 +442,14 @@ def _add_missing_columns(con: sqlite3.Connection) -> None:
         have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+_STEPS_TABLE = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS steps" in s)
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return con.execute(sql, (name,)).fetchone() is not None
 
 
 def _meta(con: sqlite3.Connection, key: str) -> str:
