@@ -70,7 +70,7 @@ def test_case_refused_before_the_study_directory_exists(tmp_path, option, messag
     [(["--limit-test", "129"], "--limit-test 129 is more than the 128 images"),
      (["--seeds", "0,9223372036854775808"], "above 2**63 - 1"),
      (["--width", "1000000"], "needs about"),
-     (["--config", "{tmp}/s.toml"], "data_dir must be a path (a string), got 7")],
+     (["--config", "{tmp}/s.toml"], "data_dir")],  # the TOML's data_dir = 7
 )  # fmt: skip
 def test_refused_before_the_study_directory_exists(tmp_path, run_cli, option, message):
     (tmp_path / "s.toml").write_text("data_dir = 7\n")
@@ -221,3 +221,18 @@ def test_memory_estimate_counts_the_3x3_convolutions_exactly(kw):
     assert est.param_bytes == TRAIN_BYTES_PER_PARAM * convs
     n, w = config.blocks_per_stage, config.width  # 6 maps per field, float32, batch 2
     assert est.activation_bytes == 2 * 4 * 6 * n * (w * 32 * 32 + 2 * w * 16 * 16 + 4 * w * 8 * 8)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("seed", 2**63, "above 2**63 - 1"), ("seed", -1, "non-negative"),
+     ("data_dir", 7, "data_dir must be a path"), ("dataset", 5, "dataset must be a name"),
+     ("augment", "yes", "augment must be true or false"), ("amp", 1.5, "amp must be true")],
+)  # fmt: skip
+def test_train_config_refuses_wrong_types_and_ranges(field, value, message):
+    from odenet.errors import ConfigError
+    from odenet.training import TrainConfig
+
+    TrainConfig(seed=2**63 - 1).validate()  # the largest seed is fine
+    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+        TrainConfig(**{field: value}).validate()
