@@ -3,6 +3,7 @@
 from odenet.solvers.base import Solver, StackedSolver, StepPlan
 from odenet.solvers.continuous import ContinuousSolver, NFECounter
 from odenet.solvers.multistep import LMCoefficients, LMResNet, TwoStep
+from odenet.solvers.plain import Plain
 from odenet.solvers.registry import (
     ORDER_TO_SOLVER,
     aliases,
@@ -37,6 +38,7 @@ __all__ = [
     "LMResNet",
     "NFECounter",
     "ORDER_TO_SOLVER",
+    "Plain",
     "RungeKutta",
     "Solver",
     "StackedSolver",

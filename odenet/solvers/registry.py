@@ -6,6 +6,7 @@ from odenet.errors import ConfigError
 from odenet.solvers.base import Solver
 from odenet.solvers.continuous import ContinuousSolver
 from odenet.solvers.multistep import LMResNet, TwoStep
+from odenet.solvers.plain import Plain
 from odenet.solvers.runge_kutta import RungeKutta
 from odenet.solvers.tableau import (
     EULER,
@@ -87,6 +88,7 @@ for _name, _tab, _order, _desc in _RK:
 register(LMResNet())
 register(TwoStep("ab2", 1.0, 0.0, 1.5, -0.5, 2, "Adams-Bashforth 2: u + 3/2 F(u) - 1/2 F(u-)"))
 register(TwoStep("leapfrog", 0.0, 1.0, 2.0, 0.0, 2, "Leapfrog (explicit midpoint two-step)"))
+register(Plain())
 
 _ODE = [
     ("euler", 1, 1, False, "Forward Euler"),

@@ -19,7 +19,9 @@ from odenet.solvers.base import (
     StackedSolver,
     StepPlan,
     VectorField,
+    check_projections,
     check_steps,
+    step_start,
 )
 from odenet.solvers.tableau import EULER, HEUN, RK3, ButcherTableau
 
@@ -107,14 +109,16 @@ class RungeKutta(StackedSolver):
         shortcut: ResidualField | None = None,
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
+        projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
-        state = shortcut(x) if shortcut is not None else x
-        first = x
+        steps = self._steps(len(fields))
+        check_projections(projections, len(steps), self.name)
+        state = x
         used = 0
-        for _, tab in self._steps(len(fields)):
-            state = rk_stacked_step(tab, fields[used : used + tab.stages], first, state)
+        for i, (_, tab) in enumerate(steps):
+            s = step_start(i, state, shortcut, projections)
+            state = rk_stacked_step(tab, fields[used : used + tab.stages], state, s)
             if post is not None:
                 state = post(state)
             used += tab.stages
-            first = state
         return state

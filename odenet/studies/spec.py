@@ -18,7 +18,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
 BLOCKS = ("postact", "preact")
-SHORTCUTS = ("A", "B")
+SHORTCUTS = ("A", "B", "C")  # odenet.nets.fields.SHORTCUTS
 
 # Fields of StudySpec that may change between invocations on one study directory: they do
 # not change what a run computes, only how it is executed.
@@ -48,7 +48,7 @@ class StudySpec:
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     width: int = 16  # channels of stage 1 (stages: width, 2w, 4w)
     block: str = "postact"  # residual block: postact | preact
-    shortcut: str = "A"  # downsampling shortcut: A (zero-pad) | B (1x1 conv)
+    shortcut: str = "A"  # A (zero-pad) | B (1x1 conv where shapes change) | C (on every step)
     data_dir: str | None = None  # where datasets live (None: odenet.data's default)
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
     fuse_max: int = 8  # most runs trained together as one fused network
