@@ -23,7 +23,8 @@ from odenet.solvers.base import (
     check_steps,
     step_start,
 )
-from odenet.solvers.tableau import EULER, HEUN, RK3, ButcherTableau
+from odenet.solvers.tableau import EULER, HEUN, RK3, RK4, ButcherTableau
+from odenet.solvers.tableau_high import HUTA6, NYSTROM5
 
 
 def _combine(base: Tensor, coeffs: Sequence[float], ks: Sequence[Tensor]) -> Tensor:
@@ -58,13 +59,27 @@ def rk_stacked_step(
     return _combine(s, tableau.b, ks)
 
 
-# The scheme that takes the n mod s fields left over after the full steps: the registry's
-# default method of that order (the same mapping as the CLI's --orders).
+# The steps that take the r = n mod s fields left over after the full steps: the registry's
+# default method (the CLI's --orders mapping) with the most stages <= r, repeated greedily on
+# what is left (r = 5: rk4 + euler; r = 7: nystrom5 + euler; r = 10: huta6 + heun).
 _REMAINDER: dict[int, tuple[str, ButcherTableau]] = {
-    1: ("euler", EULER),
-    2: ("heun", HEUN),
+    8: ("huta6", HUTA6),
+    6: ("nystrom5", NYSTROM5),
+    4: ("rk4", RK4),
     3: ("rk3", RK3),
+    2: ("heun", HEUN),
+    1: ("euler", EULER),
 }
+
+
+def remainder_steps(rest: int) -> list[tuple[str, ButcherTableau]]:
+    """The steps (name, tableau) that consume ``rest`` leftover fields, largest first."""
+    steps = []
+    while rest > 0:
+        stages = max(k for k in _REMAINDER if k <= rest)
+        steps.append(_REMAINDER[stages])
+        rest -= stages
+    return steps
 
 
 @dataclass(frozen=True, repr=False)
@@ -93,10 +108,7 @@ class RungeKutta(StackedSolver):
         if n <= 0:
             raise ConfigError(f"a stage needs at least one field, got {n}")
         full, rest = divmod(n, self.stages)
-        steps = [(self.name, self.tableau)] * full
-        if rest:
-            steps.append(_REMAINDER[rest])
-        return steps
+        return [(self.name, self.tableau)] * full + remainder_steps(rest)
 
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         return tuple(StepPlan(name, tab.stages) for name, tab in self._steps(n))
