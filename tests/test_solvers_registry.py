@@ -23,7 +23,7 @@ def test_names_are_case_insensitive_and_alias_resolves():
 def test_solver_exposes_its_facts(name):
     s = S.get(name)
     assert s.name == name
-    assert s.family in {"runge-kutta", "multistep", "continuous", "plain"}
+    assert s.family in {"runge-kutta", "multistep", "continuous", "plain", "learned-rk"}
     # plain (x <- F(x)) is no ODE discretisation: order 0, shown as '-'
     assert isinstance(s.order, int) and (s.order >= 1 or (s.family, s.order) == ("plain", 0))
     assert isinstance(s.stages, int) and s.stages >= 1

@@ -89,6 +89,10 @@ class Stage(nn.Module):
             projections=self.projections,
         )
 
+    def coefficient_report(self) -> dict | None:
+        """The learnable scheme coefficients' current values (plain data), None without any."""
+        return self.coefficients.report() if self.coefficients is not None else None
+
     def extra_repr(self) -> str:
         return f"solver={self.solver.name}, fields={len(self.fields)}, post_relu={self.post_relu}"
 
@@ -129,3 +133,14 @@ def make_stage(
         post_relu=block == "postact",
         generator=generator,
     )
+
+
+def scheme_coefficients(model: nn.Module) -> list[dict] | None:
+    """The learned scheme coefficients of every stage of ``model``, in order, as JSON data:
+    [{"stage": 1, "k": [...]}] (lm) or [{"stage": 1, "steps": [{"scheme", "a", "b"}]}]
+    (learn-<tableau>); None for a scheme without learnable coefficients."""
+    stages = [m for m in model.modules() if isinstance(m, Stage)]
+    reports = [s.coefficient_report() for s in stages]
+    if all(r is None for r in reports):
+        return None
+    return [{"stage": i + 1, **(r or {})} for i, r in enumerate(reports)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +59,15 @@ class Solver(ABC):
         return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
 
 
+class SchemeCoefficients(nn.Module, ABC):
+    """Learnable scheme coefficients of one stage (lm's k, a learned tableau): parameters
+    counted apart from the weights (``extra_params``), never weight-decayed (all 1-D)."""
+
+    @abstractmethod
+    def report(self) -> dict[str, Any]:
+        """Their current values as plain JSON data (lists of floats)."""
+
+
 class StackedSolver(Solver):
     """A solver that can wire n distinct residual fields (the residual-network use)."""
 
@@ -69,7 +79,7 @@ class StackedSolver(Solver):
 
     def make_coefficients(
         self, n: int, generator: torch.Generator | None = None
-    ) -> nn.Module | None:
+    ) -> SchemeCoefficients | None:
         """Learnable scheme coefficients for a stage of n fields, or None (the default)."""
         return None
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 from odenet.solvers.base import (
     ResidualField,
+    SchemeCoefficients,
     StackedSolver,
     StepPlan,
     VectorField,
@@ -34,7 +35,7 @@ from odenet.solvers.base import (
 )
 
 
-class LMCoefficients(nn.Module):
+class LMCoefficients(SchemeCoefficients):
     """The learnable k_n of one LM-ResNet stage: one scalar per two-step update."""
 
     def __init__(self, count: int, generator: torch.Generator | None = None) -> None:
@@ -42,6 +43,9 @@ class LMCoefficients(nn.Module):
         k = torch.empty(count)
         k.uniform_(-0.1, 0.0, generator=generator)
         self.k = nn.Parameter(k)
+
+    def report(self) -> dict[str, list[float]]:
+        return {"k": self.k.detach().cpu().tolist()}
 
 
 @dataclass(frozen=True, repr=False)
@@ -111,7 +115,7 @@ class LMResNet(StackedSolver):
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         return _two_step_plan(self.name, n)
 
-    def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> nn.Module:
+    def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> LMCoefficients:
         return LMCoefficients(max(n - 1, 0), generator)
 
     def integrate(

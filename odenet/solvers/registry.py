@@ -5,6 +5,7 @@ from __future__ import annotations
 from odenet.errors import ConfigError
 from odenet.solvers.base import Solver
 from odenet.solvers.continuous import ContinuousSolver
+from odenet.solvers.learned import LearnedRungeKutta
 from odenet.solvers.multistep import LMResNet, TwoStep
 from odenet.solvers.plain import Plain
 from odenet.solvers.runge_kutta import RungeKutta
@@ -104,6 +105,11 @@ register(LMResNet())
 register(TwoStep("ab2", 1.0, 0.0, 1.5, -0.5, 2, "Adams-Bashforth 2: u + 3/2 F(u) - 1/2 F(u-)"))
 register(TwoStep("leapfrog", 0.0, 1.0, 2.0, 0.0, 2, "Leapfrog (explicit midpoint two-step)"))
 register(Plain())
+# learn-<tableau>: every Runge-Kutta method above with A and b learned per step
+for _name, *_ in _RK:
+    _base = get(_name)
+    assert isinstance(_base, RungeKutta)
+    register(LearnedRungeKutta(_base))
 
 _ODE = [
     ("euler", 1, 1, False, "Forward Euler"),

@@ -104,14 +104,15 @@ class RungeKutta(StackedSolver):
             y = rk_step(self.tableau, f, t0 + n * h, y, h)
         return y
 
-    def _steps(self, n: int) -> list[tuple[str, ButcherTableau]]:
+    def steps(self, n: int) -> list[tuple[str, ButcherTableau]]:
+        """The (name, tableau) of each step a stage of n fields takes: full steps, leftovers."""
         if n <= 0:
             raise ConfigError(f"a stage needs at least one field, got {n}")
         full, rest = divmod(n, self.stages)
         return [(self.name, self.tableau)] * full + remainder_steps(rest)
 
     def plan(self, n: int) -> tuple[StepPlan, ...]:
-        return tuple(StepPlan(name, tab.stages) for name, tab in self._steps(n))
+        return tuple(StepPlan(name, tab.stages) for name, tab in self.steps(n))
 
     def integrate(
         self,
@@ -123,7 +124,7 @@ class RungeKutta(StackedSolver):
         coefficients: nn.Module | None = None,
         projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
-        steps = self._steps(len(fields))
+        steps = self.steps(len(fields))
         check_projections(projections, len(steps), self.name)
         state = x
         used = 0

@@ -212,6 +212,7 @@ def train(
     """
     from odenet.data import load_dataset
     from odenet.nets import count_parameters
+    from odenet.nets.stage import scheme_coefficients
 
     config.validate()
     callbacks = callbacks if callbacks is not None else TrainCallbacks()
@@ -262,6 +263,9 @@ def train(
             ckpt.save_checkpoint(out, run.state(config, history))
         callbacks.on_epoch_end(metrics)
 
+    prov = provenance(config, placement)
+    if (coefficients := scheme_coefficients(model)) is not None:
+        prov["coefficients"] = coefficients  # the learned lm k / learn-<tableau> A and b
     result = TrainResult.from_history(
         history,
         diverged=diverged,
@@ -269,7 +273,7 @@ def train(
         params=params,
         extra_params=extra_params,
         device=str(placement.device),
-        provenance=provenance(config, placement),
+        provenance=prov,
     )
     if out is not None:
         ckpt.save_result(out, result.to_dict())
