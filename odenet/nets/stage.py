@@ -95,6 +95,6 @@ def make_stage(
         solver,
         fields,
         shortcut=make_shortcut(shortcut, in_channels, out_channels, stride, norm),
-        post_relu=block == "postact",
+        post_relu=block != "preact",  # postact and bottleneck: ReLU after each sum
         generator=generator,
     )

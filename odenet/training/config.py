@@ -50,6 +50,8 @@ class TrainConfig:
     cuda_graphs: bool | None = None  # capture the training step with CUDA graphs
     # (torch.compile reduce-overhead; a last partial batch runs eagerly); None: on for CUDA
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
+    arch: str = "cifar"  # network family: cifar | single | resnet18 | ... | resnet152
+    downsample: str = "stem"  # single arch: the stride-2 step in the "stem" or first "field"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field, its value and what is valid.
@@ -99,6 +101,8 @@ class TrainConfig:
             in_channels=in_channels,
             num_classes=num_classes,
             width=self.width,
+            arch=self.arch,
+            downsample=self.downsample,
         )
 
 
