@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 import odenet
 from odenet.cli import app
 from odenet.errors import ConfigError
-from odenet.nets import ModelConfig, build_model, count_flops, count_parameters, describe
+from odenet.nets import ModelConfig, build_model, count_flops, count_parameters, describe, fuse
+from odenet.nets.fused import stack_inputs
 from odenet.solvers import StackedSolver, available, get
 
 COUNTS = {
@@ -223,3 +224,15 @@ def test_describe_command_resnet50_rk4_json():
     assert [st["channels"] for st in s["stages"]] == [256, 512, 1024, 2048]
     assert [st["fields"] for st in s["stages"]] == [3, 4, 6, 3]
     assert [st["steps"][0]["scheme"] for st in s["stages"]] == ["rk3", "rk4", "rk4", "rk3"]
+
+
+def test_fused_resnet18_members_equal_separate_networks():
+    """The max-pool stem and projection shortcuts fuse (studies fuse runs on CUDA)."""
+    gens = [torch.Generator().manual_seed(s) for s in range(2)]
+    models = [build_model(arch="resnet18", solver="heun", num_classes=3, generator=g) for g in gens]
+    fused = fuse(models).eval()  # eval: training-mode BN over 2 images at 1x1 amplifies noise
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(2, 3, 32, 32, generator=g) for _ in models]
+    out = fused(stack_inputs(xs))
+    for m, (model, x) in enumerate(zip(models, xs)):
+        torch.testing.assert_close(out[:, m], model.eval()(x))

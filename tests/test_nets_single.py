@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from odenet.cli import app
 from odenet.errors import ConfigError
-from odenet.nets import ModelConfig, build_model, count_flops, count_parameters, describe
+from odenet.nets import ModelConfig, build_model, count_flops, count_parameters, describe, fuse
+from odenet.nets.fused import stack_inputs
 from odenet.solvers import StackedSolver, available, get
-from odenet.training import TrainConfig, train
+from odenet.training import TrainConfig, load_trained, train
 
 STACKED = [n for n in available() if isinstance(get(n), StackedSolver) and get(n).family != "plain"]
 
@@ -114,7 +115,7 @@ def test_cifar_rejects_a_field_downsample():
         build_model(20, arch="cifar", downsample="field")
 
 
-def test_train_config_carries_arch_and_downsample():
+def test_train_config_carries_arch_and_downsample(tmp_path):
     cfg = TrainConfig(
         dataset="synthetic:train=64,test=32,size=12,classes=3",
         arch="single", downsample="field", depth=6, width=4, epochs=1, batch_size=32,
@@ -122,9 +123,12 @@ def test_train_config_carries_arch_and_downsample():
     )  # fmt: skip
     mc = cfg.model_config(3, 3)
     assert (mc.arch, mc.downsample, mc.blocks_per_stage) == ("single", "field", 2)
-    result = train(cfg)
+    result = train(cfg, out_dir=tmp_path / "run")
     assert result.status == "done"
     assert result.params == _params(3, 4, 2, 3)
+    model, stored = load_trained(tmp_path / "run")  # the checkpoint rebuilds the same network
+    assert (stored.arch, stored.downsample) == ("single", "field")
+    assert model.config == mc and model.stem_conv.stride == (1, 1)
 
 
 def test_describe_command_single():
@@ -137,3 +141,16 @@ def test_describe_command_single():
         {"index": 1, "channels": 16, "stride": 2, "fields": 6,
          "steps": [{"scheme": "euler", "fields": 1}] * 6},
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("downsample", ["stem", "field"])
+def test_fused_members_equal_separate_networks(downsample):
+    """Studies fuse runs on CUDA: the single-stage layout fuses like the CIFAR one."""
+    gens = [torch.Generator().manual_seed(s) for s in range(2)]
+    models = [_single(6, "rk4", downsample, width=4, generator=g) for g in gens]
+    fused = fuse(models)
+    g = torch.Generator().manual_seed(1)
+    xs = [torch.randn(3, 1, 12, 12, generator=g) for _ in models]
+    out = fused(stack_inputs(xs))
+    for m, (model, x) in enumerate(zip(models, xs)):
+        torch.testing.assert_close(out[:, m], model(x))
