@@ -215,7 +215,10 @@ def _initialise(model: nn.Module, generator: torch.Generator | None) -> None:
 
     Every draw comes from ``generator`` in module order, so the weights are a function of it.
     The scheme coefficients were already drawn (by the stage) from the same generator.
+    A model on the meta device (shapes only, for counting) has no values to draw.
     """
+    if next(model.parameters()).is_meta:
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(
