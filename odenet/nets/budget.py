@@ -31,7 +31,7 @@ class ModelSummary:
 
     depth: int  # 6n + 2 as configured
     solver: str  # registry name
-    family: str  # "runge-kutta" | "multistep" | "continuous"
+    family: str  # "runge-kutta" | "multistep" | "continuous" | "plain" | "learned-rk"
     block: str  # "postact" | "preact"
     shortcut: str  # "A" | "B" | "C"
     norm: str  # the norms in use, e.g. "bn" or "bn (ODE field: gn)"
