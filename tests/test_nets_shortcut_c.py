@@ -103,3 +103,19 @@ def test_two_step_c_projects_the_current_state_only():
     torch.testing.assert_close(out, u, rtol=1e-14, atol=1e-14)
     with pytest.raises(ConfigError, match="one per step"):
         S.get("ab2").integrate(fields, x, projections=projections[:2])
+
+
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+def test_c_members_fuse(solver):
+    from odenet.nets import fuse
+    from odenet.nets.fused import stack_inputs
+
+    models = [
+        build_model(14, solver, shortcut="C", generator=torch.Generator().manual_seed(s)).eval()
+        for s in (0, 1)
+    ]
+    xs = [torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in (5, 6)]
+    with torch.no_grad():
+        out = fuse(models).eval()(stack_inputs(xs))
+        for m, (model, x) in enumerate(zip(models, xs)):
+            torch.testing.assert_close(out[:, m], model(x), rtol=1e-5, atol=1e-5)
