@@ -1,16 +1,17 @@
 """How much memory a network needs, estimated from its config without building it.
 
 A model too large for the machine must be refused in seconds with the estimate, not by the
-allocator after minutes (or by the kernel's OOM killer). The estimate counts, for the CIFAR
-layout of ``odenet.nets.resnet`` (stages of width w, 2w, 4w at H, H/2, H/4):
+allocator after minutes (or by the kernel's OOM killer). The estimate walks the config's
+layout (``ModelConfig.layout()``: stem and stages of every arch) without building anything:
 
-* parameters: the 3x3 convolution weights of the fields (2 per field; one shared field per
-  stage in continuous mode) and the stem: a lower bound of the exact count (norms, biases,
-  shortcuts and the head add < 1% at the default width);
+* parameters: the convolution weights of the stem and of the fields (3x3 pairs; 1x1-3x3-1x1
+  for bottlenecks; one shared field per stage in continuous mode): a lower bound of the
+  exact count (norms, biases, projection shortcuts and the head add little);
 * training needs TRAIN_BYTES_PER_PARAM per parameter: float32 weights, gradients, SGD momentum
   and one copy (the checkpoint's state dict);
-* activations kept for the backward pass: ACTIVATIONS_PER_FIELD feature maps per field and
-  image (two convolutions, two norms, a ReLU and the sum), times the batch size.
+* activations kept for the backward pass: ACTIVATIONS_PER_FIELD feature maps of a field's
+  output size per field and image (two convolutions, two norms, a ReLU and the sum), times
+  the batch size.
 """
 
 from __future__ import annotations
@@ -40,21 +41,25 @@ class MemoryEstimate:
 
 
 def estimate(config, image_size: int = 32, batch_size: int = 1) -> MemoryEstimate:
-    """The memory one training step of ``config`` (a ModelConfig) needs; allocates nothing.
-
-    Continuous models (``config.continuous``) have one shared field per stage; their
-    activations depend on the solver's step count, so one evaluation is counted.
-    """
-    w, n = config.width, config.blocks_per_stage
-    fields = 1 if config.continuous else n
-    channels = (w, 2 * w, 4 * w)
-    params = 9 * config.in_channels * w  # stem
+    """The memory one training step of ``config`` (a valid ModelConfig) needs; allocates
+    nothing. Continuous models have one shared field per stage; their activations depend on
+    the solver's step count, so one evaluation is counted."""
+    layout = config.layout()
+    continuous = config.continuous
+    params = layout.stem_kernel**2 * config.in_channels * layout.stem_channels
+    side = image_size // layout.stem_stride // (2 if layout.stem_pool else 1)
     maps = 0
-    for s, c in enumerate(channels):
-        c_in = channels[s - 1] if s else w
-        params += 9 * c_in * c + 9 * c * c  # the first field (downsampling from stage 2 on)
-        params += (fields - 1) * 2 * 9 * c * c
-        side = max(image_size >> s, 1)
+    for stage in layout.stages:
+        fields = 1 if continuous else stage.fields
+        c_in, c = stage.in_channels, stage.out_channels
+        if layout.block == "bottleneck":
+            mid = c // 4
+            params += c_in * mid + 9 * mid * mid + mid * c  # the first field
+            params += (fields - 1) * (c * mid + 9 * mid * mid + mid * c)
+        else:
+            params += 9 * c_in * c + 9 * c * c  # the first field (may change the shape)
+            params += (fields - 1) * 2 * 9 * c * c
+        side = max(side // stage.stride, 1)
         maps += fields * ACTIVATIONS_PER_FIELD * c * side * side
     return MemoryEstimate(params, params * TRAIN_BYTES_PER_PARAM, maps * FLOAT_BYTES * batch_size)
 
@@ -68,7 +73,7 @@ def check_fits(config, image_size: int = 32, batch_size: int = 1) -> None:
     if have is None or need.total <= have:
         return
     raise ConfigError(
-        f"a depth-{config.depth} width-{config.width} network needs about "
+        f"a {_name(config)} network needs about "
         f"{_size(need.total)} to train (>= {need.params:,} parameters: {_size(need.param_bytes)}"
         f"; activations of a batch of {batch_size} at {image_size}x{image_size}: "
         f"{_size(need.activation_bytes)}), more than this machine's {_size(have)} of memory; "
@@ -88,6 +93,12 @@ def total_memory() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def _name(config) -> str:
+    if config.arch in ("cifar", "single"):
+        return f"depth-{config.depth} width-{config.width} {config.arch}"
+    return config.arch
 
 
 def _size(n: int) -> str:
