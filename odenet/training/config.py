@@ -97,6 +97,9 @@ class TrainConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError(f"dataset must be a dataset name, got {self.dataset!r}")
+        from odenet.nets.layout import check_arch  # names and the family's depth rule
+
+        check_arch(self.arch, self.depth, self.downsample)
 
     def log_interval(self, steps_per_epoch: int) -> int:
         """Steps between logged losses: ``log_every``, or for 0 max(1, total_steps // 100)."""
