@@ -79,24 +79,18 @@ def solvers_cmd(
     if as_json:
         _print_json(rows)
         return
-    from rich.table import Table
+    from odenet.tables import rich_table
 
-    table = Table(title="odenet solvers")
-    cols = ("name", "family", "order", "stages", "real", "imag", "description")
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col in ("name", "family", "description") else "right"
-        )
-    for r in rows:
+    def _cells(r: dict) -> list[str]:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         order = str(r["order"]) if r["order"] else "-"
-        re, im = (
-            (f"{r['real_extent']:.3f}", f"{r['imag_extent']:.3f}")
-            if r["real_extent"] is not None
-            else ("-", "-")
-        )
-        table.add_row(name, r["family"], order, str(r["stages"]), re, im, r["description"])
-    console.print(table)
+        extents = (r["real_extent"], r["imag_extent"])
+        re, im = ("-", "-") if extents[0] is None else (f"{e:.3f}" for e in extents)
+        return [name, r["family"], order, str(r["stages"]), re, im, r["description"]]
+
+    header = ("name", "family", "order", "stages", "real", "imag", "description")
+    left = ("name", "family", "description")
+    console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
 # ---- describe (nets) -----------------------------------------------------------------------
@@ -105,7 +99,9 @@ def describe_cmd(
     depth: int = typer.Option(20, "--depth", help="6n + 2 (20, 32, 44, 56, 110, ...)."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
@@ -162,7 +158,9 @@ def train_cmd(
     out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
     nesterov: bool = typer.Option(True, "--nesterov/--no-nesterov", help="Nesterov momentum."),
@@ -199,48 +197,94 @@ def train_cmd(
 
 
 # ---- study / report (studies) --------------------------------------------------------------
+def _study_default(name: str) -> str:
+    """'(default X)' for a StudySpec or TrainConfig field: the dataclasses hold the defaults."""
+    from dataclasses import fields
+
+    from odenet.studies import StudySpec
+    from odenet.training import TrainConfig
+
+    for f in (*fields(StudySpec), *fields(TrainConfig)):
+        if f.name == name:
+            value = f.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            return f"(default {shown})"
+    raise KeyError(name)
+
+
+def _train_fields() -> str:
+    from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS
+
+    return ", ".join(f for f in TRAIN_FIELDS if f not in FAMILIAR)
+
+
 @app.command("study")
 def study_cmd(
     out: Path | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
-    orders: str | None = typer.Option(None, help="RK orders, e.g. 1,2,4 (default 1,2,4)."),
+    orders: str | None = typer.Option(
+        None, help=f"RK orders, e.g. 1,4 {_study_default('orders')}."
+    ),
     solvers: str | None = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
-    depths: str | None = typer.Option(None, help="Depths 6n+2 (default 20,56,110)."),
-    lrs: str | None = typer.Option(None, help="Peak lrs (default 0.05,0.1,...,1.6)."),
-    seeds: str | None = typer.Option(None, help="Seeds, e.g. 0,1 (default 0)."),
-    epochs: int | None = typer.Option(None, help="Epochs per run (default 10)."),
-    dataset: str | None = typer.Option(None, help="Dataset name (default cifar10)."),
+    depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_study_default('depths')}."),
+    lrs: str | None = typer.Option(None, help=f"Peak lrs {_study_default('lrs')}."),
+    seeds: str | None = typer.Option(None, help=f"Seeds, e.g. 0,1 {_study_default('seeds')}."),
+    sets: list[str] | None = typer.Option(
+        None,
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Set a TrainConfig field for every run (repeatable; none for an optional field), "
+        f"e.g. --set weight_decay=0 --set pad=2. Fields: {_train_fields()}.",
+    ),
+    axes: list[str] | None = typer.Option(
+        None,
+        "--axis",
+        metavar="FIELD=V1,V2",
+        help="Sweep a TrainConfig field (repeatable): every value is a run of each grid point, "
+        "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0 "
+        "(dataset, data_dir, device and cuda_graphs hold one value per study).",
+    ),
+    epochs: int | None = typer.Option(None, help=f"Epochs per run {_study_default('epochs')}."),
+    dataset: str | None = typer.Option(None, help=f"Dataset {_study_default('dataset')}."),
     limit_train: int | None = typer.Option(None, help="Use N training images."),
     limit_test: int | None = typer.Option(None, help="Use N test images."),
-    batch_size: int | None = typer.Option(None, help="Batch size (default 128)."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size {_study_default('batch_size')}."),
     schedule: str | None = typer.Option(None, help="onecycle|cosine|step|constant."),
-    device: str | None = typer.Option(None, help="auto|cpu|cuda (default auto)."),
-    width: int | None = typer.Option(None, help="Channels of stage 1 (default 16)."),
+    device: str | None = typer.Option(None, help=f"auto|cpu|cuda {_study_default('device')}."),
+    width: int | None = typer.Option(None, help=f"Stage-1 channels {_study_default('width')}."),
     block: str | None = typer.Option(None, help="postact|preact."),
-    shortcut: str | None = typer.Option(None, help="A|B."),
+    shortcut: str | None = typer.Option(None, help="A|B|C."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
-        None, help="auto|sequential|fused (default auto: fused on CUDA, sequential on CPU)."
+        None, help="auto|sequential|fused (auto: fused on CUDA, sequential on CPU)."
     ),
-    fuse_max: int | None = typer.Option(None, help="Most runs per fused group (default 8)."),
+    fuse_max: int | None = typer.Option(
+        None, help=f"Runs per fused group {_study_default('fuse_max')}."
+    ),
     cuda_graphs: bool | None = typer.Option(
         None, "--cuda-graphs/--no-cuda-graphs", help="Capture steps as CUDA graphs (CUDA: on)."
     ),
-    config: Path | None = typer.Option(None, "--config", help="TOML study file (flags win)."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="TOML study file: any field above; a TrainConfig field given a "
+        "list is swept (flags win).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Run (or resume) a grid of trainings: every (depth, scheme, lr, seed) is one run."""
+    """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
+    one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(
-        config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
-        epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
-        batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
-        shortcut=shortcut, data_dir=data_dir, executor=executor, fuse_max=fuse_max,
-        cuda_graphs=cuda_graphs,
+        config, sets=sets or (), axes=axes or (), orders=orders, solvers=solvers, depths=depths,
+        lrs=lrs, seeds=seeds, epochs=epochs, dataset=dataset, limit_train=limit_train,
+        limit_test=limit_test, batch_size=batch_size, schedule=schedule, device=device,
+        width=width, block=block, shortcut=shortcut, data_dir=data_dir, executor=executor,
+        fuse_max=fuse_max, cuda_graphs=cuda_graphs,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -259,7 +303,7 @@ def study_cmd(
 @app.command("report")
 def report_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
-    as_json: bool = typer.Option(False, "--json", help="Print {table, runs} as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print {table, runs, steps} as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also export the runs as CSV."),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""

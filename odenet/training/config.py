@@ -49,6 +49,7 @@ class TrainConfig:
     augment: bool = True  # the dataset's default augmentation for training batches
     cuda_graphs: bool | None = None  # capture the training step with CUDA graphs
     # (torch.compile reduce-overhead; a last partial batch runs eagerly); None: on for CUDA
+    pad: int = 4  # zero padding of the random crop (0: no crop)
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
     log_every: int = 0  # log the loss every this many steps; 0: auto = max(1,
     # total_steps // 100), i.e. >= ~100 points per run and every step for short runs
@@ -63,6 +64,8 @@ class TrainConfig:
         _positive_int("batch_size", self.batch_size)
         _positive_int("depth", self.depth)
         _positive_int("width", self.width)
+        if not isinstance(self.pad, int) or isinstance(self.pad, bool) or self.pad < 0:
+            raise ConfigError(f"pad must be a non-negative integer (0: no crop), got {self.pad!r}")
         _positive_float("lr", self.lr)
         _positive_float("divergence_threshold", self.divergence_threshold)
         _number_in("momentum", self.momentum, 0.0, 1.0, "in [0, 1)", upper_open=True)

@@ -98,7 +98,7 @@ def build_member(
         train_loader, test_loader = make_loaders(
             dataset, batch_size=config.batch_size, device=placement.device,
             seed=data_seed(config.seed), limit_train=config.limit_train,
-            limit_test=config.limit_test, augment=config.augment,
+            limit_test=config.limit_test, augment=config.augment, pad=config.pad,
             channels_last=placement.channels_last,
         )  # fmt: skip
     else:  # the same loaders (shared device tensors) with this member's own generators
@@ -163,9 +163,12 @@ def train_members(
 
 def _result(m: Member, placement: Placement, engine: dict, execution: dict | None):
     from odenet.nets import count_parameters
+    from odenet.nets.stage import scheme_coefficients
 
     params, extra = count_parameters(m.model)
     prov = {**provenance(m.config, placement), **engine}
+    if (coefficients := scheme_coefficients(m.model)) is not None:
+        prov["coefficients"] = coefficients  # the learned lm k / learn-<tableau> A and b
     if execution is not None:
         prov["execution"] = execution
     return TrainResult.from_history(
