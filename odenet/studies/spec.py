@@ -16,7 +16,7 @@ from odenet.errors import ConfigError
 
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda")
-EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
+EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
 BLOCKS = ("postact", "preact")
 SHORTCUTS = ("A", "B")
 
