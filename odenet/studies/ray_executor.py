@@ -67,16 +67,18 @@ def import_ray():
 
 
 def connect(config: RayConfig):
-    """ray, initialised: the running instance of this process, the cluster at
-    ``config.address`` or a new local instance. ConfigError for an unreachable address."""
+    """ray, initialised: the instance this process already runs (e.g. a notebook's own
+    ``ray.init``), the cluster at ``config.address`` or a new local instance with this
+    machine's CPUs and GPUs. ConfigError for an unreachable address."""
     ray = import_ray()
-    if ray.is_initialized():
+    if config.address is not None:
+        _check_reachable(config.address)
+    if ray.is_initialized():  # a notebook's (or a test's) own ray.init
         return ray
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if config.address is None:
         ray.init(address="local", **kwargs)
         return ray
-    _check_reachable(config.address)
     try:
         ray.init(address=config.address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as err:
