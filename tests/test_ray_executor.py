@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 import pytest
 import torch
@@ -202,3 +203,65 @@ def test_without_ray_installed_one_line_exit_2_nothing_written(tmp_path, run_cli
     code, _, err = run_cli([*ARGS, "--executor", "ray", "--out", str(out)])
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert 'pip install "odenet[ray]"' in err and not out.exists()
+
+
+@pytest.mark.usefixtures("cluster")
+def test_ctrl_c_cancels_the_tasks_and_gives_the_runs_back(tmp_path, caplog):
+    """A KeyboardInterrupt in the driver: the worker is killed (the task cancelled) and every
+    claimed run is pending again, its checkpoint kept for the resume."""
+    caplog.set_level(logging.INFO, logger="odenet.studies")
+
+    class Interrupt(_KillWorker):
+        def on_epoch_end(self, run, metrics) -> None:
+            self.pid = self._worker_pid()
+            raise KeyboardInterrupt
+
+    observer = Interrupt("d8-euler-lr0.1-s0", caplog)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(_spec((0.1,)), tmp_path / "s", observer=observer)
+    (run,) = Store.open(tmp_path / "s").runs()
+    assert run.status == "pending" and (run.run_dir / "checkpoint.pt").is_file()
+    deadline = time.monotonic() + 30
+    while _alive(observer.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(observer.pid)
+
+
+def _alive(pid: int) -> bool:
+    from odenet.studies.records import pid_alive
+
+    return pid_alive(pid)
+
+
+def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_path):
+    """The worker protocol without Ray: run_task on a fused group (the GPU configuration, here
+    on CPU), its events replayed by the driver's code on a store, equals the fused executor's
+    local study bitwise (same code, same process, same kernels)."""
+    from odenet.studies import build_grid
+    from odenet.studies.ray_executor import _Driver, _Task
+    from odenet.studies.ray_worker import WorkerSettings, run_task
+
+    spec = StudySpec(
+        orders=(1,), depths=(8,), lrs=(0.1, 0.2), epochs=2, dataset=DATA, width=4, device="cpu",
+        executor="fused",
+    )  # fmt: skip
+    run_study(spec, tmp_path / "local", quiet=True)
+    store = Store.create(tmp_path / "ray", spec, build_grid(spec), {})
+    claimed = [store.run(i) for i in store.claim(8, "ray")]
+    task = _Task({r.id: r for r in claimed}, tries=1)
+    driver = _Driver(None, store, StudyObserver())
+    events = [
+        e for batch in run_task(claimed, {}, WorkerSettings("fused", "cpu", 8, None)) for e in batch
+    ]
+    for event in events:
+        driver._replay(task, event)
+
+    assert [e[0] for e in events][0] == "hello"
+    assert sum(e[0] == "files" for e in events) == 4  # 2 members x 2 epochs' checkpoints
+    assert task.ended == {r.id for r in claimed}
+    assert _epochs(tmp_path / "ray") == _epochs(tmp_path / "local")
+    for run in store.runs():
+        assert run.status == "done" and run.provenance["execution"]["executor"] == "ray"
+        assert run.provenance["execution"]["worker_executor"] == "fused"
+        assert run.provenance["execution"]["members"] == 2
+        assert (run.run_dir / "checkpoint.pt").is_file() and (run.run_dir / "result.json").is_file()
