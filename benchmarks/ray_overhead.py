@@ -2,9 +2,10 @@
 
 The same small study (one scheme x N lrs) runs with ``--executor sequential`` and with
 ``--executor ray`` on a local one-CPU Ray instance (one run at a time on one torch thread, as
-the sequential executor with OMP_NUM_THREADS=1). Each is run twice: the first sequential study
-pays torch's warm-up, the first Ray study starts its worker process cold, the second reuses it.
-Printed: the Ray start-up (``ray.init``), the wall times, the overhead per run,
+the sequential executor with OMP_NUM_THREADS=1). A first sequential study warms torch up; the
+first Ray study starts its worker process (cold); then sequential and Ray studies alternate
+(``--rounds`` pairs, medians), the Ray worker reused. Printed: the Ray start-up (``ray.init``),
+the wall times, the overhead per run,
 the checkpoint size and the time one epoch's item (checkpoint bytes) takes from a worker to the
 study directory. Run from the repository root:
 
@@ -14,6 +15,7 @@ study directory. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -26,10 +28,17 @@ def _ship(data: bytes, items: int):
         yield data
 
 
+def _timed(fn, *args, **kwargs) -> float:
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8, help="runs per study (lrs)")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="sequential / warm Ray pairs")
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--dataset", default="synthetic:train=256,test=128,size=8")
@@ -47,26 +56,21 @@ def main() -> None:
         orders=(1,), depths=(args.depth,), lrs=lrs, epochs=args.epochs, dataset=args.dataset,
         width=args.width, device="cpu", executor="sequential",
     )  # fmt: skip
+    ray_spec = replace(spec, executor="ray")
     with tempfile.TemporaryDirectory() as tmp:
-        sequential = []
-        for name in ("seq-first", "seq"):
-            t = time.perf_counter()
-            run_study(spec, Path(tmp) / name, quiet=True)
-            sequential.append(time.perf_counter() - t)
-
+        _timed(run_study, spec, Path(tmp) / "warm-up", quiet=True)  # torch's first-use costs
         t = time.perf_counter()
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         startup = time.perf_counter() - t
-        walls = []
-        for name in ("ray-cold", "ray-warm"):
-            t = time.perf_counter()
-            run_study(
-                replace(spec, executor="ray"), Path(tmp) / name, quiet=True,
-                ray=RayConfig(cpus_per_run=cpus),
-            )  # fmt: skip
-            walls.append(time.perf_counter() - t)
+        options = {"quiet": True, "ray": RayConfig(cpus_per_run=cpus)}
+        cold = _timed(run_study, ray_spec, Path(tmp) / "ray-cold", **options)
+        sequential, warm = [], []  # alternated, so that a change of load hits both
+        for i in range(args.rounds):
+            sequential.append(_timed(run_study, spec, Path(tmp) / f"seq{i}", quiet=True))
+            warm.append(_timed(run_study, ray_spec, Path(tmp) / f"ray{i}", **options))
+        seq = statistics.median(sequential)
 
-        checkpoint = (Path(tmp) / "seq" / "runs").glob(f"*/{CHECKPOINT}").__next__().read_bytes()
+        checkpoint = (Path(tmp) / "seq0" / "runs").glob(f"*/{CHECKPOINT}").__next__().read_bytes()
         remote = ray.remote(_ship).options(num_returns="streaming")
         items = 20
         list(map(ray.get, remote.remote(checkpoint, 1)))  # a warm worker
@@ -80,12 +84,11 @@ def main() -> None:
     print(f"study: {n} runs x {args.epochs} epochs, depth {args.depth}, width {args.width}, "
           f"{args.dataset}, {cpus} CPU")  # fmt: skip
     print(f"ray.init (local instance, once per study): {startup:6.2f} s")
-    for name, wall in zip(("sequential, first", "sequential, again"), sequential):
-        print(f"{name}: {wall:6.2f} s  ({wall / n:.2f} s per run)")
-    for name, wall in zip(("ray, cold worker", "ray, warm worker"), walls):
+    print(f"sequential (median of {args.rounds}): {seq:6.2f} s  ({seq / n:.3f} s per run)")
+    for name, wall in (("ray, cold worker", cold), ("ray, warm worker", statistics.median(warm))):
         print(
-            f"{name}:  {wall:6.2f} s  ({wall / n:.2f} s per run; "
-            f"overhead {(wall - sequential[1]) / n:+.2f} s per run)"
+            f"{name}: {wall:6.2f} s  ({wall / n:.3f} s per run; "
+            f"overhead {(wall - seq) / n:+.3f} s per run)"
         )
     print(f"checkpoint: {len(checkpoint) / 1024:.1f} KiB; one epoch's item from the worker to "
           f"the study directory: {per_item * 1e3:.2f} ms")  # fmt: skip

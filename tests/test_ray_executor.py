@@ -238,7 +238,7 @@ def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_p
     on CPU), its events replayed by the driver's code on a store, equals the fused executor's
     local study bitwise (same code, same process, same kernels)."""
     from odenet.studies import build_grid
-    from odenet.studies.ray_executor import _Driver, _Task
+    from odenet.studies.ray_driver import Driver, Task
     from odenet.studies.ray_worker import WorkerSettings, run_task
 
     spec = StudySpec(
@@ -248,8 +248,8 @@ def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_p
     run_study(spec, tmp_path / "local", quiet=True)
     store = Store.create(tmp_path / "ray", spec, build_grid(spec), {})
     claimed = [store.run(i) for i in store.claim(8, "ray")]
-    task = _Task({r.id: r for r in claimed}, tries=1)
-    driver = _Driver(None, store, StudyObserver())
+    task = Task({r.id: r for r in claimed}, tries=1)
+    driver = Driver(None, store, StudyObserver())
     events = [
         e for batch in run_task(claimed, {}, WorkerSettings("fused", "cpu", 8, None)) for e in batch
     ]
@@ -265,3 +265,31 @@ def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_p
         assert run.provenance["execution"]["worker_executor"] == "fused"
         assert run.provenance["execution"]["members"] == 2
         assert (run.run_dir / "checkpoint.pt").is_file() and (run.run_dir / "result.json").is_file()
+
+
+def test_store_proxy_forwards_any_write_after_the_changed_checkpoint(tmp_path):
+    """Every Store write (record_steps included, whatever its rows) becomes an event, preceded
+    by the run's checkpoint when it changed since it was last shipped; reads stay local."""
+    from odenet.studies.ray_worker import StoreProxy
+
+    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), _grid(), {}).runs()))
+    events = []
+    proxy = StoreProxy({run.id: run}, events.append)
+    assert proxy.run(run.id) is run and events == []
+    proxy.record_steps(run.id, [(1, 2.3, 0.1)])  # no checkpoint yet: the call alone
+    run.run_dir.mkdir()
+    (run.run_dir / "checkpoint.pt").write_bytes(b"epoch 1")
+    proxy.record_epoch(run.id, {"epoch": 1})
+    proxy.record_steps(run.id, [(2, 2.2, 0.1)])  # unchanged checkpoint: not shipped again
+    assert events == [
+        ("store", "record_steps", (run.id, [(1, 2.3, 0.1)]), {}),
+        ("files", run.id, {"checkpoint.pt": b"epoch 1"}),
+        ("store", "record_epoch", (run.id, {"epoch": 1}), {}),
+        ("store", "record_steps", (run.id, [(2, 2.2, 0.1)]), {}),
+    ]
+
+
+def _grid():
+    from odenet.studies import build_grid
+
+    return build_grid(_spec((0.1,)))

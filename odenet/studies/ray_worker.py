@@ -60,7 +60,7 @@ class StoreProxy:
 
     def __init__(self, runs: dict[str, RunRecord], emit: Callable[[tuple], None]) -> None:
         self._runs, self._emit = runs, emit
-        self._shipped: dict[tuple[str, str], tuple[int, int]] = {}  # (run, file) -> (mtime, size)
+        self._shipped: dict[tuple[str, str], tuple] = {}  # (run, file) -> (inode, mtime, size)
 
     def run(self, run_id: str) -> RunRecord:
         return self._runs[run_id]
@@ -84,7 +84,7 @@ class StoreProxy:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a save is a new file
             if self._shipped.get((run_id, name)) != stamp:
                 changed[name] = path.read_bytes()
                 self._shipped[(run_id, name)] = stamp
