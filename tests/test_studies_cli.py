@@ -54,7 +54,7 @@ def _with(option, value):
         ("--seeds", "0,x", "--seeds: 'x' is not an integer"),
         ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
         ("--schedule", "linear", "--schedule: unknown value 'linear'"),
-        ("--executor", "ray", "--executor: unknown value 'ray'"),
+        ("--executor", "dask", "--executor: unknown value 'dask'"),
         ("--fuse-max", "0", "--fuse-max"),
         pytest.param(
             "--device",

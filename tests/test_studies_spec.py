@@ -77,7 +77,7 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
         ({"seeds": "-1"}, "--seeds: seed -1"),
         ({"epochs": 0}, "--epochs must be a positive integer"),
         ({"schedule": "linear"}, "--schedule: unknown value 'linear'; expected one of: onecycle"),
-        ({"executor": "ray"}, "--executor: unknown value 'ray'; expected one of: auto, seq"),
+        ({"executor": "dask"}, "--executor: unknown value 'dask'; expected one of: auto, seq"),
         ({"fuse_max": 0}, "--fuse-max"),
         ({"orders": "", "solvers": ""}, "--orders: empty list"),
     ],
