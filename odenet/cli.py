@@ -51,23 +51,46 @@ def _print_json(obj: object) -> None:
 @app.command("solvers")
 def solvers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    stability: bool = typer.Option(
+        False, "--stability", help="Draw every scheme's stability region in one figure."
+    ),
+    out: Path = typer.Option(
+        Path("stability.png"), "--out", help="With --stability: the figure (PNG + SVG)."
+    ),
 ) -> None:
-    """List the registered solvers: name, family, order, stages, description."""
+    """List the registered schemes: name, family, order, stages, stability extents.
+
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
+    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
+    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
+    """
     from odenet.solvers.catalog import solver_table
 
+    if stability:
+        from odenet.solvers.stability_plot import write_stability_figure
+
+        paths = write_stability_figure(out)
+        if as_json:
+            _print_json({"figures": [str(p) for p in paths]})
+        else:
+            console.print("\n".join(f"wrote {p}" for p in paths))
+        return
     rows = solver_table()
     if as_json:
         _print_json(rows)
         return
-    from rich.table import Table
+    from odenet.tables import rich_table
 
-    table = Table(title="odenet solvers")
-    for col in ("name", "family", "order", "stages", "description"):
-        table.add_column(col, justify="right" if col in ("order", "stages") else "left")
-    for r in rows:
+    def _cells(r: dict) -> list[str]:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
-        table.add_row(name, r["family"], str(r["order"]), str(r["stages"]), r["description"])
-    console.print(table)
+        order = str(r["order"]) if r["order"] else "-"
+        extents = (r["real_extent"], r["imag_extent"])
+        re, im = ("-", "-") if extents[0] is None else (f"{e:.3f}" for e in extents)
+        return [name, r["family"], order, str(r["stages"]), re, im, r["description"]]
+
+    header = ("name", "family", "order", "stages", "real", "imag", "description")
+    left = ("name", "family", "description")
+    console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
 # ---- describe (nets) -----------------------------------------------------------------------
@@ -170,27 +193,65 @@ def train_cmd(
 
 
 # ---- study / report (studies) --------------------------------------------------------------
+def _study_default(name: str) -> str:
+    """'(default X)' for a StudySpec or TrainConfig field: the dataclasses hold the defaults."""
+    from dataclasses import fields
+
+    from odenet.studies import StudySpec
+    from odenet.training import TrainConfig
+
+    for f in (*fields(StudySpec), *fields(TrainConfig)):
+        if f.name == name:
+            value = f.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            return f"(default {shown})"
+    raise KeyError(name)
+
+
+def _train_fields() -> str:
+    from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS
+
+    return ", ".join(f for f in TRAIN_FIELDS if f not in FAMILIAR)
+
+
 @app.command("study")
 def study_cmd(
     out: Path | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
-    orders: str | None = typer.Option(None, help="RK orders, e.g. 1,2,4 (default 1,2,4)."),
+    orders: str | None = typer.Option(
+        None, help=f"RK orders, e.g. 1,4 {_study_default('orders')}."
+    ),
     solvers: str | None = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
-    depths: str | None = typer.Option(None, help="Depths 6n+2 (default 20,56,110)."),
-    lrs: str | None = typer.Option(None, help="Peak lrs (default 0.05,0.1,...,1.6)."),
-    seeds: str | None = typer.Option(None, help="Seeds, e.g. 0,1 (default 0)."),
-    epochs: int | None = typer.Option(None, help="Epochs per run (default 10)."),
-    dataset: str | None = typer.Option(None, help="Dataset name (default cifar10)."),
+    depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_study_default('depths')}."),
+    lrs: str | None = typer.Option(None, help=f"Peak lrs {_study_default('lrs')}."),
+    seeds: str | None = typer.Option(None, help=f"Seeds, e.g. 0,1 {_study_default('seeds')}."),
+    sets: list[str] | None = typer.Option(
+        None,
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Set a TrainConfig field for every run (repeatable; none for an optional field), "
+        f"e.g. --set weight_decay=0 --set pad=2. Fields: {_train_fields()}.",
+    ),
+    axes: list[str] | None = typer.Option(
+        None,
+        "--axis",
+        metavar="FIELD=V1,V2",
+        help="Sweep a TrainConfig field (repeatable): every value is a run of each grid point, "
+        "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0 "
+        "(dataset, data_dir, device and cuda_graphs hold one value per study).",
+    ),
+    epochs: int | None = typer.Option(None, help=f"Epochs per run {_study_default('epochs')}."),
+    dataset: str | None = typer.Option(None, help=f"Dataset {_study_default('dataset')}."),
     limit_train: int | None = typer.Option(None, help="Use N training images."),
     limit_test: int | None = typer.Option(None, help="Use N test images."),
-    batch_size: int | None = typer.Option(None, help="Batch size (default 128)."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size {_study_default('batch_size')}."),
     schedule: str | None = typer.Option(None, help="onecycle|cosine|step|constant."),
-    device: str | None = typer.Option(None, help="auto|cpu|cuda (default auto)."),
-    width: int | None = typer.Option(None, help="Channels of stage 1 (default 16)."),
+    device: str | None = typer.Option(None, help=f"auto|cpu|cuda {_study_default('device')}."),
+    width: int | None = typer.Option(None, help=f"Stage-1 channels {_study_default('width')}."),
     block: str | None = typer.Option(None, help="postact|preact."),
     shortcut: str | None = typer.Option(None, help="A|B."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
-        None, help="auto|sequential|fused|ray (default auto: fused on CUDA, sequential on CPU)."
+        None, help="auto|sequential|fused|ray (auto: fused on CUDA, sequential on CPU)."
     ),
     ray_address: str | None = typer.Option(
         None, help="Ray: an existing cluster, HOST:PORT (default: a local Ray instance)."
@@ -199,27 +260,35 @@ def study_cmd(
         None, help="Ray: GPUs per task (default 1 where the cluster has GPUs, else 0)."
     ),
     cpus_per_run: float = typer.Option(1.0, help="Ray: CPUs per task (its torch threads)."),
-    fuse_max: int | None = typer.Option(None, help="Most runs per fused group (default 8)."),
+    fuse_max: int | None = typer.Option(
+        None, help=f"Runs per fused group {_study_default('fuse_max')}."
+    ),
     cuda_graphs: bool | None = typer.Option(
         None, "--cuda-graphs/--no-cuda-graphs", help="Capture steps as CUDA graphs (CUDA: on)."
     ),
-    config: Path | None = typer.Option(None, "--config", help="TOML study file (flags win)."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="TOML study file: any field above; a TrainConfig field given a "
+        "list is swept (flags win).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Run (or resume) a grid of trainings: every (depth, scheme, lr, seed) is one run."""
+    """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
+    one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
     from odenet.studies.ray_executor import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(
-        config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
-        epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
-        batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
-        shortcut=shortcut, data_dir=data_dir, executor=executor, fuse_max=fuse_max,
-        cuda_graphs=cuda_graphs,
+        config, sets=sets or (), axes=axes or (), orders=orders, solvers=solvers, depths=depths,
+        lrs=lrs, seeds=seeds, epochs=epochs, dataset=dataset, limit_train=limit_train,
+        limit_test=limit_test, batch_size=batch_size, schedule=schedule, device=device,
+        width=width, block=block, shortcut=shortcut, data_dir=data_dir, executor=executor,
+        fuse_max=fuse_max, cuda_graphs=cuda_graphs,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -239,7 +308,7 @@ def study_cmd(
 @app.command("report")
 def report_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
-    as_json: bool = typer.Option(False, "--json", help="Print {table, runs} as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print {table, runs, steps} as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also export the runs as CSV."),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""

@@ -45,6 +45,8 @@ def test_captured_training_matches_eager(data):
     captured = train(cfg(), dataset=data)
     prov = captured.provenance
     assert prov["device"].startswith("cuda") and prov["amp"] and prov["channels_last"]
+    assert prov["engine"] == "cuda-graphs" and "engine_fallback" not in prov
+    assert eager.provenance["engine"] == "eager"
     assert_close_runs(captured, eager)
 
 

@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -66,6 +67,8 @@ def test_ray_study_equals_sequential_and_reports(tmp_path, run_cli, one_thread):
     assert {i: r.status for i, r in runs.items()} == {i: r.status for i, r in reference.items()}
     assert sorted(r.status for r in runs.values()) == ["diverged", "diverged", "done", "done"]
     assert _epochs(ray_out) == _epochs(seq_out)
+    steps = Store.open(ray_out).steps()  # the step log shipped from the workers
+    assert steps and steps == Store.open(seq_out).steps()
     for run in runs.values():
         execution = run.provenance["execution"]
         assert run.executor == execution["executor"] == "ray"
@@ -118,7 +121,7 @@ def test_killed_worker_resumes_from_its_checkpoint(tmp_path, caplog, one_thread)
     run_id = "d8-euler-lr0.1-s0"
     killer = _KillWorker(run_id, caplog)
     run_study(_spec((0.1,)), tmp_path / "ray", observer=killer)
-    run_study(StudySpec(**{**_spec((0.1,)).to_dict(), "executor": "sequential"}), tmp_path / "seq")
+    run_study(replace(_spec((0.1,)), executor="sequential"), tmp_path / "seq")
 
     (run,) = Store.open(tmp_path / "ray").runs()
     assert run.status == "done" and run.epochs_done == 3
@@ -128,6 +131,7 @@ def test_killed_worker_resumes_from_its_checkpoint(tmp_path, caplog, one_thread)
     stored = {m["epoch"]: m for m in Store.open(tmp_path / "ray").epochs(run_id)}
     assert stored[1]["seconds"] == killer.epoch1["seconds"]  # not re-trained nor re-timed
     assert _epochs(tmp_path / "ray") == _epochs(tmp_path / "seq")
+    assert Store.open(tmp_path / "ray").steps() == Store.open(tmp_path / "seq").steps()
 
 
 @pytest.mark.usefixtures("cluster")

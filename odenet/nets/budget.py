@@ -183,8 +183,9 @@ def compare_budgets(
 def summary_table(summary: ModelSummary):
     """A rich renderable of ``summary`` (what `odenet describe` prints without --json)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
+
+    from odenet.tables import rich_table
 
     s = summary
     title = (
@@ -192,18 +193,13 @@ def summary_table(summary: ModelSummary):
         f"norm {s.norm}, input {s.in_channels}x{s.image_size}x{s.image_size}, "
         f"{s.num_classes} classes"
     )
-    table = Table(title=Text(title))
-    for col in ("stage", "channels", "stride", "fields", "steps"):
-        table.add_column(col, justify="left" if col == "steps" else "right")
-    for row in s.stages:
-        steps = [_step_label(st) for st in row["steps"]]
-        table.add_row(
-            str(row["index"]),
-            str(row["channels"]),
-            str(row["stride"]),
-            str(row["fields"]),
-            Text(_compress(steps)),
-        )
+    header = ("stage", "channels", "stride", "fields", "steps")
+    cells = [
+        [str(row["index"]), str(row["channels"]), str(row["stride"]), str(row["fields"]),
+         Text(_compress([_step_label(st) for st in row["steps"]]))]
+        for row in s.stages
+    ]  # fmt: skip
+    table = rich_table(header, cells, title=Text(title), left=("steps",))
     lines = [
         f"layers {s.layers}   params {s.params:,}   extra params {s.extra_params:,}",
         f"FLOPs {s.flops:,} ({s.flops / 1e6:.1f}M; conv+linear {s.conv_linear_flops:,})"

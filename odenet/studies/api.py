@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
 from odenet.studies.fused_executor import make_executor
-from odenet.studies.grid import RunSpec, build_grid, train_config
+from odenet.studies.grid import RunSpec, build_grid, first_config
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from odenet.studies.ray_executor import RayConfig
@@ -45,7 +46,7 @@ class PlanRow:
 
     depth: int
     solver: str
-    runs: int  # lrs x seeds
+    runs: int  # lrs x swept values x seeds
     params: int  # trainable parameters, scheme coefficients excluded
     extra_params: int  # learnable scheme coefficients (lm's k)
     flops: int  # one image forward (torch.utils.flop_counter)
@@ -75,12 +76,12 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
 
     spec.validate()
     runs = build_grid(spec)
-    channels, size, classes = _shape(spec)
+    channels, size, classes = _shape(spec.base)
     rows: list[PlanRow] = []
     for depth in spec.depths:
         ref = None
         for solver in spec.schemes:
-            cfg = train_config(spec, depth, solver, spec.lrs[0], spec.seeds[0])
+            cfg = first_config(spec, depth, solver)
             summary = describe(cfg.model_config(channels, classes), image_size=size)
             key = (summary.params, summary.conv_linear_flops)
             ref = ref or key
@@ -121,14 +122,15 @@ def run_study(
 
     spec.validate()
     path = check_out_dir(out)
-    dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
-    spec = replace(spec, dataset=dataset.name)  # the canonical name (case, aliases)
+    base = spec.base
+    dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
+    spec = replace(spec, base=replace(base, dataset=dataset.name))  # canonical (case, aliases)
     runs = build_grid(spec)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
     executor = make_executor(  # checks the device
-        spec.executor, spec.device, spec.fuse_max, dataset, spec.cuda_graphs, ray
+        spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
     store = Store.create(path, spec, runs, _versions())
     run_pending(
@@ -148,22 +150,19 @@ def report_study(study_dir: str | Path) -> StudyData:
 
 
 def _validate_models(runs: list[RunSpec], dataset) -> None:
-    seen = set()
-    for r in runs:
-        if (r.depth, r.solver) not in seen:
-            seen.add((r.depth, r.solver))
-            r.config.model_config(dataset.in_channels, dataset.num_classes).validate()
+    for model in {r.config.model_config(dataset.in_channels, dataset.num_classes) for r in runs}:
+        model.validate()  # each distinct model once (a swept width or block adds models)
 
 
-def _shape(spec: StudySpec) -> tuple[int, int, int]:
+def _shape(base: TrainConfig) -> tuple[int, int, int]:
     from odenet.data import load_dataset
 
     try:
-        ds = load_dataset(spec.dataset, spec.data_dir, download=False, progress=False)
+        ds = load_dataset(base.dataset, base.data_dir, download=False, progress=False)
         return ds.in_channels, ds.image_size, ds.num_classes
     except DataError:
-        if spec.dataset in _KNOWN_SHAPES:  # not downloaded yet: its shape is known
-            return _KNOWN_SHAPES[spec.dataset]
+        if base.dataset in _KNOWN_SHAPES:  # not downloaded yet: its shape is known
+            return _KNOWN_SHAPES[base.dataset]
         raise
 
 
