@@ -90,7 +90,7 @@ class Driver:
         for run_id, run in task.runs.items():
             path = run.run_dir / CHECKPOINT
             files[run_id] = {CHECKPOINT: path.read_bytes()} if path.is_file() else {}
-        task.ref = self.ex._remote.remote(list(task.runs.values()), files, self.ex.settings)
+        task.ref = self.ex.remote.remote(list(task.runs.values()), files, self.ex.settings)
         self.tasks.add(task)
         threading.Thread(target=self._read, args=(task,), daemon=True).start()
 

@@ -28,11 +28,15 @@ import logging
 import math
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError
 from odenet.studies.records import RunRecord
 from odenet.studies.runner import Executor, StudyObserver
 from odenet.studies.store import Store
+
+if TYPE_CHECKING:
+    from odenet.studies.ray_worker import WorkerSettings
 
 INSTALL = 'pip install "odenet[ray]"'
 
@@ -149,8 +153,11 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, ray, config: RayConfig, gpus: float, slots: int, settings) -> None:
-        """ray: the initialised module; gpus: per task; slots: tasks in flight at most."""
+    def __init__(
+        self, ray, config: RayConfig, gpus: float, slots: int, settings: WorkerSettings
+    ) -> None:
+        """ray: the initialised module; gpus: per task; slots: tasks in flight at most;
+        settings: what each worker runs. ``remote`` submits one task."""
         from odenet.studies.fused_executor import claim_key
         from odenet.studies.ray_worker import run_task
 
@@ -158,7 +165,7 @@ class RayExecutor(Executor):
         fused = settings.executor == "fused"
         self.capacity = settings.fuse_max if fused else 1
         self.key = claim_key if fused else None
-        self._remote = ray.remote(run_task).options(
+        self.remote = ray.remote(run_task).options(
             num_cpus=config.cpus_per_run, num_gpus=gpus, max_retries=0, num_returns="streaming"
         )
 
