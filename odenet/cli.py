@@ -99,7 +99,9 @@ def describe_cmd(
     depth: int = typer.Option(20, "--depth", help="6n + 2 (20, 32, 44, 56, 110, ...)."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
@@ -156,7 +158,9 @@ def train_cmd(
     out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
     nesterov: bool = typer.Option(True, "--nesterov/--no-nesterov", help="Nesterov momentum."),
@@ -248,7 +252,7 @@ def study_cmd(
     device: str | None = typer.Option(None, help=f"auto|cpu|cuda {_study_default('device')}."),
     width: int | None = typer.Option(None, help=f"Stage-1 channels {_study_default('width')}."),
     block: str | None = typer.Option(None, help="postact|preact."),
-    shortcut: str | None = typer.Option(None, help="A|B."),
+    shortcut: str | None = typer.Option(None, help="A|B|C."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
         None, help="auto|sequential|fused|ray (auto: fused on CUDA, sequential on CPU)."

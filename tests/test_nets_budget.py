@@ -93,7 +93,7 @@ def test_describe_table_command_28px_grayscale():
     [
         (["--depth", "21"], "invalid depth 21"),
         (["--block", "x"], "unknown block 'x'"),
-        (["--shortcut", "C"], "unknown shortcut 'C'"),
+        (["--shortcut", "D"], "unknown shortcut 'D'"),
         (["--solver", "rk9"], "unknown solver 'rk9'"),
     ],
 )

@@ -127,7 +127,7 @@ def test_variants_on_28x28_single_channel(block, shortcut, norm):
         ({"depth": 21}, "depth"),
         ({"depth": 2}, "depth"),
         ({"block": "bottleneck"}, "block"),
-        ({"shortcut": "C"}, "shortcut"),
+        ({"shortcut": "D"}, "shortcut"),
         ({"solver": "rk5"}, "solver"),
         ({"norm": "ln"}, "norm"),
         ({"width": 0}, "width"),

@@ -33,7 +33,7 @@ class ModelSummary:
     solver: str  # registry name
     family: str  # "runge-kutta" | "multistep" | "continuous"
     block: str  # "postact" | "preact"
-    shortcut: str  # "A" | "B"
+    shortcut: str  # "A" | "B" | "C"
     norm: str  # the norms in use, e.g. "bn" or "bn (ODE field: gn)"
     in_channels: int
     num_classes: int
@@ -152,6 +152,7 @@ def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
         notes.append("FLOPs of continuous models depend on the step count (nfe) of that forward")
     if extra:
         notes.append(f"{extra} learnable scheme coefficients ({solver.name}) not in params")
+    notes += _shortcut_notes(model, config)
     return ModelSummary(
         depth=config.depth,
         solver=solver.name,
@@ -171,6 +172,40 @@ def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
         stages=_stage_rows(model),
         notes=notes,
     )
+
+
+def _shortcut_notes(model: ResNet, config: ModelConfig) -> list[str]:
+    """How the shortcut applies to this scheme, and the parameters shortcut C costs it."""
+    stages = [s for s in model.stages if isinstance(s, Stage)]
+    if not stages:
+        if config.shortcut == "C":
+            return ["continuous mode: shortcut C projects the transition steps only (the ODE "
+                    "field has no step to project)"]  # fmt: skip
+        return []
+    if not stages[0].solver.residual:
+        return [
+            f"{config.solver}: x <- F(x) has no identity path, so no shortcut (shortcut "
+            f"{config.shortcut} adds nothing); the first field of a stage downsamples alone"
+        ]
+    if config.shortcut != "C":
+        return []
+    count = sum(len(s.projections or ()) for s in stages)
+    per_field = sum(len(s.fields) for s in stages)
+    fewer = 0  # parameters of the projections euler has and this scheme does not
+    for stage in stages:
+        assert stage.projections is not None and isinstance(stage.projections[0], ShortcutB)
+        c = stage.projections[0].conv.out_channels  # a missing one maps c -> c, stride 1
+        fewer += (len(stage.fields) - len(stage.projections)) * (c * c + 2 * c)
+    note = (
+        f"shortcut C: a 1x1 conv + norm projection on every step's start state s, one per "
+        f"step (not per field): {count} projections"
+    )
+    if count < per_field:
+        note += (
+            f"; euler has one per field ({per_field}), so this scheme has {fewer:,} fewer "
+            "parameters than euler at this depth: the budget is NOT matched"
+        )
+    return [note]
 
 
 def compare_budgets(

@@ -8,9 +8,13 @@ stage's first step. The step size h is absorbed into the field's weights.
   step's sum is the stage's ``post``, not part of the field.
 * ``preact`` (He et al. 2016): norm-ReLU-conv-norm-ReLU-conv, the pure x + F(x) form.
 
-Shortcuts (only where shape changes):
-* ``A``: subsample x[:, :, ::2, ::2] and zero-pad the channels (no parameters);
-* ``B``: 1x1 convolution with the stride, then a norm.
+Shortcuts:
+* ``A``: where the shape changes, subsample x[:, :, ::2, ::2] and zero-pad the channels (no
+  parameters); identity elsewhere;
+* ``B``: where the shape changes, a 1x1 convolution with the stride, then a norm;
+* ``C`` (He et al.): that 1x1 convolution + norm projection on every step, also where the
+  shape is unchanged. A step of s fields has one projection, applied to the step's start
+  state (see odenet.nets.stage), so an s-stage scheme has fewer projections than euler.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 
 BLOCKS = ("postact", "preact")
-SHORTCUTS = ("A", "B")
+SHORTCUTS = ("A", "B", "C")
 NORMS = ("bn", "gn")
 
 
@@ -83,7 +87,7 @@ class ShortcutA(nn.Module):
 
 
 class ShortcutB(nn.Module):
-    """Option B: norm(conv1x1_s(x)), a learned projection."""
+    """Options B and C: norm(conv1x1_s(x)), a learned projection."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str) -> None:
         super().__init__()
@@ -108,9 +112,11 @@ def make_field(
 def make_shortcut(
     kind: str, in_channels: int, out_channels: int, stride: int, norm: str
 ) -> nn.Module | None:
-    """The shortcut of a stage's first step: None (identity) when the shape is unchanged."""
+    """The shortcut of a step: None (identity) when the shape is unchanged, except for C."""
     if kind not in SHORTCUTS:
         raise ConfigError(f"unknown shortcut {kind!r}; expected one of: {', '.join(SHORTCUTS)}")
+    if kind == "C":
+        return ShortcutB(in_channels, out_channels, stride, norm)
     if stride == 1 and in_channels == out_channels:
         return None
     if kind == "A":

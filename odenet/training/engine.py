@@ -163,9 +163,12 @@ def train_members(
 
 def _result(m: Member, placement: Placement, engine: dict, execution: dict | None):
     from odenet.nets import count_parameters
+    from odenet.nets.stage import scheme_coefficients
 
     params, extra = count_parameters(m.model)
     prov = {**provenance(m.config, placement), **engine}
+    if (coefficients := scheme_coefficients(m.model)) is not None:
+        prov["coefficients"] = coefficients  # the learned lm k / learn-<tableau> A and b
     if execution is not None:
         prov["execution"] = execution
     return TrainResult.from_history(
