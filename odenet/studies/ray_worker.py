@@ -21,6 +21,7 @@ outside a run (a run's own failure is a ``store.fail`` event, as locally).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import queue
 import socket
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odenet.studies.records import RunRecord
-from odenet.studies.runner import StudyObserver, _message
+from odenet.studies.runner import Executor, StudyObserver, _message
 from odenet.training.checkpoint import CHECKPOINT
 
 SHIPPED = (CHECKPOINT,)  # the run-directory files that travel to the driver (result.json is
@@ -151,18 +152,25 @@ def run_task(
 
 def _execute(runs: list[RunRecord], settings: WorkerSettings, events: queue.Queue) -> None:
     """The local executor on ``runs`` with the proxies; always ends with ``_END``."""
-    from odenet.studies.fused_executor import make_executor
-
     try:
-        executor = make_executor(
-            settings.executor, settings.device, settings.fuse_max, None, settings.cuda_graphs
-        )
+        executor = _local_executor(settings)
         store = StoreProxy({r.id: r for r in runs}, events.put)
         executor.run(runs, store, ObserverProxy(events.put))
     except Exception as err:  # noqa: BLE001 - reported to the driver, which retries the task
         events.put(("error", _message(err)))
     finally:
         events.put(_END)
+
+
+@functools.lru_cache(maxsize=4)
+def _local_executor(settings: WorkerSettings) -> Executor:
+    """The local executor for ``settings``, one per worker process: Ray reuses a worker for
+    later tasks, and the executor keeps the datasets it loaded (one load per worker)."""
+    from odenet.studies.fused_executor import make_executor
+
+    return make_executor(
+        settings.executor, settings.device, settings.fuse_max, None, settings.cuda_graphs
+    )
 
 
 def _facts(settings: WorkerSettings) -> dict:
