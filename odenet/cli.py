@@ -60,10 +60,8 @@ def solvers_cmd(
 ) -> None:
     """List the registered schemes: name, family, order, stages, stability extents.
 
-    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
-    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
-    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
-    """
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, nystrom5, huta6, cv8, ...), multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learned tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*). --stability draws every region in one figure.
+    """  # noqa: E501  (one paragraph: the help text is re-wrapped, not the source)
     from odenet.solvers.catalog import solver_table
 
     if stability:

@@ -74,8 +74,11 @@ def stability_figure(names: Sequence[str] | None = None, *, columns: int = 4, gr
 
 
 def write_stability_figure(out: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Draw the figure and save it as PNG and SVG (``out``'s suffix is replaced); the paths."""
+    """Draw the figure and save it as PNG and SVG (``out``'s suffix is replaced; a directory
+    gets stability.png/.svg inside it); the paths written."""
     path = Path(out)
+    if path.is_dir():
+        path = path / "stability.png"
     if path.suffix.lower() not in ("", ".png", ".svg"):
         raise ConfigError(f"--out {str(out)!r}: give a .png or .svg name (both are written)")
     if not path.parent.exists():
