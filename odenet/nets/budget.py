@@ -32,7 +32,7 @@ class ModelSummary:
 
     depth: int  # weighted layers: 6n + 2 (cifar), 2N + 2 (single), 18 ... 152 (ImageNet)
     solver: str  # registry name
-    family: str  # "runge-kutta" | "multistep" | "continuous"
+    family: str  # "runge-kutta" | "multistep" | "continuous" | "plain" | "learned-rk"
     block: str  # "postact" | "preact" | "bottleneck"
     shortcut: str  # where shapes change (A | B) or on every step (C)
     norm: str  # the norms in use, e.g. "bn" or "bn (ODE field: gn)"

@@ -26,7 +26,7 @@ from odenet.training.config import TrainConfig
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
-EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
+EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
 SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
 # TrainConfig fields that only say how a run executes: a study may change them between
 # invocations (as the checkpoint's resume check allows), and they cannot be swept.
