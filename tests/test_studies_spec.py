@@ -74,7 +74,7 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
         ({"depths": "20,21"}, "--depths: depth 21 is not 6n\\+2"),
         ({"depths": "2"}, "--depths: depth 2 is not 6n\\+2"),
         ({"solvers": "rk5"}, "--solvers: unknown solver 'rk5'; expected one of: euler"),
-        ({"orders": "3,5"}, "--orders: unknown order 5; expected one of: 1, 2, 3, 4"),
+        ({"orders": "3,7"}, "--orders: unknown order 7; expected one of: 1, 2, 3, 4, 5, 6, 8"),
         ({"lrs": "0.1,-0.2"}, "--lrs: learning rate -0.2 must be a positive"),
         ({"lrs": "0.1,nan"}, "--lrs: learning rate nan"),
         ({"lrs": "0.1,0.1"}, "--lrs: 0.1 appears twice"),
