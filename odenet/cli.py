@@ -60,10 +60,8 @@ def solvers_cmd(
 ) -> None:
     """List the registered schemes: name, family, order, stages, stability extents.
 
-    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
-    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
-    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
-    """
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, nystrom5, huta6, cv8, ...), multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learned tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*). --stability draws every region in one figure.
+    """  # noqa: E501  (one paragraph: the help text is re-wrapped, not the source)
     from odenet.solvers.catalog import solver_table
 
     if stability:
@@ -96,8 +94,10 @@ def solvers_cmd(
 # ---- describe (nets) -----------------------------------------------------------------------
 @app.command("describe")
 def describe_cmd(
-    depth: int = typer.Option(20, "--depth", help="6n + 2 (20, 32, 44, 56, 110, ...)."),
+    depth: int = typer.Option(20, "--depth", help="cifar: 6n + 2 (20, 56, ...); single: 2N + 2."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
+    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
     shortcut: str = typer.Option(
         "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
@@ -105,8 +105,12 @@ def describe_cmd(
     norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
-    num_classes: int = typer.Option(10, "--num-classes", help="Number of classes."),
-    image_size: int = typer.Option(32, "--image-size", help="Input height = width."),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", help="Number of classes (default: 1000 ImageNet family, else 10)."
+    ),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Input height = width (default: 224 ImageNet family, else 32)."
+    ),
     ode_t1: float = typer.Option(1.0, "--ode-t1", help="Continuous mode: integrate over [0, T]."),
     ode_rtol: float = typer.Option(1e-3, "--ode-rtol", help="Continuous mode: rtol."),
     ode_atol: float = typer.Option(1e-4, "--ode-atol", help="Continuous mode: atol."),
@@ -114,10 +118,12 @@ def describe_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Layers, parameters, forward FLOPs and the steps of each stage of one network."""
-    from odenet.nets import ModelConfig, describe
+    from odenet.nets import ModelConfig, default_num_classes, describe
     from odenet.nets.budget import summary_table
 
     config = ModelConfig(
+        arch=arch,
+        downsample=downsample,
         depth=depth,
         solver=solver,
         block=block,
@@ -125,7 +131,7 @@ def describe_cmd(
         norm=norm,
         width=width,
         in_channels=in_channels,
-        num_classes=num_classes,
+        num_classes=default_num_classes(arch) if num_classes is None else num_classes,
         ode_t1=ode_t1,
         ode_rtol=ode_rtol,
         ode_atol=ode_atol,
@@ -142,9 +148,15 @@ def describe_cmd(
 @app.command("train")
 def train_cmd(
     dataset: str = typer.Option(
-        "cifar10", "--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic."
+        "cifar10",
+        "--dataset",
+        help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic | imagefolder:PATH[,size=N].",
     ),
-    depth: int = typer.Option(20, "--depth", help="6n + 2 (8, 14, 20, 32, 44, 56, 110, ...)."),
+    depth: int = typer.Option(
+        20, "--depth", help="cifar: 6n + 2 (8, 14, 20, ...); single: 2N + 2."
+    ),
+    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (`odenet solvers`)."),
     epochs: int = typer.Option(10, "--epochs", help="Passes over the training set."),
     lr: float = typer.Option(0.1, "--lr", help="Peak learning rate."),
@@ -187,6 +199,7 @@ def train_cmd(
         label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
         limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
         amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
+        arch=arch, downsample=downsample,
     )  # fmt: skip
     con = Console(stderr=True) if as_json else console
     result = train(config, out_dir=out, callbacks=EpochProgress(con, epochs, batch_size))

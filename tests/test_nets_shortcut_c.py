@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from odenet.errors import ConfigError
 from odenet.nets import ModelConfig, build_model, describe
 from odenet.nets.fields import ShortcutB
 
@@ -82,3 +83,39 @@ def test_heun_c_projects_each_steps_start_state():
             h = F.relu(p2(h) + f3(h))
         ref = model.fc(h.mean(dim=(2, 3)))
         torch.testing.assert_close(model(x), ref, rtol=0, atol=1e-5)
+
+
+def test_two_step_c_projects_the_current_state_only():
+    """ab2 with projections: u1 = P0(x) + F0(x); u_{i+1} = P_i(u_i) + 3/2 F_i(u_i) - 1/2 F_{i-1}."""
+    import odenet.solvers as S
+
+    g = torch.Generator().manual_seed(0)
+    mats = [torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.3 for _ in range(6)]
+    fields = [lambda u, m=m: m @ u for m in mats[:3]]
+    projections = [lambda u, m=m: u + m @ u for m in mats[3:]]
+    x = torch.randn(3, generator=g, dtype=torch.float64)
+    out = S.get("ab2").integrate(fields, x, projections=projections)
+    f0 = fields[0](x)
+    u = projections[0](x) + f0
+    f1 = fields[1](u)
+    u = projections[1](u) + 1.5 * f1 - 0.5 * f0
+    u = projections[2](u) + 1.5 * fields[2](u) - 0.5 * f1
+    torch.testing.assert_close(out, u, rtol=1e-14, atol=1e-14)
+    with pytest.raises(ConfigError, match="one per step"):
+        S.get("ab2").integrate(fields, x, projections=projections[:2])
+
+
+@pytest.mark.parametrize("solver", ["euler", "heun"])
+def test_c_members_fuse(solver):
+    from odenet.nets import fuse
+    from odenet.nets.fused import stack_inputs
+
+    models = [
+        build_model(14, solver, shortcut="C", generator=torch.Generator().manual_seed(s)).eval()
+        for s in (0, 1)
+    ]
+    xs = [torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(s)) for s in (5, 6)]
+    with torch.no_grad():
+        out = fuse(models).eval()(stack_inputs(xs))
+        for m, (model, x) in enumerate(zip(models, xs)):
+            torch.testing.assert_close(out[:, m], model(x), rtol=1e-5, atol=1e-5)

@@ -130,7 +130,7 @@ def make_stage(
         fields,
         shortcut=first,
         projections=projections,
-        post_relu=block == "postact",
+        post_relu=block != "preact",  # postact and bottleneck: ReLU after each sum
         generator=generator,
     )
 

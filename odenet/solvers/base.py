@@ -43,7 +43,7 @@ class Solver(ABC):
     """Abstract solver. Attributes: name, family, order, stages, description."""
 
     name: str
-    family: str  # "runge-kutta" | "multistep" | "continuous"
+    family: str  # "runge-kutta" | "multistep" | "continuous" | "plain" | "learned-rk"
     order: int
     stages: int  # fields consumed (classic: evaluations of f) per step
     description: str

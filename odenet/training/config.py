@@ -53,6 +53,8 @@ class TrainConfig:
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
     log_every: int = 0  # log the loss every this many steps; 0: auto = max(1,
     # total_steps // 100), i.e. >= ~100 points per run and every step for short runs
+    arch: str = "cifar"  # network family: cifar | single | resnet18 | ... | resnet152
+    downsample: str = "stem"  # single arch: the stride-2 step in the "stem" or first "field"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field, its value and what is valid.
@@ -112,6 +114,8 @@ class TrainConfig:
             in_channels=in_channels,
             num_classes=num_classes,
             width=self.width,
+            arch=self.arch,
+            downsample=self.downsample,
         )
 
 
