@@ -280,8 +280,15 @@ def study_cmd(
     shortcut: str | None = typer.Option(None, help="A|B|C."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
-        None, help="auto|sequential|fused (auto: fused on CUDA, sequential on CPU)."
+        None, help="auto|sequential|fused|ray (auto: fused on CUDA, sequential on CPU)."
     ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray: an existing cluster, HOST:PORT (default: a local Ray instance)."
+    ),
+    gpus_per_run: float | None = typer.Option(
+        None, help="Ray: GPUs per task (default 1 where the cluster has GPUs, else 0)."
+    ),
+    cpus_per_run: float = typer.Option(1.0, help="Ray: CPUs per task (its torch threads)."),
     fuse_max: int | None = typer.Option(
         None, help=f"Runs per fused group {_study_default('fuse_max')}."
     ),
@@ -302,6 +309,7 @@ def study_cmd(
     """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
     one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
+    from odenet.studies.ray_executor import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(
@@ -318,7 +326,8 @@ def study_cmd(
         else:
             console.print(plan_table(rows, len(runs)))
         return
-    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed)
+    ray = RayConfig(address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
+    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray)
     if as_json:
         _print_json(data.to_json())
     else:

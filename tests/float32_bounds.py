@@ -33,3 +33,16 @@ def assert_close_tensor(a: torch.Tensor, b: torch.Tensor, rtol: float, msg: str 
     absolute error of the sums they came from, not a relative one."""
     scale = float(b.abs().max()) if b.numel() else 0.0
     torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale, msg=msg)
+
+
+EPS_BF16 = torch.finfo(torch.bfloat16).eps  # 2**-7: bf16 keeps 8 significant bits
+
+
+def bf16_training_rtol(steps: int) -> float:
+    """Relative tolerance between two bf16-autocast runs that round at different points
+    (eager rounds every op's output to bf16; a compiled graph fuses ops and rounds once, or
+    keeps float32 inside a kernel). One rounding moves a value by up to half an ulp, so two
+    roundings of the same value differ by up to EPS_BF16 relative: the loss of a step (a mean,
+    which averages rather than accumulates the activations' rounding) differs by about that,
+    and each step carries the previous difference on: (steps + 1) EPS_BF16."""
+    return (steps + 1) * EPS_BF16

@@ -135,7 +135,7 @@ def test_only_lr_and_seed_may_differ():
 
 
 def test_channels_last_group_matches_separate_runs(env):
-    """NHWC weights and gradients (the CUDA default) through fusing, FusedSGD and freezing."""
+    """NHWC weights and gradients (the CUDA default) through fusing, MemberSGD and masking."""
     ds, root, _ = env
     group = [MEMBERS[1], DIVERGING]
     nhwc = [dataclasses.replace(c, channels_last=True) for c in configs(group)]

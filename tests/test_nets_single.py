@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
-from odenet.cli import app
+from odenet.cli import app, main
 from odenet.errors import ConfigError
 from odenet.nets import ModelConfig, build_model, count_flops, count_parameters, describe, fuse
 from odenet.nets.fused import stack_inputs
@@ -154,3 +154,35 @@ def test_fused_members_equal_separate_networks(downsample):
     out = fused(stack_inputs(xs))
     for m, (model, x) in enumerate(zip(models, xs)):
         torch.testing.assert_close(out[:, m], model(x))
+
+
+def test_downsample_is_a_study_axis(tmp_path, capsys):
+    """`odenet study --set arch=single --axis downsample=stem,field`: one run per position."""
+    out = tmp_path / "study"
+    with pytest.raises(SystemExit) as exit_:
+        main([
+            "study", "--set", "arch=single", "--axis", "downsample=stem,field", "--depths", "6",
+            "--orders", "1", "--lrs", "0.1", "--seeds", "0", "--epochs", "1", "--width", "4",
+            "--dataset", "synthetic:train=64,test=32,size=12,classes=3", "--device", "cpu",
+            "--out", str(out), "--json",
+        ])  # fmt: skip
+    assert exit_.value.code == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [(r["id"], r["downsample"], r["status"]) for r in runs] == [
+        ("d6-euler-lr0.1-dsstem-s0", "stem", "done"),
+        ("d6-euler-lr0.1-dsfield-s0", "field", "done"),
+    ]
+    strides = {}
+    for r in runs:
+        model, config = load_trained(out / "runs" / r["id"])
+        assert (config.arch, config.downsample) == ("single", r["downsample"])
+        strides[r["downsample"]] = model.stem_conv.stride
+    assert strides == {"stem": (2, 2), "field": (1, 1)}
+
+
+def test_study_depths_follow_the_arch_rule(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["study", "--set", "arch=single", "--depths", "19", "--dry-run"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--depths: invalid depth 19" in err and "2N + 2" in err and err.count("\n") == 1

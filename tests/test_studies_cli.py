@@ -63,7 +63,7 @@ def _with(option, value):
         ("--axis", "dataset=mnist,cifar10", "dataset holds one value per study"),
         ("--axis", "weight_decay=0,,1", "--axis weight_decay: empty item"),
         ("--axis", "momentum=0.9,0.9", "--axis momentum: 0.9 appears twice"),
-        ("--executor", "ray", "--executor: unknown value 'ray'"),
+        ("--executor", "dask", "--executor: unknown value 'dask'"),
         ("--fuse-max", "0", "--fuse-max"),
         pytest.param(
             "--device",

@@ -82,7 +82,7 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
         ({"epochs": 0}, "epochs must be a positive integer, got 0 \\(run d8-euler-lr0.1-s0\\)"),
         ({"schedule": "linear"}, "unknown schedule 'linear'; expected one of: onecycle"),
         ({"width": "x"}, "--width: 'x' is not an integer"),
-        ({"executor": "ray"}, "--executor: unknown value 'ray'; expected one of: auto, seq"),
+        ({"executor": "dask"}, "--executor: unknown value 'dask'; expected one of: auto, seq"),
         ({"fuse_max": 0}, "--fuse-max"),
         ({"orders": "", "solvers": ""}, "--orders: empty list"),
     ],

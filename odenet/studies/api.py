@@ -16,6 +16,7 @@ import platform
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
 from odenet.studies.fused_executor import make_executor
@@ -26,6 +27,9 @@ from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from odenet.studies.ray_executor import RayConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
 _KNOWN_SHAPES = {
@@ -105,13 +109,15 @@ def run_study(
     observer: StudyObserver | None = None,
     retry_failed: bool = True,
     wait: bool = True,
+    ray: RayConfig | None = None,
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
 
     Validates everything (spec, --out, dataset, an existing study's config) before writing
     anything. Finished runs are skipped; interrupted ones resume from their checkpoints;
     failed ones are retried when ``retry_failed``. Progress goes to ``observer`` (default:
-    a live view on a terminal, lines otherwise, nothing when ``quiet``).
+    a live view on a terminal, lines otherwise, nothing when ``quiet``). ``ray``: where the
+    ``ray`` executor runs (``odenet.studies.ray_executor.RayConfig``).
     """
     from odenet.data import load_dataset
 
@@ -126,7 +132,7 @@ def run_study(
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
     executor = make_executor(  # checks the device
-        spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs
+        spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
     store = Store.create(path, spec, runs, _versions())
     run_pending(

@@ -26,7 +26,7 @@ from odenet.training.config import TrainConfig
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
-EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
+EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
 SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
 # TrainConfig fields that only say how a run executes: a study may change them between
 # invocations (as the checkpoint's resume check allows), and they cannot be swept.
@@ -127,8 +127,10 @@ class StudySpec:
             _prefixed("orders", solvers.for_order, o)  # ConfigError listing the valid orders
         for s in self.solvers:
             _prefixed("solvers", solvers.get, s)  # ConfigError listing the valid names
+        swept = dict(self.sweep)
+        arches = swept.get("arch", (self.base.arch,))
         for d in self.depths:
-            _check_depth(d)
+            _check_depth(d, arches)
         for lr in self.lrs:
             ok = isinstance(lr, (int, float)) and not isinstance(lr, bool)
             if not ok or not math.isfinite(lr) or lr <= 0:
@@ -224,11 +226,19 @@ def _order(order: list[str], name: str) -> int:
     return order.index(name) if name in order else len(order)
 
 
-def _check_depth(d: object) -> None:
-    if isinstance(d, bool) or not isinstance(d, int) or d < 8 or (d - 2) % 6:
-        raise ConfigError(
-            f"--depths: depth {d!r} is not 6n+2 with n >= 1; e.g. 8, 14, 20, 32, 44, 56, 110"
-        )
+def _check_depth(d: object, arches: tuple) -> None:
+    """The depth rule of every architecture in the study (cifar: 6n + 2; see odenet.nets)."""
+    from odenet.nets.layout import ARCHS, check_arch
+
+    if all(a == "cifar" for a in arches):
+        if isinstance(d, bool) or not isinstance(d, int) or d < 8 or (d - 2) % 6:
+            raise ConfigError(
+                f"--depths: depth {d!r} is not 6n+2 with n >= 1; e.g. 8, 14, 20, 32, 44, 56, 110"
+            )
+        return
+    for arch in arches:
+        if arch in ARCHS:  # an unknown name is reported by the run's own validation
+            _prefixed("depths", lambda v, a=arch: check_arch(a, v, "stem"), d)
 
 
 def _prefixed(option: str, check, value: object) -> None:

@@ -64,6 +64,13 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def save_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a file's bytes as they are (a checkpoint shipped from another machine), atomically."""
+    path = Path(path)
+    _atomic_write(path, lambda f: f.write(data))
+    return path
+
+
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
     """The checkpoint in out_dir (tensors on CPU), or None when there is none."""
     path = Path(out_dir) / CHECKPOINT

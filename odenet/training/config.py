@@ -114,6 +114,10 @@ class TrainConfig:
                     f"{name} must be true, false or unset, got {getattr(self, name)!r}"
                 )
 
+        from odenet.nets.layout import check_arch  # names and the family's depth rule
+
+        check_arch(self.arch, self.depth, self.downsample)
+
     def check_dataset(self, dataset) -> None:
         """ConfigError when this run cannot succeed on ``dataset`` (an ArrayDataset): a
         --limit-train/--limit-test beyond its splits, or a model whose training (at this

@@ -49,7 +49,10 @@ def print_result(console: Console, config: TrainConfig, result: TrainResult) -> 
          f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}"]
         for m in result.history
     ]  # fmt: skip
-    title = f"odenet train: {c.dataset}, depth {c.depth}, {c.solver} ({result.status})"
+    net = f"depth {c.depth}" if c.arch in ("cifar", "single") else c.arch  # ImageNet: fixed depth
+    if c.arch == "single":
+        net = f"single-stage depth {c.depth} (downsample in {c.downsample})"
+    title = f"odenet train: {c.dataset}, {net}, {c.solver} ({result.status})"
     table = rich_table(header, cells, title=title)
     console.print(table)
     if result.status == "diverged":

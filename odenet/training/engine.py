@@ -181,7 +181,7 @@ def _epochs(members: list[Member], step: Step, placement: Placement) -> None:
     """The epoch loop (see the module docstring for the reads and the divergence rule)."""
     k, cfg, dev = len(members), members[0].config, placement.device
     steps = len(members[0].train_loader)
-    schedule, interval = lr_schedule(cfg, steps), cfg.log_interval(steps)
+    schedule = lr_schedule(cfg, steps)
     thresholds = torch.tensor([m.config.divergence_threshold for m in members],
                               dtype=torch.float64, device=dev)  # fmt: skip
     alive = torch.ones(k, dtype=torch.bool, device=dev)
@@ -211,24 +211,12 @@ def _epochs(members: list[Member], step: Step, placement: Placement) -> None:
             window.append(losses)
             if s % READ_EVERY and s != steps:
                 continue
-            packed = [torch.stack(window).double().flatten(), alive.double(), diverged_at.double()]
+            packed = [torch.stack(window).double().flatten(), diverged_at.double()]
             if s == steps:
                 packed += [loss_sum, images.double(), correct.double()]
             values = host_read(torch.cat(packed))
-            first, window = s - len(window) + 1, []
-            for i in list(live):
-                div = int(values[len(packed[0]) + k + i])
-                last = div - 1 if div else s  # the member's last step taken
-                m = members[i]
-                rows = [StepLog(g, values[(t - first) * k + i], m.config.lr * schedule(g - 1))
-                        for t in range(first, last + 1)
-                        if (g := before + t) % interval == 0]  # fmt: skip
-                m.callbacks.on_log(rows)
-                if last >= first:
-                    m.callbacks.on_step(epoch, last, values[(last - first) * k + i])
-                if div:
-                    m.diverged, m.partial_seconds = (epoch, div), time.perf_counter() - start
-                    live.remove(i)
+            _report(members, live, values, epoch, s - len(window) + 1, s, before, start)
+            window = []
             if not live:
                 return
         sums = values[-3 * k :]
@@ -251,3 +239,26 @@ def _epochs(members: list[Member], step: Step, placement: Placement) -> None:
                     save_member(members[i], states[i], momentum[i], before + steps)
         for i in live:  # after every checkpoint: a hook may interrupt the run
             members[i].callbacks.on_epoch_end(members[i].history[-1])
+
+
+def _report(members: list[Member], live: list[int], values: list[float], epoch: int,
+            first: int, last: int, before: int, start: float) -> None:  # fmt: skip
+    """At a host read of steps first..last of ``epoch``: log rows and the latest loss to each
+    live member's callbacks, and take the members that diverged out of ``live``.
+
+    values: the window's losses (step-major, K per step), then each member's diverging step
+    in this epoch (0: none).
+    """
+    k, cfg, steps = len(members), members[0].config, len(members[0].train_loader)
+    schedule, interval = lr_schedule(cfg, steps), cfg.log_interval(steps)
+    for i in list(live):
+        m, div = members[i], int(values[(last - first + 1) * k + i])
+        taken = div - 1 if div else last  # the member's last step taken
+        rows = [StepLog(g, values[(t - first) * k + i], m.config.lr * schedule(g - 1))
+                for t in range(first, taken + 1) if (g := before + t) % interval == 0]  # fmt: skip
+        m.callbacks.on_log(rows)
+        if taken >= first:
+            m.callbacks.on_step(epoch, taken, values[(taken - first) * k + i])
+        if div:
+            m.diverged, m.partial_seconds = (epoch, div), time.perf_counter() - start
+            live.remove(i)
