@@ -6,23 +6,24 @@ The public API is re-exported here on purpose; everything else is implementation
 * ``build_model`` / ``ModelConfig`` / ``describe``: the CIFAR ResNet family at any scheme;
 * ``load_dataset``: datasets as uint8 arrays; ``TrainConfig`` / ``train`` / ``load_trained``;
 * ``StudySpec`` / ``run_study`` / ``load_study`` / ``report_study``: grids of runs;
-  ``LandscapeConfig`` / ``run_landscape``: loss-surface slices and sharpness.
+* ``LandscapeConfig`` / ``run_landscape`` (loss-surface slices and sharpness) and
+  ``AnalyzeConfig`` / ``run_analyze`` (layer responses, step ratios, gradient norms, field
+  spectra on the stability region): ``odenet.analysis``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from odenet import data, nets, solvers, training
+from odenet import analysis, data, nets, solvers, training
+from odenet.analysis import AnalyzeConfig, LandscapeConfig, run_analyze, run_landscape
 from odenet.data import available_datasets, load_dataset
 from odenet.errors import ConfigError, DataError, OdenetError
 from odenet.nets import ModelConfig, ModelSummary, ResNet, build_model, describe
 from odenet.studies import (
-    LandscapeConfig,
     Store,
     StudySpec,
     load_study,
     plan_study,
     report_study,
-    run_landscape,
     run_study,
 )
 from odenet.training import TrainConfig, TrainResult, load_trained, train, train_fused
@@ -33,6 +34,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+source"
 
 __all__ = [
+    "AnalyzeConfig",
     "ConfigError",
     "LandscapeConfig",
     "Store",
@@ -45,6 +47,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "analysis",
     "available_datasets",
     "build_model",
     "data",
@@ -55,6 +58,7 @@ __all__ = [
     "nets",
     "plan_study",
     "report_study",
+    "run_analyze",
     "run_landscape",
     "run_study",
     "solvers",

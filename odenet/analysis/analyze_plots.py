@@ -1,0 +1,261 @@
+"""Figures of ``odenet analyze`` (pyplot-free Figures; PNG at 200 dpi and SVG).
+
+Per depth d, in ``<study>/analysis/``:
+
+* ``responses_d{d}``: He et al. Fig. 7, both panels: the std of each field's output in
+  network order, and the same values sorted in descending order;
+* ``step_ratios_d{d}``: ||k_i|| / ||s|| per field;
+* ``grad_norms_d{d}``: ||dL/dx_i|| of the state and ||dL/d theta_i|| of the parameters per
+  field, at the trained (solid) and initial (dashed) weights;
+* ``eigenvalues_d{d}``: a panel per (scheme, lr): each field's mean dominant eigenvalue over
+  the scheme's stability region (when odenet.solvers.stability provides it);
+* ``outside_region``: fields outside the region against lr, per (depth, scheme).
+
+Lines are means over the seeds of a (scheme, lr) cell; every legend and title says n, the
+number of seeds behind it, and a footnote says which images were used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from odenet.analysis.eigen import _stability
+from odenet.analysis.plotting import footnote, new_figure, save
+
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _cells(models: list[dict], depth: int) -> dict[tuple[str, float], list[dict]]:
+    out: dict[tuple[str, float], list[dict]] = {}
+    for m in models:
+        if m["depth"] == depth:
+            out.setdefault((m["solver"], m["lr"]), []).append(m)
+    return out
+
+
+def _mean(rows: list[list[float | None]]) -> np.ndarray:
+    arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
+    return np.nanmean(arr, axis=0) if arr.size else arr
+
+
+def _style(schemes: list[str], lrs: list[float], solver: str, lr: float, colors) -> dict:
+    return {
+        "color": colors[schemes.index(solver) % len(colors)],
+        "linestyle": _STYLES[lrs.index(lr) % len(_STYLES)],
+        "marker": "o",
+        "ms": 3,
+    }
+
+
+def _note(fig, models: list[dict]) -> None:
+    images = "; ".join(sorted({m["data"] for m in models}))
+    footnote(fig, f"eval mode, on {images}. Lines: mean over the n seeds of each cell.")
+
+
+def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
+    """One figure with a panel per (title, ylabel, value(model) -> list, log, sort)."""
+    from matplotlib import rcParams
+
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
+    cells = _cells(models, depth)
+    schemes = list(dict.fromkeys(s for s, _ in cells))
+    lrs = sorted({lr for _, lr in cells})
+    fig = new_figure(figsize=(5 * len(panels), 3.8), constrained_layout=True)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, ylabel, value, log, sort) in zip(axes, panels, strict=True):
+        for (solver, lr), ms in cells.items():
+            style = _style(schemes, lrs, solver, lr, colors)
+            for get, extra in value:
+                y = _mean([get(m) for m in ms])
+                if sort:
+                    y = np.sort(y)[::-1]
+                label = f"{solver}, lr {lr:g} (n={len(ms)})" if extra.get("label", True) else None
+                ax.plot(
+                    np.arange(1, len(y) + 1), y, label=label, **{**style, **extra.get("kw", {})}
+                )
+        ax.set(
+            title=f"{title}, depth {depth}",
+            ylabel=ylabel,
+            xlabel="field (sorted by value)" if sort else "field (network order)",
+        )
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    _note(fig, [m for ms in cells.values() for m in ms])
+    return save(fig, stem)
+
+
+def _region(ax, scheme: str) -> bool:
+    stability = _stability()
+    if stability is None:
+        return False
+    try:
+        locus = np.asarray(stability.boundary_locus(scheme))
+    except Exception:  # noqa: BLE001  (no region for this scheme: plain, continuous)
+        return False
+    ax.fill(locus.real, locus.imag, color="0.85", zorder=0, label=f"{scheme} region")
+    ax.plot(locus.real, locus.imag, color="0.4", lw=0.8, zorder=1)
+    return True
+
+
+def eigenvalue_figure(models: list[dict], depth: int, stem: Path) -> list[Path]:
+    cells = _cells(models, depth)
+    schemes = list(dict.fromkeys(s for s, _ in cells))
+    lrs = sorted({lr for _, lr in cells})
+    fig = new_figure(figsize=(3.4 * len(lrs), 3.2 * len(schemes)), constrained_layout=True)
+    axes = fig.subplots(len(schemes), len(lrs), squeeze=False)
+    for i, solver in enumerate(schemes):
+        for j, lr in enumerate(lrs):
+            ax = axes[i][j]
+            ms = cells.get((solver, lr), [])
+            if not ms:
+                ax.set_axis_off()
+                continue
+            region_schemes = {
+                e["scheme"] for m in ms for e in m["eigenvalues"] if e["re"] is not None
+            }
+            drew = any(_region(ax, s) for s in sorted(region_schemes, key=lambda s: s != solver))
+            for m in ms:
+                z = [
+                    (e["re"], e["im"], e["inside"]) for e in m["eigenvalues"] if e["re"] is not None
+                ]
+                if z:
+                    re, im, inside = zip(*z, strict=True)
+                    colors = ["tab:blue" if ok is not False else "tab:red" for ok in inside]
+                    ax.scatter(
+                        re, im, c=colors, s=14, marker="o" if m["seed"] % 2 == 0 else "^", zorder=2
+                    )
+            outside = [m["outside_region"] for m in ms if m["outside_region"] is not None]
+            count = (
+                f"outside: {np.mean(outside):.1f}/{ms[0]['fields_with_region']}"
+                if outside
+                else "no region"
+            )
+            ax.set_title(f"{solver}, lr {lr:g} (n={len(ms)}): {count}", fontsize=8)
+            ax.axhline(0, color="0.6", lw=0.5)
+            ax.axvline(0, color="0.6", lw=0.5)
+            ax.set_xlabel("Re z", fontsize=8)
+            ax.set_ylabel("Im z", fontsize=8)
+            if drew:
+                ax.legend(fontsize=6, loc="upper left")
+    footnote(
+        fig,
+        "z: dominant eigenvalue of each field's Jacobian (mean over samples, Im >= 0); "
+        "red: outside the region of the field's step scheme. "
+        + "; ".join(sorted({m["data"] for ms in cells.values() for m in ms})),
+    )
+    return save(fig, stem)
+
+
+def outside_figure(table: list[dict], stem: Path) -> list[Path]:
+    fig = new_figure(figsize=(5.5, 3.8), constrained_layout=True)
+    ax = fig.subplots()
+    keys = list(dict.fromkeys((r["depth"], r["scheme"]) for r in table))
+    for depth, scheme in keys:
+        rows = [r for r in table if (r["depth"], r["scheme"]) == (depth, scheme)]
+        rows = [r for r in rows if r["outside_region"] is not None]
+        if not rows:
+            continue
+        ns = sorted({r["n"] for r in rows})
+        ax.plot(
+            [r["lr"] for r in rows],
+            [r["outside_region"] for r in rows],
+            marker="o",
+            label=f"{scheme}, depth {depth} (n={','.join(map(str, ns))})",
+        )
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="peak learning rate",
+        ylabel="fields outside the stability region",
+        title="field spectra outside the scheme's region (mean over seeds)",
+    )
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return save(fig, stem)
+
+
+def draw_analysis(models: list[dict], table: list[dict], out_dir: Path) -> list[Path]:
+    """Every figure of an analysis; returns the written paths."""
+    paths: list[Path] = []
+    for depth in sorted({m["depth"] for m in models}):
+        paths += _per_field_figure(
+            models,
+            depth,
+            out_dir / f"responses_d{depth}",
+            [
+                (
+                    "responses",
+                    "std of the field's output",
+                    [(lambda m: m["responses"]["network_order"], {})],
+                    False,
+                    False,
+                ),
+                (
+                    "responses, sorted",
+                    "std of the field's output",
+                    [(lambda m: m["responses"]["network_order"], {})],
+                    False,
+                    True,
+                ),
+            ],
+        )
+        paths += _per_field_figure(
+            models,
+            depth,
+            out_dir / f"step_ratios_d{depth}",
+            [
+                (
+                    "step ratios",
+                    "mean ||k_i|| / ||s||",
+                    [(lambda m: m["step_ratios"], {})],
+                    True,
+                    False,
+                ),
+            ],
+        )
+        init = {"label": False, "kw": {"alpha": 0.5, "marker": "x", "linestyle": "--"}}
+        paths += _per_field_figure(
+            models,
+            depth,
+            out_dir / f"grad_norms_d{depth}",
+            [
+                (
+                    "state gradient (x: initial weights)",
+                    "||dL/dx_i||",
+                    [
+                        (lambda m: m["grad_norms"]["trained"]["states"], {}),
+                        (
+                            lambda m: (
+                                m["grad_norms"]["initial"] or {"states": [None] * len(m["fields"])}
+                            )["states"],
+                            init,
+                        ),
+                    ],
+                    True,
+                    False,
+                ),
+                (
+                    "parameter gradient (x: initial weights)",
+                    "||dL/dθ_i||",
+                    [
+                        (lambda m: m["grad_norms"]["trained"]["params"], {}),
+                        (
+                            lambda m: (
+                                m["grad_norms"]["initial"] or {"params": [None] * len(m["fields"])}
+                            )["params"],
+                            init,
+                        ),
+                    ],
+                    True,
+                    False,
+                ),
+            ],
+        )
+        paths += eigenvalue_figure(models, depth, out_dir / f"eigenvalues_d{depth}")
+    if any(r["outside_region"] is not None for r in table):
+        paths += outside_figure(table, out_dir / "outside_region")
+    return paths
