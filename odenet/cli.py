@@ -316,6 +316,7 @@ def analyze_cmd(
     restarts: int = typer.Option(4, help="Arnoldi cycles."),
     eigen_images: int = typer.Option(64, help="Images the field spectra are averaged over."),
     initial: bool = typer.Option(True, help="Also gradient norms at the initial weights."),
+    figures: bool = typer.Option(True, help="Draw the figures (PNG + SVG)."),
     device: str = typer.Option("auto", help="auto|cpu|cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print settings, models, figures as JSON."),
 ) -> None:
@@ -325,7 +326,7 @@ def analyze_cmd(
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
         limit_data=limit_data, batch_size=batch_size, krylov=krylov, restarts=restarts,
-        eigen_images=eigen_images, initial=initial, device=device,
+        eigen_images=eigen_images, initial=initial, figures=figures, device=device,
     )  # fmt: skip
     result = run_analyze(config)
     for line in result.notes:

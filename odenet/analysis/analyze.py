@@ -52,6 +52,7 @@ class AnalyzeConfig:
     batch_size: int = 256  # evaluation batch size
     eigen: EigenConfig = EigenConfig()  # the Arnoldi estimate of the field spectra
     initial: bool = True  # also the gradient norms at the run's initial weights
+    figures: bool = True  # draw the figures (PNG + SVG) into <study>/analysis/
     device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
 
     def validate(self) -> None:
@@ -278,7 +279,7 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(),
     }
-    figures = draw_analysis(models, table, store.dir / "analysis")
+    figures = draw_analysis(models, table, store.dir / "analysis") if config.figures else []
     return AnalyzeResult(settings, models, table, figures, notes)
 
 

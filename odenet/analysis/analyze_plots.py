@@ -36,8 +36,11 @@ def _cells(models: list[dict], depth: int) -> dict[tuple[str, float], list[dict]
 
 
 def _mean(rows: list[list[float | None]]) -> np.ndarray:
+    """Column means over the rows, ignoring missing values (NaN where all are missing)."""
     arr = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
-    return np.nanmean(arr, axis=0) if arr.size else arr
+    seen = np.isfinite(arr).sum(axis=0)
+    total = np.where(np.isfinite(arr), arr, 0.0).sum(axis=0)
+    return np.where(seen > 0, total / np.maximum(seen, 1), np.nan)
 
 
 def _style(schemes: list[str], lrs: list[float], solver: str, lr: float, colors) -> dict:
@@ -69,6 +72,8 @@ def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
             style = _style(schemes, lrs, solver, lr, colors)
             for get, extra in value:
                 y = _mean([get(m) for m in ms])
+                if not np.isfinite(y).any():
+                    continue
                 if sort:
                     y = np.sort(y)[::-1]
                 label = f"{solver}, lr {lr:g} (n={len(ms)})" if extra.get("label", True) else None
