@@ -51,10 +51,30 @@ def _print_json(obj: object) -> None:
 @app.command("solvers")
 def solvers_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    stability: bool = typer.Option(
+        False, "--stability", help="Draw every scheme's stability region in one figure."
+    ),
+    out: Path = typer.Option(
+        Path("stability.png"), "--out", help="With --stability: the figure (PNG + SVG)."
+    ),
 ) -> None:
-    """List the registered solvers: name, family, order, stages, description."""
+    """List the registered schemes: name, family, order, stages, stability extents.
+
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
+    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
+    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
+    """
     from odenet.solvers.catalog import solver_table
 
+    if stability:
+        from odenet.solvers.stability_plot import write_stability_figure
+
+        paths = write_stability_figure(out)
+        if as_json:
+            _print_json({"figures": [str(p) for p in paths]})
+        else:
+            console.print("\n".join(f"wrote {p}" for p in paths))
+        return
     rows = solver_table()
     if as_json:
         _print_json(rows)
@@ -62,11 +82,20 @@ def solvers_cmd(
     from rich.table import Table
 
     table = Table(title="odenet solvers")
-    for col in ("name", "family", "order", "stages", "description"):
-        table.add_column(col, justify="right" if col in ("order", "stages") else "left")
+    cols = ("name", "family", "order", "stages", "real", "imag", "description")
+    for col in cols:
+        table.add_column(
+            col, justify="left" if col in ("name", "family", "description") else "right"
+        )
     for r in rows:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
-        table.add_row(name, r["family"], str(r["order"]), str(r["stages"]), r["description"])
+        order = str(r["order"]) if r["order"] else "-"
+        re, im = (
+            (f"{r['real_extent']:.3f}", f"{r['imag_extent']:.3f}")
+            if r["real_extent"] is not None
+            else ("-", "-")
+        )
+        table.add_row(name, r["family"], order, str(r["stages"]), re, im, r["description"])
     console.print(table)
 
 

@@ -12,6 +12,13 @@ from odenet.solvers.registry import (
     register,
 )
 from odenet.solvers.runge_kutta import RungeKutta, rk_stacked_step, rk_step
+from odenet.solvers.stability import (
+    boundary_locus,
+    imag_extent,
+    in_region,
+    real_extent,
+    stability_function,
+)
 from odenet.solvers.tableau import ButcherTableau, TableauError
 
 
@@ -38,10 +45,15 @@ __all__ = [
     "TwoStep",
     "aliases",
     "available",
+    "boundary_locus",
     "for_order",
     "get",
+    "imag_extent",
+    "in_region",
+    "real_extent",
     "register",
     "rk_stacked_step",
     "rk_step",
     "solve",
+    "stability_function",
 ]
