@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from odenet import solvers as registry
 from odenet.analysis import AnalyzeConfig, RunSelection, run_analyze
 from odenet.analysis.eigen import EigenConfig
 from odenet.cli import main
+from odenet.solvers.stability import in_region
 from odenet.studies.store import Store
 
 DATASET = "synthetic:train=96,test=32,size=8"
@@ -73,6 +75,14 @@ def test_analyze_writes_figures_and_json(study, capsys):
         # the downsampling fields (first of stages 2 and 3) have no square Jacobian
         no_square = [e["re"] is None for e in m["eigenvalues"]]
         assert no_square == [False, False, True, False, True, False]
+        # the count outside, recomputed from the reported eigenvalues and the scheme's region
+        placed = [
+            bool(in_region(e["scheme"], np.array([complex(e["re"], e["im"])]))[0])
+            for e in m["eigenvalues"]
+            if e["re"] is not None and m["solver"] != "plain"
+        ]
+        assert m["outside_region"] == (placed.count(False) if placed else None)
+        assert m["fields_with_region"] == len(placed)
     names = {Path(p).name for p in payload["figures"]}
     for stem in ("responses_d14", "step_ratios_d14", "grad_norms_d14", "eigenvalues_d14"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names

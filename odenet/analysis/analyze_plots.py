@@ -17,12 +17,14 @@ number of seeds behind it, and a footnote says which images were used.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from odenet.analysis.eigen import _stability
 from odenet.analysis.plotting import footnote, new_figure, save
+from odenet.errors import ConfigError
+from odenet.solvers import stability
 
 _STYLES = ("-", "--", ":", "-.")
 
@@ -93,16 +95,21 @@ def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
     return save(fig, stem)
 
 
-def _region(ax, scheme: str) -> bool:
-    stability = _stability()
-    if stability is None:
-        return False
+def _region(ax, scheme: str, points: list[complex]) -> bool:
+    """Shade ``scheme``'s stability region (grey) and draw its boundary over a window that
+    holds the region's real extent and every point; False when the scheme has none."""
     try:
         locus = np.asarray(stability.boundary_locus(scheme))
-    except Exception:  # noqa: BLE001  (no region for this scheme: plain, continuous)
+    except ConfigError:  # plain and continuous schemes have no region
         return False
-    ax.fill(locus.real, locus.imag, color="0.85", zorder=0, label=f"{scheme} region")
-    ax.plot(locus.real, locus.imag, color="0.4", lw=0.8, zorder=1)
+    finite = locus[np.isfinite(locus)]
+    xs = [*finite.real, *(p.real for p in points), 0.5]
+    ys = [*np.abs(finite.imag), *(abs(p.imag) for p in points), 0.5]
+    lo, hi, top = 1.1 * min(xs), 1.1 * max(xs), 1.1 * max(ys)
+    re, im = np.meshgrid(np.linspace(lo, hi, 240), np.linspace(-top, top, 240))
+    inside = stability.in_region(scheme, re + 1j * im).astype(float)
+    ax.contourf(re, im, inside, levels=[0.5, 1.5], colors=["0.85"], zorder=0)
+    ax.plot(locus.real, locus.imag, color="0.4", lw=0.8, zorder=1, label=f"{scheme} region")
     return True
 
 
@@ -119,10 +126,16 @@ def eigenvalue_figure(models: list[dict], depth: int, stem: Path) -> list[Path]:
             if not ms:
                 ax.set_axis_off()
                 continue
-            region_schemes = {
-                e["scheme"] for m in ms for e in m["eigenvalues"] if e["re"] is not None
-            }
-            drew = any(_region(ax, s) for s in sorted(region_schemes, key=lambda s: s != solver))
+            points = [
+                complex(e["re"], e["im"])
+                for m in ms
+                for e in m["eigenvalues"]
+                if e["re"] is not None
+            ]
+            # shade the region of the scheme most fields' steps use (a depth-20 rk4 stage is
+            # one rk3 step); each point is judged against its own step's scheme (red: outside)
+            steps = [e["scheme"] for m in ms for e in m["eigenvalues"] if e["re"] is not None]
+            drew = bool(steps) and _region(ax, Counter(steps).most_common(1)[0][0], points)
             for m in ms:
                 z = [
                     (e["re"], e["im"], e["inside"]) for e in m["eigenvalues"] if e["re"] is not None
@@ -142,6 +155,7 @@ def eigenvalue_figure(models: list[dict], depth: int, stem: Path) -> list[Path]:
             ax.set_title(f"{solver}, lr {lr:g} (n={len(ms)}): {count}", fontsize=8)
             ax.axhline(0, color="0.6", lw=0.5)
             ax.axvline(0, color="0.6", lw=0.5)
+            ax.set_aspect("equal", adjustable="datalim")
             ax.set_xlabel("Re z", fontsize=8)
             ax.set_ylabel("Im z", fontsize=8)
             if drew:

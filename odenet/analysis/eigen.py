@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
+from odenet.solvers import stability
 
 
 @dataclass(frozen=True)
@@ -140,23 +141,11 @@ def field_eigenvalues(
 
 
 def place_on_region(scheme: str, z: Tensor, **kwargs) -> Tensor | None:
-    """Whether each z is inside ``scheme``'s absolute-stability region; None when the scheme
-    has none (plain, continuous) or the stability module is not available."""
-    stability = _stability()
-    if stability is None:
-        return None
+    """Whether each z is inside ``scheme``'s absolute-stability region
+    (``odenet.solvers.stability.in_region``); None when the scheme has none (plain,
+    continuous)."""
     try:
         inside = stability.in_region(scheme, z.numpy(), **kwargs)
     except ConfigError:
         return None
     return torch.as_tensor(inside, dtype=torch.bool)
-
-
-def _stability():
-    # TODO(solvers, contracts.md #4): odenet.solvers.stability lands with the solvers branch;
-    # import it directly once merged.
-    try:
-        from odenet.solvers import stability
-    except ImportError:
-        return None
-    return stability
