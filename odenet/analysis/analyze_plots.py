@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from odenet.analysis.plotting import footnote, new_figure, save
 from odenet.errors import ConfigError
@@ -35,6 +36,15 @@ def _cells(models: list[dict], depth: int) -> dict[tuple[str, float], list[dict]
         if m["depth"] == depth:
             out.setdefault((m["solver"], m["lr"]), []).append(m)
     return out
+
+
+def _by_scheme(cells: dict) -> dict[str, list[dict]]:
+    """The models of each scheme, one per seed (the initial weights do not depend on lr)."""
+    out: dict[str, dict[int, dict]] = {}
+    for (solver, _), ms in cells.items():
+        for m in ms:
+            out.setdefault(solver, {}).setdefault(m["seed"], m)
+    return {solver: list(by_seed.values()) for solver, by_seed in out.items()}
 
 
 def _mean(rows: list[list[float | None]]) -> np.ndarray:
@@ -60,7 +70,8 @@ def _note(fig, models: list[dict]) -> None:
 
 
 def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
-    """One figure with a panel per (title, ylabel, value(model) -> list, log, sort)."""
+    """One figure with a panel per (title, ylabel, [(value: model -> list, initial)], log y,
+    sorted): a line per (scheme, lr), or per scheme for values at the initial weights."""
     from matplotlib import rcParams
 
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
@@ -70,18 +81,26 @@ def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
     fig = new_figure(figsize=(5 * len(panels), 3.8), constrained_layout=True)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, ylabel, value, log, sort) in zip(axes, panels, strict=True):
-        for (solver, lr), ms in cells.items():
-            style = _style(schemes, lrs, solver, lr, colors)
-            for get, extra in value:
+        for get, initial in value:
+            # trained weights: a line per (scheme, lr); initial weights depend on the seed
+            # and the scheme only: a dotted grey-edged line per scheme
+            groups = _by_scheme(cells) if initial else cells
+            for key, ms in groups.items():
                 y = _mean([get(m) for m in ms])
                 if not np.isfinite(y).any():
                     continue
                 if sort:
                     y = np.sort(y)[::-1]
-                label = f"{solver}, lr {lr:g} (n={len(ms)})" if extra.get("label", True) else None
-                ax.plot(
-                    np.arange(1, len(y) + 1), y, label=label, **{**style, **extra.get("kw", {})}
-                )
+                solver = key if initial else key[0]
+                seeds = len({m["seed"] for m in ms})
+                if initial:
+                    style = {"color": colors[schemes.index(solver) % len(colors)],
+                             "linestyle": ":", "marker": "x", "ms": 4, "alpha": 0.7}  # fmt: skip
+                    label = f"{solver}, initial weights (n={seeds})"
+                else:
+                    style = _style(schemes, lrs, solver, key[1], colors)
+                    label = f"{solver}, lr {key[1]:g} (n={len(ms)})"
+                ax.plot(np.arange(1, len(y) + 1), y, label=label, **style)
         ax.set(
             title=f"{title}, depth {depth}",
             ylabel=ylabel,
@@ -89,6 +108,7 @@ def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
         )
         if log:
             ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     _note(fig, [m for ms in cells.values() for m in ms])
@@ -199,81 +219,32 @@ def outside_figure(table: list[dict], stem: Path) -> list[Path]:
 
 def draw_analysis(models: list[dict], table: list[dict], out_dir: Path) -> list[Path]:
     """Every figure of an analysis; returns the written paths."""
+
+    def initial(key: str):
+        return lambda m: (m["grad_norms"]["initial"] or {key: [None] * len(m["fields"])})[key]
+
+    def trained(key: str):
+        return lambda m: m["grad_norms"]["trained"][key]
+
+    def responses(m):
+        return m["responses"]["network_order"]
+
     paths: list[Path] = []
     for depth in sorted({m["depth"] for m in models}):
-        paths += _per_field_figure(
-            models,
-            depth,
-            out_dir / f"responses_d{depth}",
-            [
-                (
-                    "responses",
-                    "std of the field's output",
-                    [(lambda m: m["responses"]["network_order"], {})],
-                    False,
-                    False,
-                ),
-                (
-                    "responses, sorted",
-                    "std of the field's output",
-                    [(lambda m: m["responses"]["network_order"], {})],
-                    False,
-                    True,
-                ),
-            ],
-        )
-        paths += _per_field_figure(
-            models,
-            depth,
-            out_dir / f"step_ratios_d{depth}",
-            [
-                (
-                    "step ratios",
-                    "mean ||k_i|| / ||s||",
-                    [(lambda m: m["step_ratios"], {})],
-                    True,
-                    False,
-                ),
-            ],
-        )
-        init = {"label": False, "kw": {"alpha": 0.5, "marker": "x", "linestyle": "--"}}
-        paths += _per_field_figure(
-            models,
-            depth,
-            out_dir / f"grad_norms_d{depth}",
-            [
-                (
-                    "state gradient (x: initial weights)",
-                    "||dL/dx_i||",
-                    [
-                        (lambda m: m["grad_norms"]["trained"]["states"], {}),
-                        (
-                            lambda m: (
-                                m["grad_norms"]["initial"] or {"states": [None] * len(m["fields"])}
-                            )["states"],
-                            init,
-                        ),
-                    ],
-                    True,
-                    False,
-                ),
-                (
-                    "parameter gradient (x: initial weights)",
-                    "||dL/dθ_i||",
-                    [
-                        (lambda m: m["grad_norms"]["trained"]["params"], {}),
-                        (
-                            lambda m: (
-                                m["grad_norms"]["initial"] or {"params": [None] * len(m["fields"])}
-                            )["params"],
-                            init,
-                        ),
-                    ],
-                    True,
-                    False,
-                ),
-            ],
-        )
+        paths += _per_field_figure(models, depth, out_dir / f"responses_d{depth}", [
+            ("responses", "std of the field's output", [(responses, False)], False, False),
+            ("responses, sorted", "std of the field's output", [(responses, False)], False, True),
+        ])  # fmt: skip
+        paths += _per_field_figure(models, depth, out_dir / f"step_ratios_d{depth}", [
+            ("step ratios", "mean ||k_i|| / ||s||", [(lambda m: m["step_ratios"], False)], True,
+             False),
+        ])  # fmt: skip
+        paths += _per_field_figure(models, depth, out_dir / f"grad_norms_d{depth}", [
+            ("state gradient", "||dL/dx_i||", [(trained("states"), False),
+                                                (initial("states"), True)], True, False),
+            ("parameter gradient", "||dL/dθ_i||", [(trained("params"), False),
+                                                    (initial("params"), True)], True, False),
+        ])  # fmt: skip
         paths += eigenvalue_figure(models, depth, out_dir / f"eigenvalues_d{depth}")
     if any(r["outside_region"] is not None for r in table):
         paths += outside_figure(table, out_dir / "outside_region")
