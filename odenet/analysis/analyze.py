@@ -39,7 +39,7 @@ from odenet.errors import ConfigError
 from odenet.studies.records import RunRecord
 from odenet.studies.store import Store
 
-VERSION = 2  # bump when what a cached result holds changes
+VERSION = 3  # bump when what a cached result holds changes
 
 
 @dataclass(frozen=True)

@@ -236,7 +236,7 @@ def draw_analysis(models: list[dict], table: list[dict], out_dir: Path) -> list[
             ("responses, sorted", "std of the field's output", [(responses, False)], False, True),
         ])  # fmt: skip
         paths += _per_field_figure(models, depth, out_dir / f"step_ratios_d{depth}", [
-            ("step ratios", "mean ||k_i|| / ||s||", [(lambda m: m["step_ratios"], False)], True,
+            ("step ratios", "||k_i|| / ||s||", [(lambda m: m["step_ratios"], False)], True,
              False),
         ])  # fmt: skip
         paths += _per_field_figure(models, depth, out_dir / f"grad_norms_d{depth}", [

@@ -6,8 +6,8 @@ batches (eval mode: BN uses its running statistics, so every sample is measured 
 
 * ``field_responses``: the std over all N x C x H x W values of each k_i (the field's output,
   before the solver combines it into the state): He et al. 2015, Fig. 7's layer responses,
-  in network order; and the mean over samples of ||k_i|| / ||s||, the step each field takes
-  relative to the state of its step (s = shortcut(x) for a stage's first step, else the
+  in network order; and ||k_i|| / ||s|| (norms over all samples and values), the step each
+  field takes relative to the state of its step (s = shortcut(x) for a stage's first step, else the
   state the step starts from, which is the input of its first field);
 * ``gradient_norms``: ||dL/d theta_i|| over each field's parameters and ||dL/d x_i|| of the
   state entering each field, for L the mean cross-entropy over all the batches.
@@ -132,17 +132,14 @@ class _Recorder:
         return self.inputs[first.index]
 
 
-def _per_sample_norm(t: Tensor) -> Tensor:
-    return t.detach().flatten(1).double().norm(dim=1)
-
-
 @torch.no_grad()
 def field_responses(model: nn.Module, batches: Sequence[Batch]) -> dict:
     """Responses and step ratios of every field over ``batches`` (model put in eval mode).
 
     Returns {"fields": [names], "schemes": [step scheme per field], "responses": [std of
-    k_i over all its N*C*H*W values (unbiased)], "step_ratios": [mean over samples of
-    ||k_i|| / ||s||]}, lists in network order.
+    k_i over all its N*C*H*W values (unbiased)], "step_ratios": [||k_i|| / ||s||, both norms
+    over all samples]}, lists in network order. (A ratio of sums, not a mean of per-sample
+    ratios: a sample whose state a ReLU zeroed would make a per-sample ratio infinite.)
     """
     model.eval()
     fields = model_fields(model)
@@ -150,28 +147,26 @@ def field_responses(model: nn.Module, batches: Sequence[Batch]) -> dict:
     count = torch.zeros(n, dtype=torch.float64)
     total = torch.zeros(n, dtype=torch.float64)
     squares = torch.zeros(n, dtype=torch.float64)
-    ratio_sum = torch.zeros(n, dtype=torch.float64)
-    samples = 0
+    k_sq = torch.zeros(n, dtype=torch.float64)
+    s_sq = torch.zeros(n, dtype=torch.float64)
     rec = _Recorder(fields)
     with rec.attached():
         for x, _ in batches:
             model(x)
-            samples += x.shape[0]
             for f in fields:
                 k = rec.outputs[f.index].detach().double()
                 count[f.index] += k.numel()
                 total[f.index] += k.sum().cpu()
                 squares[f.index] += (k * k).sum().cpu()
-                s = rec.base_state(f)
-                ratio = _per_sample_norm(k) / _per_sample_norm(s).clamp_min(1e-30)
-                ratio_sum[f.index] += ratio.sum().cpu()
+                k_sq[f.index] += (k * k).sum().cpu()
+                s_sq[f.index] += rec.base_state(f).detach().double().pow(2).sum().cpu()
     mean = total / count
     var = (squares - count * mean * mean).clamp_min(0.0) / (count - 1)
     return {
         "fields": [f.name for f in fields],
         "schemes": [f.scheme for f in fields],
         "responses": var.sqrt().tolist(),
-        "step_ratios": (ratio_sum / samples).tolist(),
+        "step_ratios": (k_sq.sqrt() / s_sq.sqrt()).tolist(),
     }
 
 
