@@ -279,7 +279,8 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(),
     }
-    figures = draw_analysis(models, table, store.dir / "analysis") if config.figures else []
+    out = store.dir / "analysis"
+    figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     return AnalyzeResult(settings, models, table, figures, notes)
 
 

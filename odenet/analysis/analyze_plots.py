@@ -133,7 +133,7 @@ def _region(ax, scheme: str, points: list[complex]) -> bool:
     return True
 
 
-def eigenvalue_figure(models: list[dict], depth: int, stem: Path) -> list[Path]:
+def eigenvalue_figure(models: list[dict], depth: int, stem: Path, images: int) -> list[Path]:
     cells = _cells(models, depth)
     schemes = list(dict.fromkeys(s for s, _ in cells))
     lrs = sorted({lr for _, lr in cells})
@@ -182,7 +182,8 @@ def eigenvalue_figure(models: list[dict], depth: int, stem: Path) -> list[Path]:
                 ax.legend(fontsize=6, loc="upper left")
     footnote(
         fig,
-        "z: dominant eigenvalue of each field's Jacobian (mean over samples, Im >= 0); "
+        "z: dominant eigenvalue of each field's Jacobian (mean over the first "
+        f"{images} images, Im >= 0); "
         "red: outside the region of the field's step scheme. "
         + "; ".join(sorted({m["data"] for ms in cells.values() for m in ms})),
     )
@@ -217,8 +218,11 @@ def outside_figure(table: list[dict], stem: Path) -> list[Path]:
     return save(fig, stem)
 
 
-def draw_analysis(models: list[dict], table: list[dict], out_dir: Path) -> list[Path]:
-    """Every figure of an analysis; returns the written paths."""
+def draw_analysis(
+    models: list[dict], table: list[dict], out_dir: Path, eigen_images: int
+) -> list[Path]:
+    """Every figure of an analysis (spectra on the first ``eigen_images`` images); returns the
+    written paths."""
 
     def initial(key: str):
         return lambda m: (m["grad_norms"]["initial"] or {key: [None] * len(m["fields"])})[key]
@@ -245,7 +249,7 @@ def draw_analysis(models: list[dict], table: list[dict], out_dir: Path) -> list[
             ("parameter gradient", "||dL/dθ_i||", [(trained("params"), False),
                                                     (initial("params"), True)], True, False),
         ])  # fmt: skip
-        paths += eigenvalue_figure(models, depth, out_dir / f"eigenvalues_d{depth}")
+        paths += eigenvalue_figure(models, depth, out_dir / f"eigenvalues_d{depth}", eigen_images)
     if any(r["outside_region"] is not None for r in table):
         paths += outside_figure(table, out_dir / "outside_region")
     return paths
