@@ -27,7 +27,7 @@ from odenet.analysis.plotting import footnote, new_figure, save
 from odenet.errors import ConfigError
 from odenet.solvers import stability
 
-_STYLES = ("-", "--", ":", "-.")
+_STYLES = ("-", "--", "-.", (0, (6, 2)))  # ":" is kept for the initial weights
 
 
 def _cells(models: list[dict], depth: int) -> dict[tuple[str, float], list[dict]]:

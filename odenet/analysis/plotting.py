@@ -7,11 +7,17 @@ importing or running an analysis never changes a notebook's backend. ``save`` wr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from odenet.training.checkpoint import _atomic_write  # the one atomic writer (unique temp)
+
+
+def publish(path: Path) -> None:
+    """Give a file written through a private temp file (mode 0600) the usual mode 0644."""
+    os.chmod(path, 0o644)
 
 
 def new_figure(**kwargs) -> Figure:
@@ -24,6 +30,8 @@ def save(fig: Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     _atomic_write(paths[0], lambda fh: fig.savefig(fh, format="png", dpi=200, bbox_inches="tight"))
     _atomic_write(paths[1], lambda fh: fig.savefig(fh, format="svg", bbox_inches="tight"))
+    for path in paths:
+        publish(path)
     return paths
 
 

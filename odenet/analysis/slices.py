@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -226,6 +227,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a uniquely named temp file and an atomic rename, so
     that two processes writing the same file never share (or tear) a temp file."""
     _atomic_write(path, lambda fh: fh.write(text.encode()))
+    os.chmod(path, 0o644)  # the temp file was private (0600)
 
 
 def save_slice(result: SliceResult) -> None:
@@ -243,6 +245,7 @@ def save_slice(result: SliceResult) -> None:
         )
 
     _atomic_write(result.path, write)
+    os.chmod(result.path, 0o644)  # the temp file was private (0600)
 
 
 def compute_slice(
