@@ -29,7 +29,7 @@ import json
 import torch
 
 # benchmarks/ is on the path when this script runs
-from train_throughput import StepTimer, dataloader_loop, odenet_loop, random_dataset
+from train_throughput import dataloader_loop, engine_rate, odenet_loop, random_dataset
 
 from odenet.data import ArrayDataset
 from odenet.training import TrainConfig
@@ -39,10 +39,13 @@ from odenet.training.fused import train_fused
 
 def fused_seconds(configs: list[TrainConfig], data: ArrayDataset, steps: int, warmup: int) -> float:
     """(c): timed seconds of ``steps`` fused steps of all members."""
-    timer = StepTimer(warmup, resolve(configs[0]).device)
-    callbacks = [timer] + [None] * (len(configs) - 1)
-    train_fused(configs, dataset=data, callbacks=callbacks)
-    return timer.marks[warmup + steps] - timer.marks[warmup]
+    b = configs[0].batch_size
+
+    def run(limit: int):
+        return train_fused([dataclasses.replace(c, limit_train=limit) for c in configs],
+                           dataset=data)  # fmt: skip
+
+    return steps * b / engine_rate(run, b, steps, warmup)
 
 
 def sweep(depth: int, args: argparse.Namespace, data: ArrayDataset) -> list[dict]:

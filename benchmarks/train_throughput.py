@@ -29,9 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from odenet.data import ArrayDataset
 from odenet.nets import build_from_config
-from odenet.training import TrainCallbacks, TrainConfig, train
+from odenet.training import TrainConfig, TrainResult, train
 from odenet.training.device import resolve, synchronize
-from odenet.training.trainer import make_optimizer
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -64,7 +63,12 @@ def dataloader_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup:
         config.model_config(data.in_channels, data.num_classes),
         torch.Generator().manual_seed(config.seed),
     ).to(device)
-    optimizer = make_optimizer(model, config)
+    params = list(model.parameters())  # torch's SGD, weight decay on conv/linear weights
+    optimizer = torch.optim.SGD(
+        [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+         {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}],
+        lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+    )  # fmt: skip
     loader = DataLoader(
         PerSample(data.train_images, data.train_labels), batch_size=config.batch_size,
         shuffle=True, num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
@@ -89,24 +93,29 @@ def dataloader_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup:
     return steps * config.batch_size / (time.perf_counter() - start)
 
 
-class StepTimer(TrainCallbacks):
-    """Marks the time after each step (synchronised at the end of warm-up)."""
+def train_seconds(results: list[TrainResult], images: int) -> float:
+    """Training wall time of one-epoch runs of ``images`` images each (a fused group shares it):
+    the epoch's images over its images/s, evaluation excluded."""
+    return images / results[0].history[0].images_per_s
 
-    def __init__(self, warmup: int, device: torch.device) -> None:
-        self.warmup, self.device, self.marks = warmup, device, {}
 
-    def on_step(self, epoch: int, step: int, loss: float) -> None:
-        if step == self.warmup:
-            synchronize(self.device)
-        self.marks[step] = time.perf_counter()
+def engine_rate(run, batch_size: int, steps: int, warmup: int) -> float:
+    """Images/s of ``steps`` steps of the engine: ``run(limit_train)`` -> results of one epoch
+    is timed at ``warmup + steps`` and at ``warmup`` steps and the difference taken, so start-up
+    (and any capture) cancels. The engine reads the device only every few steps (no per-step
+    hook to time), hence two runs rather than marks inside one."""
+    long, short = ((n * batch_size) for n in (warmup + steps, warmup))
+    seconds = train_seconds(run(long), long) - train_seconds(run(short), short)
+    return steps * batch_size / max(seconds, 1e-9)
 
 
 def odenet_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup: int) -> float:
     """(b): images/s of ``odenet.training.train`` over the same timed steps (one epoch)."""
-    timer = StepTimer(warmup, resolve(config).device)
-    limited = dataclasses.replace(config, limit_train=(warmup + steps) * config.batch_size)
-    train(limited, dataset=data, callbacks=timer)
-    return steps * config.batch_size / (timer.marks[warmup + steps] - timer.marks[warmup])
+
+    def run(limit: int) -> list[TrainResult]:
+        return [train(dataclasses.replace(config, limit_train=limit), dataset=data)]
+
+    return engine_rate(run, config.batch_size, steps, warmup)
 
 
 def random_dataset(n_train: int, n_test: int, image_size: int) -> ArrayDataset:

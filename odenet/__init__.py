@@ -3,7 +3,8 @@
 The public API is re-exported here on purpose; everything else is implementation:
 
 * ``odenet.solvers``: the solver registry (``get``, ``available``, ``solve``, ``for_order``);
-* ``build_model`` / ``ModelConfig`` / ``describe``: the CIFAR ResNet family at any scheme;
+* ``build_model`` / ``ModelConfig`` / ``describe``: the CIFAR, single-stage and ImageNet
+  (``arch="resnet50"``, ...) families at any scheme, each a plain ``nn.Module``;
 * ``load_dataset``: datasets as uint8 arrays; ``TrainConfig`` / ``train`` / ``load_trained``;
 * ``StudySpec`` / ``run_study`` / ``load_study`` / ``report_study``: grids of runs;
 * ``odenet.analysis``: ``LandscapeConfig`` / ``run_landscape`` (loss-surface slices and

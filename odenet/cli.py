@@ -60,10 +60,8 @@ def solvers_cmd(
 ) -> None:
     """List the registered schemes: name, family, order, stages, stability extents.
 
-    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, rk5, rk6, rk8, ...),
-    multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learnable
-    tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*).
-    """
+    Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, nystrom5, huta6, cv8, ...), multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learned tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*). --stability draws every region in one figure.
+    """  # noqa: E501  (one paragraph: the help text is re-wrapped, not the source)
     from odenet.solvers.catalog import solver_table
 
     if stability:
@@ -79,38 +77,40 @@ def solvers_cmd(
     if as_json:
         _print_json(rows)
         return
-    from rich.table import Table
+    from odenet.tables import rich_table
 
-    table = Table(title="odenet solvers")
-    cols = ("name", "family", "order", "stages", "real", "imag", "description")
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col in ("name", "family", "description") else "right"
-        )
-    for r in rows:
+    def _cells(r: dict) -> list[str]:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         order = str(r["order"]) if r["order"] else "-"
-        re, im = (
-            (f"{r['real_extent']:.3f}", f"{r['imag_extent']:.3f}")
-            if r["real_extent"] is not None
-            else ("-", "-")
-        )
-        table.add_row(name, r["family"], order, str(r["stages"]), re, im, r["description"])
-    console.print(table)
+        extents = (r["real_extent"], r["imag_extent"])
+        re, im = ("-", "-") if extents[0] is None else (f"{e:.3f}" for e in extents)
+        return [name, r["family"], order, str(r["stages"]), re, im, r["description"]]
+
+    header = ("name", "family", "order", "stages", "real", "imag", "description")
+    left = ("name", "family", "description")
+    console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
 # ---- describe (nets) -----------------------------------------------------------------------
 @app.command("describe")
 def describe_cmd(
-    depth: int = typer.Option(20, "--depth", help="6n + 2 (20, 32, 44, 56, 110, ...)."),
+    depth: int = typer.Option(20, "--depth", help="cifar: 6n + 2 (20, 56, ...); single: 2N + 2."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
+    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
-    num_classes: int = typer.Option(10, "--num-classes", help="Number of classes."),
-    image_size: int = typer.Option(32, "--image-size", help="Input height = width."),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", help="Number of classes (default: 1000 ImageNet family, else 10)."
+    ),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Input height = width (default: 224 ImageNet family, else 32)."
+    ),
     ode_t1: float = typer.Option(1.0, "--ode-t1", help="Continuous mode: integrate over [0, T]."),
     ode_rtol: float = typer.Option(1e-3, "--ode-rtol", help="Continuous mode: rtol."),
     ode_atol: float = typer.Option(1e-4, "--ode-atol", help="Continuous mode: atol."),
@@ -118,10 +118,12 @@ def describe_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Layers, parameters, forward FLOPs and the steps of each stage of one network."""
-    from odenet.nets import ModelConfig, describe
+    from odenet.nets import ModelConfig, default_num_classes, describe
     from odenet.nets.budget import summary_table
 
     config = ModelConfig(
+        arch=arch,
+        downsample=downsample,
         depth=depth,
         solver=solver,
         block=block,
@@ -129,7 +131,7 @@ def describe_cmd(
         norm=norm,
         width=width,
         in_channels=in_channels,
-        num_classes=num_classes,
+        num_classes=default_num_classes(arch) if num_classes is None else num_classes,
         ode_t1=ode_t1,
         ode_rtol=ode_rtol,
         ode_atol=ode_atol,
@@ -146,9 +148,15 @@ def describe_cmd(
 @app.command("train")
 def train_cmd(
     dataset: str = typer.Option(
-        "cifar10", "--dataset", help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic."
+        "cifar10",
+        "--dataset",
+        help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic | imagefolder:PATH[,size=N].",
     ),
-    depth: int = typer.Option(20, "--depth", help="6n + 2 (8, 14, 20, 32, 44, 56, 110, ...)."),
+    depth: int = typer.Option(
+        20, "--depth", help="cifar: 6n + 2 (8, 14, 20, ...); single: 2N + 2."
+    ),
+    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
     solver: str = typer.Option("euler", "--solver", help="A registry name (`odenet solvers`)."),
     epochs: int = typer.Option(10, "--epochs", help="Passes over the training set."),
     lr: float = typer.Option(0.1, "--lr", help="Peak learning rate."),
@@ -162,7 +170,9 @@ def train_cmd(
     out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option("A", "--shortcut", help="A (zero-pad) | B (1x1 projection)."),
+    shortcut: str = typer.Option(
+        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
     width: int = typer.Option(16, "--width", help="Channels of stage 1."),
     momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
     nesterov: bool = typer.Option(True, "--nesterov/--no-nesterov", help="Nesterov momentum."),
@@ -189,6 +199,7 @@ def train_cmd(
         label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
         limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
         amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
+        arch=arch, downsample=downsample,
     )  # fmt: skip
     con = Console(stderr=True) if as_json else console
     result = train(config, out_dir=out, callbacks=EpochProgress(con, epochs, batch_size))
@@ -199,48 +210,102 @@ def train_cmd(
 
 
 # ---- study / report (studies) --------------------------------------------------------------
+def _study_default(name: str) -> str:
+    """'(default X)' for a StudySpec or TrainConfig field: the dataclasses hold the defaults."""
+    from dataclasses import fields
+
+    from odenet.studies import StudySpec
+    from odenet.training import TrainConfig
+
+    for f in (*fields(StudySpec), *fields(TrainConfig)):
+        if f.name == name:
+            value = f.default
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            return f"(default {shown})"
+    raise KeyError(name)
+
+
+def _train_fields() -> str:
+    from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS
+
+    return ", ".join(f for f in TRAIN_FIELDS if f not in FAMILIAR)
+
+
 @app.command("study")
 def study_cmd(
     out: Path | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
-    orders: str | None = typer.Option(None, help="RK orders, e.g. 1,2,4 (default 1,2,4)."),
+    orders: str | None = typer.Option(
+        None, help=f"RK orders, e.g. 1,4 {_study_default('orders')}."
+    ),
     solvers: str | None = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
-    depths: str | None = typer.Option(None, help="Depths 6n+2 (default 20,56,110)."),
-    lrs: str | None = typer.Option(None, help="Peak lrs (default 0.05,0.1,...,1.6)."),
-    seeds: str | None = typer.Option(None, help="Seeds, e.g. 0,1 (default 0)."),
-    epochs: int | None = typer.Option(None, help="Epochs per run (default 10)."),
-    dataset: str | None = typer.Option(None, help="Dataset name (default cifar10)."),
+    depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_study_default('depths')}."),
+    lrs: str | None = typer.Option(None, help=f"Peak lrs {_study_default('lrs')}."),
+    seeds: str | None = typer.Option(None, help=f"Seeds, e.g. 0,1 {_study_default('seeds')}."),
+    sets: list[str] | None = typer.Option(
+        None,
+        "--set",
+        metavar="FIELD=VALUE",
+        help="Set a TrainConfig field for every run (repeatable; none for an optional field), "
+        f"e.g. --set weight_decay=0 --set pad=2. Fields: {_train_fields()}.",
+    ),
+    axes: list[str] | None = typer.Option(
+        None,
+        "--axis",
+        metavar="FIELD=V1,V2",
+        help="Sweep a TrainConfig field (repeatable): every value is a run of each grid point, "
+        "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0 "
+        "(dataset, data_dir, device and cuda_graphs hold one value per study).",
+    ),
+    epochs: int | None = typer.Option(None, help=f"Epochs per run {_study_default('epochs')}."),
+    dataset: str | None = typer.Option(None, help=f"Dataset {_study_default('dataset')}."),
     limit_train: int | None = typer.Option(None, help="Use N training images."),
     limit_test: int | None = typer.Option(None, help="Use N test images."),
-    batch_size: int | None = typer.Option(None, help="Batch size (default 128)."),
+    batch_size: int | None = typer.Option(None, help=f"Batch size {_study_default('batch_size')}."),
     schedule: str | None = typer.Option(None, help="onecycle|cosine|step|constant."),
-    device: str | None = typer.Option(None, help="auto|cpu|cuda (default auto)."),
-    width: int | None = typer.Option(None, help="Channels of stage 1 (default 16)."),
+    device: str | None = typer.Option(None, help=f"auto|cpu|cuda {_study_default('device')}."),
+    width: int | None = typer.Option(None, help=f"Stage-1 channels {_study_default('width')}."),
     block: str | None = typer.Option(None, help="postact|preact."),
-    shortcut: str | None = typer.Option(None, help="A|B."),
+    shortcut: str | None = typer.Option(None, help="A|B|C."),
     data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
-        None, help="auto|sequential|fused (default auto: fused on CUDA, sequential on CPU)."
+        None, help="auto|sequential|fused|ray (auto: fused on CUDA, sequential on CPU)."
     ),
-    fuse_max: int | None = typer.Option(None, help="Most runs per fused group (default 8)."),
+    ray_address: str | None = typer.Option(
+        None, help="Ray: an existing cluster, HOST:PORT (default: a local Ray instance)."
+    ),
+    gpus_per_run: float | None = typer.Option(
+        None, help="Ray: GPUs per task (default 1 where the cluster has GPUs, else 0)."
+    ),
+    cpus_per_run: float = typer.Option(1.0, help="Ray: CPUs per task (its torch threads)."),
+    fuse_max: int | None = typer.Option(
+        None, help=f"Runs per fused group {_study_default('fuse_max')}."
+    ),
     cuda_graphs: bool | None = typer.Option(
         None, "--cuda-graphs/--no-cuda-graphs", help="Capture steps as CUDA graphs (CUDA: on)."
     ),
-    config: Path | None = typer.Option(None, "--config", help="TOML study file (flags win)."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="TOML study file: any field above; a TrainConfig field given a "
+        "list is swept (flags win).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Run (or resume) a grid of trainings: every (depth, scheme, lr, seed) is one run."""
+    """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
+    one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
+    from odenet.studies.ray_executor import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(
-        config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
-        epochs=epochs, dataset=dataset, limit_train=limit_train, limit_test=limit_test,
-        batch_size=batch_size, schedule=schedule, device=device, width=width, block=block,
-        shortcut=shortcut, data_dir=data_dir, executor=executor, fuse_max=fuse_max,
-        cuda_graphs=cuda_graphs,
+        config, sets=sets or (), axes=axes or (), orders=orders, solvers=solvers, depths=depths,
+        lrs=lrs, seeds=seeds, epochs=epochs, dataset=dataset, limit_train=limit_train,
+        limit_test=limit_test, batch_size=batch_size, schedule=schedule, device=device,
+        width=width, block=block, shortcut=shortcut, data_dir=data_dir, executor=executor,
+        fuse_max=fuse_max, cuda_graphs=cuda_graphs,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -249,7 +314,8 @@ def study_cmd(
         else:
             console.print(plan_table(rows, len(runs)))
         return
-    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed)
+    ray = RayConfig(address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
+    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray)
     if as_json:
         _print_json(data.to_json())
     else:
@@ -259,7 +325,7 @@ def study_cmd(
 @app.command("report")
 def report_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
-    as_json: bool = typer.Option(False, "--json", help="Print {table, runs} as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print {table, runs, steps} as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also export the runs as CSV."),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""

@@ -10,6 +10,7 @@ import logging
 
 import pytest
 import torch
+from float32_bounds import training_rtol
 
 from odenet.errors import ConfigError
 from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
@@ -83,11 +84,17 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
     ref = train(member.config)
     row = rows[member.id]
     assert row.epochs_done == ref.epochs_done == 1
-    torch.testing.assert_close(row.test_acc, ref.test_acc)
-    torch.testing.assert_close(row.train_loss, ref.train_loss)
+    # fused vs plain convolutions: other summation orders, the longest sum a weight gradient
+    # over 16 x 8 x 8 positions, 4 steps (tests/float32_bounds.py); accuracies: one flip
+    rtol = training_rtol(16 * 8 * 8, 4)
     (epoch,) = store.epochs(member.id)
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-        torch.testing.assert_close(epoch[key], getattr(ref.history[0], key), msg=key)
+    assert row.train_loss == pytest.approx(ref.train_loss, rel=rtol)
+    assert row.test_acc == pytest.approx(ref.test_acc, abs=1.01 / 32)
+    assert epoch["lr"] == ref.history[0].lr
+    for key in ("train_loss", "test_loss"):
+        assert epoch[key] == pytest.approx(getattr(ref.history[0], key), rel=rtol), key
+    for key, images in (("train_acc", 64), ("test_acc", 32)):
+        assert epoch[key] == pytest.approx(getattr(ref.history[0], key), abs=1.01 / images), key
 
 
 def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):

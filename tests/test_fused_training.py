@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 import torch
+from float32_bounds import assert_close_tensor, training_rtol
 
 from odenet.data import load_dataset
 from odenet.errors import ConfigError
@@ -22,6 +23,10 @@ DATASET = "synthetic:train=96,test=32,size=8"
 BASE = TrainConfig(dataset=DATASET, depth=8, width=4, epochs=2, batch_size=32, device="cpu")
 MEMBERS = [(0.05, 0), (0.2, 1), (0.5, 2)]  # (lr, seed)
 DIVERGING = (1e4, 3)
+# fused (grouped) vs plain convolutions sum in other orders: the longest sum is a weight
+# gradient over 32 x 8 x 8 positions, and a run takes 2 x 3 steps (tests/float32_bounds.py);
+# measured here: train_loss and weights within ~1e-5 relative, 100x below the bound
+RTOL = training_rtol(32 * 8 * 8, 6)
 
 
 def configs(members):
@@ -52,8 +57,11 @@ def assert_same_run(fused_result, fused_dir, ref_result, ref_dir):
     assert fused_result.params == ref_result.params
     for a, b in zip(fused_result.history, ref_result.history, strict=True):
         assert a.epoch == b.epoch
-        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-            torch.testing.assert_close(getattr(a, key), getattr(b, key), msg=key)
+        assert a.lr == b.lr  # host arithmetic, the same in both
+        for key in ("train_loss", "test_loss"):
+            assert getattr(a, key) == pytest.approx(getattr(b, key), rel=RTOL), key
+        for key, images in (("train_acc", 96), ("test_acc", 32)):  # one flipped image at most
+            assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1.01 / images), key
     a, b = load_checkpoint(fused_dir), load_checkpoint(ref_dir)
     assert (a is None) == (b is None)
     if a is None:
@@ -61,17 +69,15 @@ def assert_same_run(fused_result, fused_dir, ref_result, ref_dir):
     assert a["epoch"] == b["epoch"] and a["config"] == b["config"]
     assert list(a["model"]) == list(b["model"])
     for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
-    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
-    assert sorted(sa) == sorted(sb)
-    for i in sa:
-        torch.testing.assert_close(sa[i]["momentum_buffer"], sb[i]["momentum_buffer"])
-    pa, pb = a["optimizer"]["param_groups"], b["optimizer"]["param_groups"]
-    assert [g["params"] for g in pa] == [g["params"] for g in pb]
-    torch.testing.assert_close([g["lr"] for g in pa], [g["lr"] for g in pb])
-    assert {k: v for k, v in a["scheduler"].items() if k != "_last_lr"} == {
-        k: v for k, v in b["scheduler"].items() if k != "_last_lr"
-    }
+        if a["model"][key].is_floating_point():
+            assert_close_tensor(a["model"][key], b["model"][key], RTOL, msg=key)
+        else:  # BN's num_batches_tracked
+            assert torch.equal(a["model"][key], b["model"][key]), key
+    ma, mb = a["momentum"], b["momentum"]  # the optimizer state: momentum buffers ...
+    assert sorted(ma) == sorted(mb)
+    for name in ma:
+        assert_close_tensor(ma[name], mb[name], RTOL, msg=name)
+    assert a["step"] == b["step"]  # ... and the schedule's position
     for name in ("train_loader", "test_loader"):
         assert torch.equal(a["rng"][name], b["rng"][name])
 
@@ -129,7 +135,7 @@ def test_only_lr_and_seed_may_differ():
 
 
 def test_channels_last_group_matches_separate_runs(env):
-    """NHWC weights and gradients (the CUDA default) through fusing, FusedSGD and freezing."""
+    """NHWC weights and gradients (the CUDA default) through fusing, MemberSGD and masking."""
     ds, root, _ = env
     group = [MEMBERS[1], DIVERGING]
     nhwc = [dataclasses.replace(c, channels_last=True) for c in configs(group)]

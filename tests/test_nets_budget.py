@@ -93,7 +93,7 @@ def test_describe_table_command_28px_grayscale():
     [
         (["--depth", "21"], "invalid depth 21"),
         (["--block", "x"], "unknown block 'x'"),
-        (["--shortcut", "C"], "unknown shortcut 'C'"),
+        (["--shortcut", "D"], "unknown shortcut 'D'"),
         (["--solver", "rk9"], "unknown solver 'rk9'"),
     ],
 )
@@ -103,3 +103,27 @@ def test_describe_bad_input_is_one_line_exit_2(args, needle, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--arch", "resnet9"], "unknown arch 'resnet9'"),
+        (["--downsample", "field"], "applies to arch 'single' only"),
+        (["--arch", "single", "--depth", "9"], "depth = 2N + 2"),
+        (["--arch", "resnet18", "--solver", "ode-dopri5"], "needs a stacked scheme"),
+    ],
+)
+def test_describe_bad_arch_is_one_line_exit_2(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["describe", *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_describe_table_command_resnet18():
+    out = CliRunner().invoke(app, ["describe", "--arch", "resnet18", "--solver", "heun"])
+    assert out.exit_code == 0, out.output
+    assert "ResNet-18 (resnet18) heun" in out.output and "params 11,689,512" in out.output
+    assert "fixed by the architecture" in out.output

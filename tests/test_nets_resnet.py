@@ -127,7 +127,7 @@ def test_variants_on_28x28_single_channel(block, shortcut, norm):
         ({"depth": 21}, "depth"),
         ({"depth": 2}, "depth"),
         ({"block": "bottleneck"}, "block"),
-        ({"shortcut": "C"}, "shortcut"),
+        ({"shortcut": "D"}, "shortcut"),
         ({"solver": "rk5"}, "solver"),
         ({"norm": "ln"}, "norm"),
         ({"width": 0}, "width"),
@@ -154,3 +154,32 @@ def test_build_model_records_its_config():
     )
     assert model.config == ModelConfig(depth=20, solver="heun", width=8, num_classes=5)
     assert model.nfe is None
+
+
+def _cifar_params(n: int) -> int:
+    """Option A, width 16, 10 classes: stem, three stages of n fields, head (closed form)."""
+    w = (16, 32, 64)
+    stem = 9 * 3 * 16 + 2 * 16
+    stages = sum(
+        9 * cin * c + 9 * c * c + 4 * c + (n - 1) * (18 * c * c + 4 * c)
+        for cin, c in zip((16, 16, 32), w)
+    )
+    return stem + stages + 64 * 10 + 10
+
+
+def test_resnet1202_builds_with_the_closed_form_parameter_count():
+    """He et al.'s deepest CIFAR network (n = 200, about 19.4M parameters), on the meta device."""
+    assert _cifar_params(3) == 269_722  # the closed form agrees with the published ResNet-20
+    with torch.device("meta"):
+        model = build_model(1202, "rk4")
+    assert sum(p.numel() for p in model.parameters()) == _cifar_params(200) == 19_421_274
+    assert [len(s.fields) for s in model.stages] == [200, 200, 200]
+
+
+@pytest.mark.slow
+def test_resnet1202_forward_backward():
+    g = torch.Generator().manual_seed(0)
+    model = build_model(1202, "euler", generator=g)
+    loss = model(torch.randn(2, 3, 8, 8, generator=g)).square().mean()
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(model.stem_conv.weight.grad).all()

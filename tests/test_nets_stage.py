@@ -55,18 +55,26 @@ def test_stage_equals_classic_solve_when_n_is_a_multiple_of_the_stages(name):
 REMAINDERS = [(n, r) for n in RK_METHODS for r in range(1, get(n).stages)]
 
 
+# the leftover r fields: the default method with the most stages <= r, then again on the rest
+LEFTOVER = {
+    1: ["euler"], 2: ["heun"], 3: ["rk3"], 4: ["rk4"], 5: ["rk4", "euler"], 6: ["nystrom5"],
+    7: ["nystrom5", "euler"], 8: ["huta6"], 9: ["huta6", "euler"], 10: ["huta6", "heun"],
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(("name", "extra"), REMAINDERS)
-def test_remainder_fields_form_one_step_of_the_same_family(name, extra):
+def test_remainder_fields_form_steps_of_the_default_methods(name, extra):
     stages = get(name).stages
     lin, x, f = _linear_problem()
     h, full = 0.15, 2
     stage = _stage(name, full * stages + extra, h * lin)
     plan = stage.plan()
-    assert [p.scheme for p in plan] == [name] * full + [{1: "euler", 2: "heun", 3: "rk3"}[extra]]
-    assert [p.fields for p in plan] == [stages] * full + [extra]
+    assert [p.scheme for p in plan] == [name] * full + LEFTOVER[extra]
+    assert [p.fields for p in plan] == [stages] * full + [get(n).stages for n in LEFTOVER[extra]]
     y = solve(f, x, 0.0, full * h, full, method=name)
-    ref = solve(f, y, full * h, (full + 1) * h, 1, method=plan[-1].scheme)
-    torch.testing.assert_close(stage(x), ref, rtol=0, atol=1e-13)
+    for i, scheme in enumerate(LEFTOVER[extra]):  # one classic step of each leftover method
+        y = solve(f, y, (full + i) * h, (full + i + 1) * h, 1, method=scheme)
+    torch.testing.assert_close(stage(x), y, rtol=0, atol=1e-13)
 
 
 def test_depth20_plans_match_the_documented_rule():

@@ -23,8 +23,9 @@ def test_names_are_case_insensitive_and_alias_resolves():
 def test_solver_exposes_its_facts(name):
     s = S.get(name)
     assert s.name == name
-    assert s.family in {"runge-kutta", "multistep", "continuous"}
-    assert isinstance(s.order, int) and s.order >= 1
+    assert s.family in {"runge-kutta", "multistep", "continuous", "plain", "learned-rk"}
+    # plain (x <- F(x)) is no ODE discretisation: order 0, shown as '-'
+    assert isinstance(s.order, int) and (s.order >= 1 or (s.family, s.order) == ("plain", 0))
     assert isinstance(s.stages, int) and s.stages >= 1
 
 
@@ -45,10 +46,12 @@ def test_duplicate_registration_raises():
 
 
 def test_order_mapping():
-    assert [S.for_order(o) for o in (1, 2, 3, 4)] == ["euler", "heun", "rk3", "rk4"]
-    assert all(S.get(S.for_order(o)).order == o for o in (1, 2, 3, 4))
-    with pytest.raises(ConfigError, match="unknown order 5"):
-        S.for_order(5)
+    assert [S.for_order(o) for o in (1, 2, 3, 4, 5, 6, 8)] == [
+        "euler", "heun", "rk3", "rk4", "nystrom5", "huta6", "cv8",
+    ]  # fmt: skip
+    assert all(S.get(S.for_order(o)).order == o for o in (1, 2, 3, 4, 5, 6, 8))
+    with pytest.raises(ConfigError, match="unknown order 7"):
+        S.for_order(7)
 
 
 @pytest.mark.parametrize(
@@ -80,14 +83,19 @@ def test_remainder_rule():
     assert plan("rk4", 9) == [("rk4", 4), ("rk4", 4), ("euler", 1)]
     assert plan("rk3", 18) == [("rk3", 3)] * 6
     assert plan("lm", 3) == [("euler", 1), ("lm", 1), ("lm", 1)]
-    for name in ("euler", "heun", "rk3", "rk4", "rk38", "ab2", "lm"):
+    # leftovers of more than 4 fields: the default methods with the most stages that fit
+    assert plan("nystrom5", 9) == [("nystrom5", 6), ("rk3", 3)]
+    assert plan("nystrom5", 11) == [("nystrom5", 6), ("rk4", 4), ("euler", 1)]
+    assert plan("huta6", 9) == [("huta6", 8), ("euler", 1)]
+    assert plan("cv8", 9) == [("huta6", 8), ("euler", 1)]
+    assert plan("cv8", 18) == [("cv8", 11), ("nystrom5", 6), ("euler", 1)]
+    assert plan("butcher6", 13) == [("butcher6", 7), ("nystrom5", 6)]
+    for name in ("euler", "heun", "rk3", "rk4", "rk38", "ab2", "lm", "nystrom5", "huta6", "cv8"):
         for n in range(1, 20):
             assert sum(f for _, f in plan(name, n)) == n
 
 
-@pytest.mark.parametrize(
-    "name", ["euler", "midpoint", "heun", "ralston", "rk3", "heun3", "rk4", "rk38", "gill"]
-)
+@pytest.mark.parametrize("name", [n for n in S.available() if isinstance(S.get(n), S.RungeKutta)])
 def test_stacked_equals_classic_for_linear_fields(name):
     """n copies of F(x) = h L x, stacked, equal the classic solve of y' = L y with step h."""
     solver = S.get(name)
@@ -180,3 +188,12 @@ def test_cli_solvers_json():
     assert {"name", "family", "order", "stages", "description"} <= set(rows[0])
     heun = next(r for r in rows if r["name"] == "heun")
     assert heun["aliases"] == ["rk2"] and heun["order"] == 2
+
+
+def test_studies_take_orders_5_6_8_with_matched_budgets():
+    from odenet.studies import plan_study, spec_from_sources
+
+    spec = spec_from_sources(None, orders="1,5,6,8", depths="20", lrs="0.1")
+    _, rows = plan_study(spec)
+    assert [r.solver for r in rows] == ["euler", "nystrom5", "huta6", "cv8"]
+    assert all(r.params == 269_722 and r.matched for r in rows)

@@ -177,6 +177,7 @@ def test_listing_has_extents_and_figure_is_written(tmp_path):
     assert set(region_schemes()) == set(RK) | set(TWO_STEP)
     png, svg = write_stability_figure(tmp_path / "regions.png", ["euler", "rk4", "leapfrog"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and svg.read_text().count("<svg") == 1
+    assert write_stability_figure(tmp_path, ["ab2"])[0] == tmp_path / "stability.png"
     with pytest.raises(ConfigError, match="does not exist"):
         write_stability_figure(tmp_path / "missing" / "x.png")
     with pytest.raises(ConfigError, match=".png or .svg"):

@@ -91,14 +91,15 @@ def test_report_json_csv_figures_and_markdown(study, tmp_path, run_cli):
         assert t["window_octaves"] == 0.0 and t["best_acc_std"] == 0.0
     with open(tmp_path / "r.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 8
-    for name in ("accuracy_vs_lr", "accuracy_vs_depth", "training_curves"):
+    # the engine logs the loss by step, so every study also gets the loss-by-step figure
+    for name in ("accuracy_vs_lr", "accuracy_vs_depth", "training_curves", "loss_by_step"):
         for ext in ("png", "svg"):
             assert (study / "figures" / f"{name}.{ext}").stat().st_size > 1000
     svg = (study / "figures" / "accuracy_vs_lr.svg").read_text()
     assert all(f'id="diverged-d{d}-{s}"' in svg for d in (8, 14) for s in ("euler", "heun"))
     md = (study / "report.md").read_text()
     assert "| depth | scheme | best acc % |" in md and "| 14 | heun |" in md
-    assert md.count("](figures/") == 3 and "d8-heun-lr1000.0-s0 | diverged" in md
+    assert md.count("](figures/") == 4 and "d8-heun-lr1000.0-s0 | diverged" in md
 
 
 def test_report_includes_sharpness_and_landscape_when_present(study, run_cli):

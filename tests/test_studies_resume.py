@@ -2,16 +2,16 @@
 no finished run repeated or lost, the interrupted run resumed, no epoch row duplicated."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 
-import pytest
-
 from odenet.cli import main
 from odenet.studies import Store
+from odenet.training import train_fused
 from odenet.training.checkpoint import load_checkpoint
 
 ARGS = [
@@ -112,6 +112,9 @@ def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys):
     # two members' end-of-epoch saves splits the group).
     at_kill = {r.id: load_checkpoint(r.run_dir)["epoch"] for r in Store.open(out).runs()}
     group_size = Counter(at_kill.values())
+    snapshot = tmp_path / "at-kill"  # the run dirs as the kill left them
+    for r in Store.open(out).runs():
+        shutil.copytree(r.run_dir, snapshot / r.id)
     assert kept and all(epoch < 3 for _, epoch in kept)
     for directory in (out, reference):
         try:
@@ -133,8 +136,24 @@ def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys):
     assert {
         row: m["seconds"] for m in store.epochs() if (row := (m["run_id"], m["epoch"])) in kept
     } == kept
+    # Exactly reproducible on the same kernels: the epochs before the kill and the members
+    # that resumed as the whole group are bitwise those of the uninterrupted study (one fused
+    # group of 3). Members of a split group trained their later epochs in a group of another
+    # size, whose convolutions round differently: float32 makes those epochs reproducible only
+    # as the same computation, so they are compared with a replay of that group from the run
+    # dirs as the kill left them. (Fused runs of other sizes differ from the reference by up to
+    # several percent in test loss after 32 steps at these lrs, measured: no tolerance derived
+    # from float32 rounding holds across a trajectory that amplifies it.)
     expected = {(m["run_id"], m["epoch"]): m for m in Store.open(reference).epochs()}
+    runs_by_id = {r.id: r for r in runs}
+    for epoch in {e for e in at_kill.values() if group_size[e] < 3}:
+        ids = [r.id for r in runs if at_kill[r.id] == epoch]
+        replay = train_fused([runs_by_id[i].config for i in ids],
+                             out_dirs=[snapshot / i for i in ids])  # fmt: skip
+        for i, result in zip(ids, replay):
+            for h in result.history[epoch:]:
+                expected[(i, h.epoch)] = h.to_dict()
     for m in store.epochs():
         ref = expected[(m["run_id"], m["epoch"])]
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
-            assert m[key] == pytest.approx(ref[key], rel=1e-4, abs=1e-6), key
+            assert m[key] == ref[key], key

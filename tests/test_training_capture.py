@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 import torch
+from float32_bounds import bf16_training_rtol, training_rtol
 
 from odenet.data import load_dataset
 from odenet.errors import ConfigError
@@ -117,9 +118,12 @@ def test_real_compile_trains_like_eager(monkeypatch, data):
     config = cfg(solver="heun", epochs=2)
     eager = train(dataclasses.replace(config, cuda_graphs=False), dataset=data)
     compiled = train(dataclasses.replace(config, cuda_graphs=True), dataset=data)
+    # inductor's fused kernels sum in other orders than eager's: the longest sum is a weight
+    # gradient over 48 x 8 x 8 positions, 2 x 6 steps (tests/float32_bounds.py)
+    rtol = training_rtol(48 * 8 * 8, 12)
     for a, b in zip(compiled.history, eager.history):
-        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-4)
-        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-4)
+        assert a.train_loss == pytest.approx(b.train_loss, rel=rtol)
+        assert a.test_loss == pytest.approx(b.test_loss, rel=rtol)
 
 
 @pytest.mark.parametrize("executor", ["sequential", "fused"])
@@ -181,7 +185,8 @@ def test_the_cuda_defaults_emulated_on_cpu(monkeypatch, data):
     assert (captured[2].diverged_epoch, captured[2].diverged_step) == (
         eager[2].diverged_epoch, eager[2].diverged_step
     )  # fmt: skip
+    rtol = bf16_training_rtol(2 * 6)  # 2 epochs of 6 steps (5 captured + 1 eager)
     for a, b in zip([*captured, single], [*eager, single_eager]):
         for x, y in zip(a.history, b.history, strict=True):
-            assert x.train_loss == pytest.approx(y.train_loss, rel=5e-3)
-            assert x.test_loss == pytest.approx(y.test_loss, rel=5e-3)
+            assert x.train_loss == pytest.approx(y.train_loss, rel=rtol)
+            assert x.test_loss == pytest.approx(y.test_loss, rel=rtol)

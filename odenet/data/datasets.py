@@ -1,12 +1,13 @@
-"""Datasets as in-memory uint8 arrays: cifar10, cifar100, fashion-mnist, mnist, synthetic.
+"""Datasets as in-memory uint8 arrays: cifar10, cifar100, fashion-mnist, mnist, synthetic and
+your own images (``imagefolder:PATH[,size=N]``, see odenet.data.imagefolder).
 
 ``load_dataset(name)`` locates (or downloads and verifies, see ``odenet.data.fetch``) the
 official files, parses them (``odenet.data.formats``) and returns an ``ArrayDataset``.
 
 Normalisation: the real datasets carry the usual published per-channel mean/std of their full
 training sets (fixed constants, so a --limit-train subset does not change the input scaling;
-the Fashion-MNIST values were checked against the files: 0.2860 / 0.3530). ``synthetic``
-computes its mean/std on its own training images when generated.
+the Fashion-MNIST values were checked against the files: 0.2860 / 0.3530). ``synthetic`` and
+``imagefolder`` compute their mean/std on their own training images.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from odenet.data import synthetic
+from odenet.data import imagefolder, synthetic
 from odenet.data.fetch import Resource, ensure_file
 from odenet.data.formats import read_cifar_archive, read_idx_images, read_idx_labels
 from odenet.errors import ConfigError, DataError
@@ -189,12 +190,16 @@ def load_dataset(
     missing (and cannot be fetched), corrupt or malformed. ``data_dir`` is searched first.
     """
     text = str(name).strip()
-    if text.lower().split(":", 1)[0] == synthetic.PREFIX:
+    prefix = text.lower().split(":", 1)[0]
+    if prefix == synthetic.PREFIX:
         return _synthetic(text)
+    if prefix == imagefolder.PREFIX:
+        return _imagefolder(text)
     key = ALIASES.get(text.lower(), text.lower())
     if key not in SOURCES:
         raise ConfigError(
-            f"unknown dataset {name!r}; expected one of: {', '.join(available_datasets())}"
+            f"unknown dataset {name!r}; expected one of: {', '.join(available_datasets())}, "
+            "or imagefolder:PATH[,size=N]"
         )
     source = SOURCES[key]
     paths = [
@@ -235,4 +240,23 @@ def _synthetic(name: str) -> ArrayDataset:
         mean=tuple(pixels.mean(dim=1).tolist()),
         std=tuple(pixels.std(dim=1).tolist()),
         augment="none",
+    )
+
+
+def _imagefolder(name: str) -> ArrayDataset:
+    root, size = imagefolder.parse_name(name)
+    classes, a = imagefolder.load_arrays(root, size)
+    train_x = torch.from_numpy(a["train_x"])
+    pixels = train_x.transpose(0, 1).reshape(3, -1).double() / 255.0
+    return ArrayDataset(
+        name=name,
+        train_images=train_x,
+        train_labels=torch.from_numpy(a["train_y"]),
+        test_images=torch.from_numpy(a["val_x"]),
+        test_labels=torch.from_numpy(a["val_y"]),
+        num_classes=len(classes),
+        mean=tuple(pixels.mean(dim=1).tolist()),
+        # a constant channel (std 0) is left unscaled rather than divided by zero
+        std=tuple(s if s > 0 else 1.0 for s in pixels.std(dim=1).tolist()),
+        augment="crop-flip",
     )

@@ -143,10 +143,14 @@ class DeviceLoader:
 
     def draw_crop_flip(self, b: int) -> torch.Tensor:
         """The random part of ``crop_flip`` for b images: int64 (3, b) on the CPU holding row
-        offsets, column offsets and flips (0/1), drawn from ``self.generator`` in that order."""
+        offsets, column offsets and flips (0/1), drawn from ``self.generator`` in that order.
+        pad 0: no crop (offsets 0, nothing drawn for them)."""
         p, g = self.pad, self.generator
-        dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
-        dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
+        if p:
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=g)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=g)
+        else:
+            dy = dx = torch.zeros(b, dtype=torch.int64)
         if self.augment == "crop-flip":
             flip = torch.rand(b, generator=g) < 0.5
         else:
@@ -229,11 +233,13 @@ def make_loaders(
     limit_train: int | None = None,
     limit_test: int | None = None,
     augment: bool = True,
+    pad: int = 4,
     channels_last: bool = False,
 ) -> tuple[DeviceLoader, DeviceLoader]:
     """(train, test) loaders for ``ds``. The train loader shuffles and applies ``ds.augment``
-    (or nothing when augment=False) with a generator seeded by ``seed``; the test loader keeps
-    a fixed order. limit_*: fixed, seed-independent subsets (``fixed_subset``)."""
+    (or nothing when augment=False; its crop pads by ``pad``, 0: no crop) with a generator
+    seeded by ``seed``; the test loader keeps a fixed order. limit_*: fixed, seed-independent
+    subsets (``fixed_subset``)."""
     loaders = []
     for split, limit, train in (("train", limit_train, True), ("test", limit_test, False)):
         images, labels = getattr(ds, f"{split}_images"), getattr(ds, f"{split}_labels")
@@ -251,6 +257,7 @@ def make_loaders(
                 train=train,
                 generator=torch.Generator().manual_seed(seed),
                 augment=ds.augment if (train and augment) else "none",
+                pad=pad,
                 drop_last=False,
                 channels_last=channels_last,
             )

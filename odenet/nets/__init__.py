@@ -1,4 +1,5 @@
-"""Residual networks built from vector fields and a solver: the CIFAR family at any scheme."""
+"""Residual networks built from vector fields and a solver: the CIFAR, single-stage and
+ImageNet families at any scheme."""
 
 from odenet.nets.budget import (
     ModelSummary,
@@ -10,6 +11,7 @@ from odenet.nets.budget import (
 )
 from odenet.nets.continuous import ConcatConv2d, ContinuousStage, ODEField, ODEOptions
 from odenet.nets.fields import (
+    BottleneckField,
     PostActField,
     PreActField,
     ShortcutA,
@@ -19,10 +21,16 @@ from odenet.nets.fields import (
     make_shortcut,
 )
 from odenet.nets.fused import FusedResNet, fusable, fuse, unfuse
+from odenet.nets.layout import ARCHS, DOWNSAMPLES, IMAGENET, default_num_classes
 from odenet.nets.resnet import ModelConfig, ResNet, build_from_config, build_model
 from odenet.nets.stage import Stage, make_stage
 
 __all__ = [
+    "ARCHS",
+    "BottleneckField",
+    "DOWNSAMPLES",
+    "IMAGENET",
+    "default_num_classes",
     "ConcatConv2d",
     "FusedResNet",
     "ContinuousStage",

@@ -18,9 +18,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from odenet.errors import ConfigError
 from odenet.nets.continuous import ContinuousStage
 from odenet.nets.fields import ShortcutB
+from odenet.nets.layout import IMAGENET
 from odenet.nets.resnet import ModelConfig, ResNet, build_from_config
 from odenet.nets.stage import Stage
-from odenet.solvers import get
+from odenet.solvers import ContinuousSolver, get
 
 _CONV_LINEAR_OPS = ("aten.convolution", "aten._convolution", "aten.mm", "aten.addmm")
 
@@ -29,11 +30,11 @@ _CONV_LINEAR_OPS = ("aten.convolution", "aten._convolution", "aten.mm", "aten.ad
 class ModelSummary:
     """The budget of one architecture. ``to_dict()`` is what `odenet describe --json` prints."""
 
-    depth: int  # 6n + 2 as configured
+    depth: int  # weighted layers: 6n + 2 (cifar), 2N + 2 (single), 18 ... 152 (ImageNet)
     solver: str  # registry name
-    family: str  # "runge-kutta" | "multistep" | "continuous"
-    block: str  # "postact" | "preact"
-    shortcut: str  # "A" | "B"
+    family: str  # "runge-kutta" | "multistep" | "continuous" | "plain" | "learned-rk"
+    block: str  # "postact" | "preact" | "bottleneck"
+    shortcut: str  # where shapes change (A | B) or on every step (C)
     norm: str  # the norms in use, e.g. "bn" or "bn (ODE field: gn)"
     in_channels: int
     num_classes: int
@@ -44,6 +45,7 @@ class ModelSummary:
     flops: int  # flop_counter total for one image forward
     conv_linear_flops: int  # the convolution + mm/addmm part of ``flops``
     nfe: int | None  # continuous mode: ODE-field evaluations in that forward (all stages)
+    arch: str = "cifar"  # the family: cifar | single | resnet18 ... resnet152
     stages: list[dict] = field(default_factory=list)  # channels, fields, steps[{scheme, fields}]
     notes: list[str] = field(default_factory=list)
 
@@ -60,7 +62,7 @@ def count_parameters(model: ResNet) -> tuple[int, int]:
 
 
 def count_layers(model: nn.Module) -> int:
-    """3x3 convolutions plus linear layers, projection shortcuts not counted (ResNet-d = d)."""
+    """Convolutions plus linear layers, projection shortcuts not counted (ResNet-d = d)."""
     shortcut_convs = {id(m.conv) for m in model.modules() if isinstance(m, ShortcutB)}
     return sum(
         1
@@ -105,9 +107,8 @@ def _meta_copy(model: ResNet) -> ResNet:
 
 def _stage_rows(model: ResNet) -> list[dict]:
     rows = []
-    w = model.config.width
-    for i, stage in enumerate(model.stages):
-        row: dict = {"index": i + 1, "channels": w * 2**i, "stride": 1 if i == 0 else 2}
+    for i, (stage, st) in enumerate(zip(model.stages, model.layout.stages)):
+        row: dict = {"index": i + 1, "channels": st.out_channels, "stride": st.stride}
         if isinstance(stage, Stage):
             row["fields"] = len(stage.fields)
             row["steps"] = [{"scheme": p.scheme, "fields": p.fields} for p in stage.plan()]
@@ -132,32 +133,54 @@ def _stage_rows(model: ResNet) -> list[dict]:
     return rows
 
 
-def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
-    """Layers, parameters, FLOPs and per-stage steps of the network ``config`` describes."""
+def describe(config: ModelConfig, image_size: int | None = None) -> ModelSummary:
+    """Layers, parameters, FLOPs and per-stage steps of the network ``config`` describes.
+
+    image_size None: 224 for the ImageNet family, 32 otherwise. Discrete networks are built
+    on the meta device (shapes only: ResNet-152 is described in well under a second).
+    """
+    if image_size is None:
+        image_size = 224 if config.arch in IMAGENET else 32
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 4:
         raise ConfigError(f"image_size must be an integer >= 4, got {image_size!r}")
-    model = build_from_config(config, torch.Generator().manual_seed(0))
+    config.validate()
+    solver = get(config.solver)
+    meta = not isinstance(solver, ContinuousSolver)
+    with torch.device("meta" if meta else "cpu"):
+        model = build_from_config(config, None if meta else torch.Generator().manual_seed(0))
     params, extra = count_parameters(model)
     flops, conv_linear = count_flops(model, image_size)
-    solver = get(config.solver)
     continuous = model.nfe is not None
     base = config.norm or "bn"
     norm = f"{base} (ODE field: {config.norm or 'gn'})" if continuous else base
+    layout = model.layout
     notes = []
-    if continuous:
+    if layout.arch in IMAGENET:
         notes.append(
-            f"continuous mode: depth {config.depth} only checks 6n + 2; n = "
+            f"{layout.arch}: depth, width and block are fixed by the architecture (torchvision "
+            "layout: 7x7/2 stem, 3x3/2 max-pool, projection shortcuts where shapes change)"
+        )
+    elif layout.arch == "single":
+        notes.append(
+            f"single stage: stem + N = {config.blocks_per_stage} fields of {config.width} "
+            f"channels; the stride-2 downsampling is in the {config.downsample}"
+        )
+    if continuous:
+        rule = "6n + 2" if layout.arch == "cifar" else "2n + 2"
+        notes.append(
+            f"continuous mode: depth {config.depth} only checks {rule}; n = "
             f"{config.blocks_per_stage} is ignored (one shared ODE field per stage)"
         )
         notes.append("FLOPs of continuous models depend on the step count (nfe) of that forward")
     if extra:
         notes.append(f"{extra} learnable scheme coefficients ({solver.name}) not in params")
+    notes += _shortcut_notes(model, config)
     return ModelSummary(
-        depth=config.depth,
+        depth=layout.depth,
         solver=solver.name,
         family=solver.family,
-        block=config.block,
-        shortcut=config.shortcut,
+        block=layout.block,
+        shortcut=layout.shortcut,
         norm=norm,
         in_channels=config.in_channels,
         num_classes=config.num_classes,
@@ -168,13 +191,48 @@ def describe(config: ModelConfig, image_size: int = 32) -> ModelSummary:
         flops=flops,
         conv_linear_flops=conv_linear,
         nfe=model.nfe["forward"] if continuous else None,
+        arch=layout.arch,
         stages=_stage_rows(model),
         notes=notes,
     )
 
 
+def _shortcut_notes(model: ResNet, config: ModelConfig) -> list[str]:
+    """How the shortcut applies to this scheme, and the parameters shortcut C costs it."""
+    stages = [s for s in model.stages if isinstance(s, Stage)]
+    if not stages:
+        if config.shortcut == "C":
+            return ["continuous mode: shortcut C projects the transition steps only (the ODE "
+                    "field has no step to project)"]  # fmt: skip
+        return []
+    if not stages[0].solver.residual:
+        return [
+            f"{config.solver}: x <- F(x) has no identity path, so no shortcut (shortcut "
+            f"{config.shortcut} adds nothing); the first field of a stage downsamples alone"
+        ]
+    if config.shortcut != "C":
+        return []
+    count = sum(len(s.projections or ()) for s in stages)
+    per_field = sum(len(s.fields) for s in stages)
+    fewer = 0  # parameters of the projections euler has and this scheme does not
+    for stage in stages:
+        assert stage.projections is not None and isinstance(stage.projections[0], ShortcutB)
+        c = stage.projections[0].conv.out_channels  # a missing one maps c -> c, stride 1
+        fewer += (len(stage.fields) - len(stage.projections)) * (c * c + 2 * c)
+    note = (
+        f"shortcut C: a 1x1 conv + norm projection on every step's start state s, one per "
+        f"step (not per field): {count} projections"
+    )
+    if count < per_field:
+        note += (
+            f"; euler has one per field ({per_field}), so this scheme has {fewer:,} fewer "
+            "parameters than euler at this depth: the budget is NOT matched"
+        )
+    return [note]
+
+
 def compare_budgets(
-    config: ModelConfig, solvers: Sequence[str], image_size: int = 32
+    config: ModelConfig, solvers: Sequence[str], image_size: int | None = None
 ) -> dict[str, ModelSummary]:
     """describe() of ``config`` at each solver: the matched-budget table (solver -> summary)."""
     return {name: describe(replace(config, solver=name), image_size) for name in solvers}
@@ -183,27 +241,23 @@ def compare_budgets(
 def summary_table(summary: ModelSummary):
     """A rich renderable of ``summary`` (what `odenet describe` prints without --json)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
+
+    from odenet.tables import rich_table
 
     s = summary
     title = (
-        f"ResNet-{s.depth} {s.solver} ({s.family}), {s.block}, shortcut {s.shortcut}, "
+        f"ResNet-{s.depth} ({s.arch}) {s.solver} ({s.family}), {s.block}, shortcut {s.shortcut}, "
         f"norm {s.norm}, input {s.in_channels}x{s.image_size}x{s.image_size}, "
         f"{s.num_classes} classes"
     )
-    table = Table(title=Text(title))
-    for col in ("stage", "channels", "stride", "fields", "steps"):
-        table.add_column(col, justify="left" if col == "steps" else "right")
-    for row in s.stages:
-        steps = [_step_label(st) for st in row["steps"]]
-        table.add_row(
-            str(row["index"]),
-            str(row["channels"]),
-            str(row["stride"]),
-            str(row["fields"]),
-            Text(_compress(steps)),
-        )
+    header = ("stage", "channels", "stride", "fields", "steps")
+    cells = [
+        [str(row["index"]), str(row["channels"]), str(row["stride"]), str(row["fields"]),
+         Text(_compress([_step_label(st) for st in row["steps"]]))]
+        for row in s.stages
+    ]  # fmt: skip
+    table = rich_table(header, cells, title=Text(title), left=("steps",))
     lines = [
         f"layers {s.layers}   params {s.params:,}   extra params {s.extra_params:,}",
         f"FLOPs {s.flops:,} ({s.flops / 1e6:.1f}M; conv+linear {s.conv_linear_flops:,})"

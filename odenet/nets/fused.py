@@ -13,8 +13,8 @@ Every fused tensor is the concatenation of the K member tensors along dim 0 (BN'
 ``num_batches_tracked`` is one shared counter), so ``fuse_state_dicts`` / ``unfuse_state_dict``
 are a plain cat / chunk and a round trip is bitwise. Input: the members' images stacked along
 channels, (B, K C_in, H, W); output: logits (B, K, classes). Only solvers whose stacked update
-is elementwise with fixed scalar coefficients fuse (Runge-Kutta methods, ab2, leapfrog); LM-ResNet
-(learnable k per member) and continuous mode (adaptive steps shared by the batch) do not.
+is elementwise with fixed scalar coefficients fuse (Runge-Kutta methods, ab2, leapfrog, plain);
+LM-ResNet (learnable k per member) and continuous mode (adaptive steps shared by the batch) do not.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 from odenet.nets.fields import ShortcutA
 from odenet.nets.resnet import ModelConfig, ResNet
-from odenet.solvers import RungeKutta, TwoStep, get
+from odenet.solvers import Plain, RungeKutta, TwoStep, get
 
 
 def fusable(config: ModelConfig) -> str | None:
     """None when K networks of ``config`` can be fused; otherwise the reason, as one line."""
     solver = get(config.solver)
-    if isinstance(solver, (RungeKutta, TwoStep)):
+    if isinstance(solver, (RungeKutta, TwoStep, Plain)):
         return None
     if solver.family == "continuous":
         return (

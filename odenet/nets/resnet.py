@@ -1,14 +1,18 @@
-"""The CIFAR ResNet family (He et al. 2015, depth 6n + 2) at any solver of the registry.
+"""Residual networks at any solver of the registry: the CIFAR family (He et al. 2015, depth
+6n + 2), the single-stage network and the ImageNet family (ResNet-18 ... -152).
 
-Layout: a 3x3 stem convolution to ``width`` channels, three stages of n fields with
-width / 2 width / 4 width channels (the first field of stages 2 and 3 downsamples by stride 2),
-global average pooling and a linear head. Works for 32x32 and 28x28 inputs (any H, W >= 4).
+The layout of each ``arch`` (stem, stages, channels, strides) is data, in odenet.nets.layout;
+this module builds it: stem convolution (+ norm + ReLU, + max-pool for the ImageNet family),
+stages of fields wired by the solver, global average pooling and a linear head. The CIFAR
+family works for 32x32 and 28x28 inputs (any H, W >= 4).
 
 * postact: stem conv-norm-ReLU, ReLU after every step's sum. euler + postact + A is exactly
-  He et al.'s ResNet-d (269,722 parameters at depth 20).
+  He et al.'s ResNet-d (269,722 parameters at depth 20); the ImageNet family at euler is
+  exactly torchvision's resnet18 ... resnet152 (v1.5: the stride on the 3x3 convolution).
 * preact (He et al. 2016): stem conv only, pure x + F(x) steps, a final norm-ReLU before the pool.
-* continuous solvers (``ode-*``): each stage is a transition step plus one shared ODE field
-  (see odenet.nets.continuous); the head gets a final norm-ReLU as in Chen et al. 2018.
+* continuous solvers (``ode-*``, cifar and single only): each stage is a transition step plus
+  one shared ODE field (see odenet.nets.continuous); the head gets a final norm-ReLU as in
+  Chen et al. 2018.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 from odenet.nets.continuous import ContinuousStage, ODEOptions
 from odenet.nets.fields import BLOCKS, NORMS, SHORTCUTS, make_norm
+from odenet.nets.layout import (
+    IMAGENET,
+    NetLayout,
+    arch_depth,
+    check_arch,
+    default_num_classes,
+    net_layout,
+)
 from odenet.nets.stage import Stage, make_stage
 from odenet.solvers import ContinuousSolver, Solver, StackedSolver, get
 
@@ -30,24 +42,32 @@ from odenet.solvers import ContinuousSolver, Solver, StackedSolver, get
 class ModelConfig:
     """Everything that defines a network's architecture (not its weights)."""
 
-    depth: int = 20  # 6n + 2: n fields per stage
+    depth: int = 20  # cifar: 6n + 2 (n fields per stage); single: 2N + 2; ImageNet: not used
     solver: str = "euler"  # a registry name (ode-* selects continuous mode)
     block: str = "postact"  # "postact" | "preact"
     shortcut: str = "A"  # "A" (subsample + zero-pad) | "B" (1x1 conv + norm)
     norm: str | None = None  # "bn" | "gn"; None: bn for discrete fields, gn for the ODE field
     in_channels: int = 3  # image channels
     num_classes: int = 10  # logits
-    width: int = 16  # channels of stage 1 (stages: width, 2 width, 4 width)
+    width: int = 16  # cifar: stage 1 (width, 2 width, 4 width); single: C; ImageNet: not used
     ode_t1: float = 1.0  # continuous mode: integrate over [0, ode_t1]
     ode_rtol: float = 1e-3  # continuous mode, adaptive methods
     ode_atol: float = 1e-4  # continuous mode, adaptive methods
     ode_step_size: float | None = None  # fixed-grid methods; None -> ode_t1 / 4
     ode_adjoint: bool = False  # continuous mode: backward through the adjoint ODE
+    arch: str = "cifar"  # "cifar" | "single" | "resnet18" | "resnet34" | ... | "resnet152"
+    downsample: str = "stem"  # single arch: the stride-2 step in the "stem" or first "field"
 
     @property
     def blocks_per_stage(self) -> int:
-        """n of depth = 6n + 2."""
-        return (self.depth - 2) // 6
+        """n of depth = 6n + 2 (cifar); N of depth = 2N + 2 (single)."""
+        return (self.depth - 2) // (6 if self.arch == "cifar" else 2)
+
+    def layout(self) -> NetLayout:
+        """Stem, stages and head of this (valid) config."""
+        return net_layout(
+            self.arch, self.depth, self.width, self.block, self.shortcut, self.downsample
+        )
 
     @property
     def continuous(self) -> bool:
@@ -55,13 +75,8 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field and its valid values."""
-        d = self.depth
-        if not isinstance(d, int) or isinstance(d, bool) or d < 8 or (d - 2) % 6 != 0:
-            raise ConfigError(
-                f"invalid depth {d!r}: the CIFAR family needs depth = 6n + 2 with n >= 1 "
-                "(8, 14, 20, 32, 44, 56, 110, ...)"
-            )
-        get(self.solver)  # raises ConfigError listing the valid names
+        check_arch(self.arch, self.depth, self.downsample)
+        solver = get(self.solver)  # raises ConfigError listing the valid names
         if self.block not in BLOCKS:
             raise ConfigError(f"unknown block {self.block!r}; expected one of: {', '.join(BLOCKS)}")
         if self.shortcut not in SHORTCUTS:
@@ -70,6 +85,17 @@ class ModelConfig:
             )
         if self.norm is not None and self.norm not in NORMS:
             raise ConfigError(f"unknown norm {self.norm!r}; expected one of: {', '.join(NORMS)}")
+        if self.arch in IMAGENET:
+            if self.block != "postact":
+                raise ConfigError(
+                    f"arch {self.arch!r} is post-activation (torchvision's layout); "
+                    f"block {self.block!r} applies to the cifar and single architectures"
+                )
+            if isinstance(solver, ContinuousSolver):
+                raise ConfigError(
+                    f"continuous solver {solver.name!r} is for the cifar and single "
+                    f"architectures; arch {self.arch!r} needs a stacked scheme (euler, rk4, ...)"
+                )
         for name in ("in_channels", "num_classes", "width"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -103,26 +129,30 @@ class ResNet(nn.Module):
             solver = get(config.solver)
         self.config = config
         c = config
-        w = c.width
+        layout = c.layout()
+        self.layout = layout
         continuous = isinstance(solver, ContinuousSolver)
         norm = c.norm or "bn"
-        self.stem_conv = nn.Conv2d(c.in_channels, w, 3, padding=1, bias=False)
-        self.stem_norm = make_norm(norm, w) if c.block == "postact" else None
-        channels = (w, 2 * w, 4 * w)
+        post = layout.block != "preact"
+        k = layout.stem_kernel
+        self.stem_conv = nn.Conv2d(
+            c.in_channels, layout.stem_channels, k, stride=layout.stem_stride, padding=k // 2,
+            bias=False,
+        )  # fmt: skip
+        self.stem_norm = make_norm(norm, layout.stem_channels) if post else None
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if layout.stem_pool else nn.Identity()
         stages: list[nn.Module] = []
-        for i, out_c in enumerate(channels):
-            in_c = channels[i - 1] if i else w
-            stride = 1 if i == 0 else 2
+        for st in layout.stages:
             if continuous:
                 assert isinstance(solver, ContinuousSolver)
                 stages.append(
                     ContinuousStage(
                         solver,
-                        in_c,
-                        out_c,
-                        stride,
-                        block=c.block,
-                        shortcut=c.shortcut,
+                        st.in_channels,
+                        st.out_channels,
+                        st.stride,
+                        block=layout.block,
+                        shortcut=layout.shortcut,
                         norm=norm,
                         field_norm=c.norm or "gn",
                         options=c.ode_options(),
@@ -134,26 +164,28 @@ class ResNet(nn.Module):
                 stages.append(
                     make_stage(
                         solver,
-                        c.blocks_per_stage,
-                        in_c,
-                        out_c,
-                        stride,
-                        block=c.block,
-                        shortcut=c.shortcut,
+                        st.fields,
+                        st.in_channels,
+                        st.out_channels,
+                        st.stride,
+                        block=layout.block,
+                        shortcut=layout.shortcut,
                         norm=norm,
                         generator=generator,
                     )
                 )
         self.stages = nn.ModuleList(stages)
-        final_norm = c.block == "preact" or continuous
-        self.head_norm = make_norm(norm, channels[-1]) if final_norm else None
-        self.fc = nn.Linear(channels[-1], c.num_classes)
+        final_norm = layout.block == "preact" or continuous
+        out_c = layout.stages[-1].out_channels
+        self.head_norm = make_norm(norm, out_c) if final_norm else None
+        self.fc = nn.Linear(out_c, c.num_classes)
         _initialise(self, generator)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem_conv(x)
         if self.stem_norm is not None:
             x = F.relu(self.stem_norm(x))
+        x = self.stem_pool(x)
         for stage in self.stages:
             x = stage(x)
         if self.head_norm is not None:
@@ -183,7 +215,10 @@ def _initialise(model: nn.Module, generator: torch.Generator | None) -> None:
 
     Every draw comes from ``generator`` in module order, so the weights are a function of it.
     The scheme coefficients were already drawn (by the stage) from the same generator.
+    A model on the meta device (shapes only, for counting) has no values to draw.
     """
+    if next(model.parameters()).is_meta:
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(
@@ -205,23 +240,33 @@ _ODE_KEYS.update({k[4:]: k for k in list(_ODE_KEYS)})  # also t1=, rtol=, ... wi
 
 
 def build_model(
-    depth: int,
+    depth: int | None = None,
     solver: str | Solver = "euler",
     *,
+    arch: str = "cifar",
+    downsample: str = "stem",
     block: str = "postact",
     shortcut: str = "A",
     in_channels: int = 3,
-    num_classes: int = 10,
+    num_classes: int | None = None,
     width: int = 16,
     norm: str | None = None,
     generator: torch.Generator | None = None,
     **ode_options,
 ) -> ResNet:
-    """A CIFAR-family ResNet of ``depth`` = 6n + 2 wired by ``solver``.
+    """A ResNet of family ``arch`` wired by ``solver``: a plain ``nn.Module``, (N, C, H, W) ->
+    (N, num_classes) logits.
 
-    ode_options (continuous solvers): ode_t1, ode_rtol, ode_atol, ode_step_size, ode_adjoint
-    (or the same names without ``ode_``). Raises ConfigError on any invalid argument.
+    ``build_model(56, "rk4")``: CIFAR ResNet-56 (depth 6n + 2). ``build_model(arch="resnet50",
+    solver="rk4")``: ResNet-50 with 1000 classes (the name fixes the depth). ``arch="single"``:
+    depth = 2N + 2, ``downsample`` "stem" | "field". num_classes None: 1000 for the ImageNet
+    family, 10 otherwise. ode_options (continuous solvers): ode_t1, ode_rtol, ode_atol,
+    ode_step_size, ode_adjoint (or the same names without ``ode_``). Raises ConfigError on any
+    invalid argument.
     """
+    if depth is None:
+        check_arch(arch, None, downsample)  # an unknown arch fails first, naming the valid ones
+        depth = arch_depth(arch)
     unknown = sorted(set(ode_options) - set(_ODE_KEYS))
     if unknown:
         raise ConfigError(
@@ -235,8 +280,10 @@ def build_model(
         shortcut=shortcut,
         norm=norm,
         in_channels=in_channels,
-        num_classes=num_classes,
+        num_classes=default_num_classes(arch) if num_classes is None else num_classes,
         width=width,
+        arch=arch,
+        downsample=downsample,
     )
     config = replace(config, **{_ODE_KEYS[k]: v for k, v in ode_options.items()})
     if obj is None:

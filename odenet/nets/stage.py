@@ -11,7 +11,13 @@ odenet.solvers, never here):
 
 The downsampling field (stride 2, channels doubled) is k1 of the first step; every other field
 sees the state built on s = shortcut(x) plus combinations of earlier k. Every field is used
-exactly once, so parameters and convolution FLOPs do not depend on the solver.
+exactly once, so the fields' parameters and convolution FLOPs do not depend on the solver.
+
+Shortcut C puts a 1x1 conv + norm projection P_i on every step i of the plan: the step builds
+on s = P_i(its input state) instead of the identity. That is one projection per step, not per
+field: euler has n, an s-stage scheme about n / s, so with C the parameter count of a
+multi-field scheme is lower than euler's (``describe`` says so; the budget check flags it).
+``plain`` (no identity path) gets no shortcut and no projection at all.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Stage(nn.Module):
 
     fields: n modules (N, C_in, H, W) -> (N, C_out, H', W'); only fields[0] may change shape.
     shortcut: maps the stage input to the state shape (None: identity).
+    projections: shortcut C, one module per step of ``solver.plan(n)`` (replaces shortcut).
     post_relu: apply ReLU to the state after every step's sum (post-activation networks).
     coefficients: the solver's learnable scheme coefficients (lm's k), drawn from ``generator``.
     """
@@ -42,6 +49,7 @@ class Stage(nn.Module):
         fields: Sequence[nn.Module],
         *,
         shortcut: nn.Module | None = None,
+        projections: Sequence[nn.Module] | None = None,
         post_relu: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -55,7 +63,15 @@ class Stage(nn.Module):
             raise ConfigError("a stage needs at least one field")
         self.solver = solver
         self.fields = nn.ModuleList(fields)
+        if shortcut is not None and projections is not None:
+            raise ConfigError("a stage takes a shortcut or per-step projections, not both")
+        steps = len(solver.plan(len(fields)))
+        if projections is not None and len(projections) != steps:
+            raise ConfigError(f"{len(projections)} projections for a stage of {steps} steps")
+        if not solver.residual and (shortcut is not None or projections is not None):
+            raise ConfigError(f"{solver.name} has no identity path: its stage takes no shortcut")
         self.shortcut = shortcut
+        self.projections = nn.ModuleList(projections) if projections is not None else None
         self.post_relu = post_relu
         self.coefficients = solver.make_coefficients(len(fields), generator)
 
@@ -70,7 +86,12 @@ class Stage(nn.Module):
             shortcut=self.shortcut,
             post=F.relu if self.post_relu else None,
             coefficients=self.coefficients,
+            projections=self.projections,
         )
+
+    def coefficient_report(self) -> dict | None:
+        """The learnable scheme coefficients' current values (plain data), None without any."""
+        return self.coefficients.report() if self.coefficients is not None else None
 
     def extra_repr(self) -> str:
         return f"solver={self.solver.name}, fields={len(self.fields)}, post_relu={self.post_relu}"
@@ -88,13 +109,38 @@ def make_stage(
     norm: str,
     generator: torch.Generator | None = None,
 ) -> Stage:
-    """n fields of ``block`` type; the first downsamples when stride != 1 or the channels change."""
+    """n fields of ``block`` type; the first downsamples when stride != 1 or the channels change.
+
+    shortcut "A" | "B": on the first step where the shape changes; "C": a projection on every
+    step of the plan. A scheme without identity path (plain) gets none of them.
+    """
     fields = [make_field(block, in_channels, out_channels, stride, norm)]
     fields += [make_field(block, out_channels, out_channels, 1, norm) for _ in range(n - 1)]
+    first, projections = None, None
+    if solver.residual and shortcut == "C":
+        steps = len(solver.plan(n))
+        projections = [make_shortcut("C", in_channels, out_channels, stride, norm)]
+        projections += [
+            make_shortcut("C", out_channels, out_channels, 1, norm) for _ in range(steps - 1)
+        ]
+    elif solver.residual:
+        first = make_shortcut(shortcut, in_channels, out_channels, stride, norm)
     return Stage(
         solver,
         fields,
-        shortcut=make_shortcut(shortcut, in_channels, out_channels, stride, norm),
-        post_relu=block == "postact",
+        shortcut=first,
+        projections=projections,
+        post_relu=block != "preact",  # postact and bottleneck: ReLU after each sum
         generator=generator,
     )
+
+
+def scheme_coefficients(model: nn.Module) -> list[dict] | None:
+    """The learned scheme coefficients of every stage of ``model``, in order, as JSON data:
+    [{"stage": 1, "k": [...]}] (lm) or [{"stage": 1, "steps": [{"scheme", "a", "b"}]}]
+    (learn-<tableau>); None for a scheme without learnable coefficients."""
+    stages = [m for m in model.modules() if isinstance(m, Stage)]
+    reports = [s.coefficient_report() for s in stages]
+    if all(r is None for r in reports):
+        return None
+    return [{"stage": i + 1, **(r or {})} for i, r in enumerate(reports)]

@@ -1,8 +1,10 @@
 """Numerical integrators. They know nothing about neural networks."""
 
-from odenet.solvers.base import Solver, StackedSolver, StepPlan
+from odenet.solvers.base import SchemeCoefficients, Solver, StackedSolver, StepPlan
 from odenet.solvers.continuous import ContinuousSolver, NFECounter
+from odenet.solvers.learned import LearnedRungeKutta, RKCoefficients
 from odenet.solvers.multistep import LMCoefficients, LMResNet, TwoStep
+from odenet.solvers.plain import Plain
 from odenet.solvers.registry import (
     ORDER_TO_SOLVER,
     aliases,
@@ -34,10 +36,14 @@ __all__ = [
     "ButcherTableau",
     "ContinuousSolver",
     "LMCoefficients",
+    "LearnedRungeKutta",
     "LMResNet",
     "NFECounter",
     "ORDER_TO_SOLVER",
+    "Plain",
+    "RKCoefficients",
     "RungeKutta",
+    "SchemeCoefficients",
     "Solver",
     "StackedSolver",
     "StepPlan",

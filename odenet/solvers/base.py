@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +43,7 @@ class Solver(ABC):
     """Abstract solver. Attributes: name, family, order, stages, description."""
 
     name: str
-    family: str  # "runge-kutta" | "multistep" | "continuous"
+    family: str  # "runge-kutta" | "multistep" | "continuous" | "plain" | "learned-rk"
     order: int
     stages: int  # fields consumed (classic: evaluations of f) per step
     description: str
@@ -58,8 +59,19 @@ class Solver(ABC):
         return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
 
 
+class SchemeCoefficients(nn.Module, ABC):
+    """Learnable scheme coefficients of one stage (lm's k, a learned tableau): parameters
+    counted apart from the weights (``extra_params``), never weight-decayed (all 1-D)."""
+
+    @abstractmethod
+    def report(self) -> dict[str, Any]:
+        """Their current values as plain JSON data (lists of floats)."""
+
+
 class StackedSolver(Solver):
     """A solver that can wire n distinct residual fields (the residual-network use)."""
+
+    residual: bool = True  # False: no identity path (plain), so a stage builds no shortcut
 
     @abstractmethod
     def plan(self, n: int) -> tuple[StepPlan, ...]:
@@ -67,7 +79,7 @@ class StackedSolver(Solver):
 
     def make_coefficients(
         self, n: int, generator: torch.Generator | None = None
-    ) -> nn.Module | None:
+    ) -> SchemeCoefficients | None:
         """Learnable scheme coefficients for a stage of n fields, or None (the default)."""
         return None
 
@@ -80,11 +92,36 @@ class StackedSolver(Solver):
         shortcut: ResidualField | None = None,
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
+        projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
         """Run a stage: ``fields`` in order, each once.
 
         x: the stage input. The state starts at s = shortcut(x) (identity when None); the first
         field of the first step sees the raw x (it may downsample), every later field sees a
         state built from s and earlier field outputs. ``post`` (e.g. ReLU) is applied to the
-        state after every step's sum.
+        state after every step's sum. ``projections`` (shortcut C): one per step of
+        ``plan(n)``; step i starts from s = projections[i](its input state) instead of the
+        identity (replaces ``shortcut``).
         """
+
+
+def step_start(
+    i: int,
+    state: Tensor,
+    shortcut: ResidualField | None,
+    projections: Sequence[ResidualField] | None,
+) -> Tensor:
+    """s, the state step i builds on: its projection (C), else shortcut(x) for step 0."""
+    if projections is not None:
+        return projections[i](state)
+    if i == 0 and shortcut is not None:
+        return shortcut(state)
+    return state
+
+
+def check_projections(projections: Sequence[ResidualField] | None, steps: int, name: str) -> None:
+    if projections is not None and len(projections) != steps:
+        raise ConfigError(
+            f"{name}: {len(projections)} projections for {steps} steps; shortcut C needs one "
+            "per step of plan(n)"
+        )

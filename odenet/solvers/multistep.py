@@ -25,14 +25,17 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 from odenet.solvers.base import (
     ResidualField,
+    SchemeCoefficients,
     StackedSolver,
     StepPlan,
     VectorField,
+    check_projections,
     check_steps,
+    step_start,
 )
 
 
-class LMCoefficients(nn.Module):
+class LMCoefficients(SchemeCoefficients):
     """The learnable k_n of one LM-ResNet stage: one scalar per two-step update."""
 
     def __init__(self, count: int, generator: torch.Generator | None = None) -> None:
@@ -40,6 +43,9 @@ class LMCoefficients(nn.Module):
         k = torch.empty(count)
         k.uniform_(-0.1, 0.0, generator=generator)
         self.k = nn.Parameter(k)
+
+    def report(self) -> dict[str, list[float]]:
+        return {"k": self.k.detach().cpu().tolist()}
 
 
 @dataclass(frozen=True, repr=False)
@@ -78,11 +84,12 @@ class TwoStep(StackedSolver):
         shortcut: ResidualField | None = None,
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
+        projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
         def update(i: int, u: Tensor, u_prev: Tensor, fu: Tensor, f_prev: Tensor) -> Tensor:
             return _linear(((self.a1, u), (self.a0, u_prev), (self.b1, fu), (self.b0, f_prev)))
 
-        return _two_step_integrate(fields, x, shortcut, post, update)
+        return _two_step_integrate(fields, x, shortcut, post, update, projections, self.name)
 
 
 @dataclass(frozen=True, repr=False)
@@ -108,7 +115,7 @@ class LMResNet(StackedSolver):
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         return _two_step_plan(self.name, n)
 
-    def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> nn.Module:
+    def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> LMCoefficients:
         return LMCoefficients(max(n - 1, 0), generator)
 
     def integrate(
@@ -119,6 +126,7 @@ class LMResNet(StackedSolver):
         shortcut: ResidualField | None = None,
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
+        projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
         if (
             not isinstance(coefficients, LMCoefficients)
@@ -133,7 +141,7 @@ class LMResNet(StackedSolver):
             ki = k[i - 1]
             return (1 - ki) * u + ki * u_prev + fu
 
-        return _two_step_integrate(fields, x, shortcut, post, update)
+        return _two_step_integrate(fields, x, shortcut, post, update, projections, self.name)
 
 
 def _linear(terms: Sequence[tuple[float, Tensor]]) -> Tensor:
@@ -153,16 +161,21 @@ def _two_step_plan(name: str, n: int) -> tuple[StepPlan, ...]:
     return (StepPlan("euler", 1),) + (StepPlan(name, 1),) * (n - 1)
 
 
-def _two_step_integrate(fields, x, shortcut, post, update) -> Tensor:
-    """Shared stacked driver: Euler first step, then update(i, u_n, u_{n-1}, F_i(u_n), F_{i-1})."""
-    u_prev = shortcut(x) if shortcut is not None else x
+def _two_step_integrate(fields, x, shortcut, post, update, projections, name) -> Tensor:
+    """Shared stacked driver: Euler first step, then update(i, u_n, u_{n-1}, F_i(u_n), F_{i-1}).
+
+    With projections (shortcut C), step i's identity term u_n is projections[i](u_n); the
+    older state u_{n-1} enters as it is.
+    """
+    check_projections(projections, len(fields), name)
+    u_prev = step_start(0, x, shortcut, projections)
     f_prev = fields[0](x)
     u = u_prev + f_prev
     if post is not None:
         u = post(u)
     for i in range(1, len(fields)):
         fu = fields[i](u)
-        u, u_prev = update(i, u, u_prev, fu, f_prev), u
+        u, u_prev = update(i, step_start(i, u, None, projections), u_prev, fu, f_prev), u
         if post is not None:
             u = post(u)
         f_prev = fu

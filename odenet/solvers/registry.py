@@ -5,7 +5,9 @@ from __future__ import annotations
 from odenet.errors import ConfigError
 from odenet.solvers.base import Solver
 from odenet.solvers.continuous import ContinuousSolver
+from odenet.solvers.learned import LearnedRungeKutta
 from odenet.solvers.multistep import LMResNet, TwoStep
+from odenet.solvers.plain import Plain
 from odenet.solvers.runge_kutta import RungeKutta
 from odenet.solvers.tableau import (
     EULER,
@@ -18,6 +20,7 @@ from odenet.solvers.tableau import (
     RK4,
     RK38,
 )
+from odenet.solvers.tableau_high import BUTCHER5, BUTCHER6, COOPER_VERNER8, HUTA6, NYSTROM5
 
 _SOLVERS: dict[str, Solver] = {}
 _ALIASES: dict[str, str] = {}
@@ -58,11 +61,20 @@ def get(name: str | Solver) -> Solver:
         raise ConfigError(f"unknown solver {name!r}; expected one of: {valid}") from None
 
 
-ORDER_TO_SOLVER: dict[int, str] = {1: "euler", 2: "heun", 3: "rk3", 4: "rk4"}
+ORDER_TO_SOLVER: dict[int, str] = {
+    1: "euler",
+    2: "heun",
+    3: "rk3",
+    4: "rk4",
+    5: "nystrom5",
+    6: "huta6",
+    8: "cv8",
+}
 
 
 def for_order(order: int) -> str:
-    """The default solver name of a given order (1 euler, 2 heun, 3 rk3, 4 rk4)."""
+    """The default solver name of a given order (1 euler, 2 heun, 3 rk3, 4 rk4, 5 nystrom5,
+    6 huta6, 8 cv8: HO-ResNet's choices where it has one)."""
     try:
         return ORDER_TO_SOLVER[int(order)]
     except (KeyError, ValueError, TypeError):
@@ -80,6 +92,11 @@ _RK = [
     ("rk4", RK4, 4, "Classic Runge-Kutta, 4th order"),
     ("rk38", RK38, 4, "Kutta's 3/8 rule, 4th order (torchdiffeq's 'rk4')"),
     ("gill", GILL, 4, "Gill's 4th-order method"),
+    ("nystrom5", NYSTROM5, 5, "Kutta-Nystrom 5th order, 6 stages (HO-ResNet's order 5)"),
+    ("butcher5", BUTCHER5, 5, "Butcher's 5th order, 6 stages"),
+    ("butcher6", BUTCHER6, 6, "Butcher's 6th order, 7 stages (the fewest for order 6)"),
+    ("huta6", HUTA6, 6, "Huta's 6th order, 8 stages (HO-ResNet's order 6)"),
+    ("cv8", COOPER_VERNER8, 8, "Cooper-Verner 8th order, 11 stages (sqrt(21) tableau)"),
 ]
 for _name, _tab, _order, _desc in _RK:
     register(RungeKutta(_name, _tab, _order, _desc), *(("rk2",) if _name == "heun" else ()))
@@ -87,6 +104,12 @@ for _name, _tab, _order, _desc in _RK:
 register(LMResNet())
 register(TwoStep("ab2", 1.0, 0.0, 1.5, -0.5, 2, "Adams-Bashforth 2: u + 3/2 F(u) - 1/2 F(u-)"))
 register(TwoStep("leapfrog", 0.0, 1.0, 2.0, 0.0, 2, "Leapfrog (explicit midpoint two-step)"))
+register(Plain())
+# learn-<tableau>: every Runge-Kutta method above with A and b learned per step
+for _name, *_ in _RK:
+    _base = get(_name)
+    assert isinstance(_base, RungeKutta)
+    register(LearnedRungeKutta(_base))
 
 _ODE = [
     ("euler", 1, 1, False, "Forward Euler"),

@@ -19,9 +19,12 @@ from odenet.solvers.base import (
     StackedSolver,
     StepPlan,
     VectorField,
+    check_projections,
     check_steps,
+    step_start,
 )
-from odenet.solvers.tableau import EULER, HEUN, RK3, ButcherTableau
+from odenet.solvers.tableau import EULER, HEUN, RK3, RK4, ButcherTableau
+from odenet.solvers.tableau_high import HUTA6, NYSTROM5
 
 
 def _combine(base: Tensor, coeffs: Sequence[float], ks: Sequence[Tensor]) -> Tensor:
@@ -56,13 +59,27 @@ def rk_stacked_step(
     return _combine(s, tableau.b, ks)
 
 
-# The scheme that takes the n mod s fields left over after the full steps: the registry's
-# default method of that order (the same mapping as the CLI's --orders).
+# The steps that take the r = n mod s fields left over after the full steps: the registry's
+# default method (the CLI's --orders mapping) with the most stages <= r, repeated greedily on
+# what is left (r = 5: rk4 + euler; r = 7: nystrom5 + euler; r = 10: huta6 + heun).
 _REMAINDER: dict[int, tuple[str, ButcherTableau]] = {
-    1: ("euler", EULER),
-    2: ("heun", HEUN),
+    8: ("huta6", HUTA6),
+    6: ("nystrom5", NYSTROM5),
+    4: ("rk4", RK4),
     3: ("rk3", RK3),
+    2: ("heun", HEUN),
+    1: ("euler", EULER),
 }
+
+
+def remainder_steps(rest: int) -> list[tuple[str, ButcherTableau]]:
+    """The steps (name, tableau) that consume ``rest`` leftover fields, largest first."""
+    steps = []
+    while rest > 0:
+        stages = max(k for k in _REMAINDER if k <= rest)
+        steps.append(_REMAINDER[stages])
+        rest -= stages
+    return steps
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,17 +104,15 @@ class RungeKutta(StackedSolver):
             y = rk_step(self.tableau, f, t0 + n * h, y, h)
         return y
 
-    def _steps(self, n: int) -> list[tuple[str, ButcherTableau]]:
+    def steps(self, n: int) -> list[tuple[str, ButcherTableau]]:
+        """The (name, tableau) of each step a stage of n fields takes: full steps, leftovers."""
         if n <= 0:
             raise ConfigError(f"a stage needs at least one field, got {n}")
         full, rest = divmod(n, self.stages)
-        steps = [(self.name, self.tableau)] * full
-        if rest:
-            steps.append(_REMAINDER[rest])
-        return steps
+        return [(self.name, self.tableau)] * full + remainder_steps(rest)
 
     def plan(self, n: int) -> tuple[StepPlan, ...]:
-        return tuple(StepPlan(name, tab.stages) for name, tab in self._steps(n))
+        return tuple(StepPlan(name, tab.stages) for name, tab in self.steps(n))
 
     def integrate(
         self,
@@ -107,14 +122,16 @@ class RungeKutta(StackedSolver):
         shortcut: ResidualField | None = None,
         post: ResidualField | None = None,
         coefficients: nn.Module | None = None,
+        projections: Sequence[ResidualField] | None = None,
     ) -> Tensor:
-        state = shortcut(x) if shortcut is not None else x
-        first = x
+        steps = self.steps(len(fields))
+        check_projections(projections, len(steps), self.name)
+        state = x
         used = 0
-        for _, tab in self._steps(len(fields)):
-            state = rk_stacked_step(tab, fields[used : used + tab.stages], first, state)
+        for i, (_, tab) in enumerate(steps):
+            s = step_start(i, state, shortcut, projections)
+            state = rk_stacked_step(tab, fields[used : used + tab.stages], state, s)
             if post is not None:
                 state = post(state)
             used += tab.stages
-            first = state
         return state

@@ -2,9 +2,9 @@
 
 For the test equation y' = lambda y and a step h, z = h lambda:
 
-* a Runge-Kutta step maps y to R(z) y with R(z) = 1 + z b^T (I - z A)^{-1} 1. A is strictly
-  lower triangular (nilpotent), so R is the polynomial 1 + sum_{k=1..s} (b^T A^{k-1} 1) z^k;
-  the region of absolute stability is |R(z)| <= 1;
+* a Runge-Kutta step (learn-<tableau>: at its initial tableau) maps y to R(z) y with
+  R(z) = 1 + z b^T (I - z A)^{-1} 1. A is strictly lower triangular (nilpotent), so R is the
+  polynomial 1 + sum_{k=1..s} (b^T A^{k-1} 1) z^k; the region of absolute stability is |R(z)| <= 1;
 * a two-step method u+ = a1 u + a0 u- + z (b1 u + b0 u-) is stable where the roots of its
   characteristic polynomial zeta^2 - (a1 + z b1) zeta - (a0 + z b0) satisfy the root condition
   (all |zeta| <= 1, those on the unit circle simple). Its boundary locus is
@@ -23,6 +23,7 @@ import numpy as np
 
 from odenet.errors import ConfigError
 from odenet.solvers.base import Solver
+from odenet.solvers.learned import LearnedRungeKutta
 from odenet.solvers.registry import get
 from odenet.solvers.runge_kutta import RungeKutta
 from odenet.solvers.tableau import ButcherTableau
@@ -35,7 +36,7 @@ _SCAN_LENGTH = 50.0  # extents: how far along the axis the scan looks
 
 def _tableau(solver: Solver) -> ButcherTableau | None:
     """The tableau of a Runge-Kutta scheme (its initial one when learnable); None otherwise."""
-    return solver.tableau if isinstance(solver, RungeKutta) else None
+    return solver.tableau if isinstance(solver, (RungeKutta, LearnedRungeKutta)) else None
 
 
 def _two_step(solver: Solver, k: float) -> tuple[float, float, float, float] | None:

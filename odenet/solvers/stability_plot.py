@@ -13,13 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from odenet.errors import ConfigError
-from odenet.solvers.registry import available
+from odenet.solvers.registry import available, get
 from odenet.solvers.stability import boundary_locus, extents, in_region
 
 
 def region_schemes() -> list[str]:
-    """Registered schemes that have a stability region (RK and two-step), registry order."""
-    return [name for name in available() if extents(name) is not None]
+    """Registered schemes that have a stability region (RK and two-step), registry order.
+
+    learn-<tableau> schemes are left out: their region at initialisation is their tableau's
+    (already drawn), and after training it is a run's, not the registry's."""
+    return [
+        name
+        for name in available()
+        if get(name).family != "learned-rk" and extents(name) is not None
+    ]
 
 
 def _window(locus: np.ndarray) -> tuple[float, float, float, float]:
@@ -67,8 +74,11 @@ def stability_figure(names: Sequence[str] | None = None, *, columns: int = 4, gr
 
 
 def write_stability_figure(out: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Draw the figure and save it as PNG and SVG (``out``'s suffix is replaced); the paths."""
+    """Draw the figure and save it as PNG and SVG (``out``'s suffix is replaced; a directory
+    gets stability.png/.svg inside it); the paths written."""
     path = Path(out)
+    if path.is_dir():
+        path = path / "stability.png"
     if path.suffix.lower() not in ("", ".png", ".svg"):
         raise ConfigError(f"--out {str(out)!r}: give a .png or .svg name (both are written)")
     if not path.parent.exists():

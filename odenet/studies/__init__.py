@@ -19,7 +19,8 @@ from odenet.studies.grid import RunSpec, build_grid, run_id
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import Executor, SequentialExecutor, StudyObserver, run_pending
-from odenet.studies.spec import StudySpec, load_toml, parse_list, spec_from_sources
+from odenet.studies.spec import StudySpec, parse_list
+from odenet.studies.spec_sources import load_toml, spec_from_sources
 from odenet.studies.store import RunRecord, Store
 
 __all__ = [

@@ -16,15 +16,20 @@ import platform
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
 from odenet.studies.fused_executor import make_executor
-from odenet.studies.grid import RunSpec, build_grid, train_config
+from odenet.studies.grid import RunSpec, build_grid, first_config
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from odenet.studies.ray_executor import RayConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
 _KNOWN_SHAPES = {
@@ -41,7 +46,7 @@ class PlanRow:
 
     depth: int
     solver: str
-    runs: int  # lrs x seeds
+    runs: int  # lrs x swept values x seeds
     params: int  # trainable parameters, scheme coefficients excluded
     extra_params: int  # learnable scheme coefficients (lm's k)
     flops: int  # one image forward (torch.utils.flop_counter)
@@ -71,12 +76,12 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
 
     spec.validate()
     runs = build_grid(spec)
-    channels, size, classes = _shape(spec)
+    channels, size, classes = _shape(spec.base)
     rows: list[PlanRow] = []
     for depth in spec.depths:
         ref = None
         for solver in spec.schemes:
-            cfg = train_config(spec, depth, solver, spec.lrs[0], spec.seeds[0])
+            cfg = first_config(spec, depth, solver)
             summary = describe(cfg.model_config(channels, classes), image_size=size)
             key = (summary.params, summary.conv_linear_flops)
             ref = ref or key
@@ -103,26 +108,29 @@ def run_study(
     observer: StudyObserver | None = None,
     retry_failed: bool = True,
     wait: bool = True,
+    ray: RayConfig | None = None,
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
 
     Validates everything (spec, --out, dataset, an existing study's config) before writing
     anything. Finished runs are skipped; interrupted ones resume from their checkpoints;
     failed ones are retried when ``retry_failed``. Progress goes to ``observer`` (default:
-    a live view on a terminal, lines otherwise, nothing when ``quiet``).
+    a live view on a terminal, lines otherwise, nothing when ``quiet``). ``ray``: where the
+    ``ray`` executor runs (``odenet.studies.ray_executor.RayConfig``).
     """
     from odenet.data import load_dataset
 
     spec.validate()
     path = check_out_dir(out)
-    dataset = load_dataset(spec.dataset, spec.data_dir, progress=not quiet)
-    spec = replace(spec, dataset=dataset.name)  # the canonical name (case, aliases)
+    base = spec.base
+    dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
+    spec = replace(spec, base=replace(base, dataset=dataset.name))  # canonical (case, aliases)
     runs = build_grid(spec)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
     _validate_models(runs, dataset)
     executor = make_executor(  # checks the device
-        spec.executor, spec.device, spec.fuse_max, dataset, spec.cuda_graphs
+        spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
     store = Store.create(path, spec, runs, _versions())
     run_pending(
@@ -142,22 +150,19 @@ def report_study(study_dir: str | Path) -> StudyData:
 
 
 def _validate_models(runs: list[RunSpec], dataset) -> None:
-    seen = set()
-    for r in runs:
-        if (r.depth, r.solver) not in seen:
-            seen.add((r.depth, r.solver))
-            r.config.model_config(dataset.in_channels, dataset.num_classes).validate()
+    for model in {r.config.model_config(dataset.in_channels, dataset.num_classes) for r in runs}:
+        model.validate()  # each distinct model once (a swept width or block adds models)
 
 
-def _shape(spec: StudySpec) -> tuple[int, int, int]:
+def _shape(base: TrainConfig) -> tuple[int, int, int]:
     from odenet.data import load_dataset
 
     try:
-        ds = load_dataset(spec.dataset, spec.data_dir, download=False, progress=False)
+        ds = load_dataset(base.dataset, base.data_dir, download=False, progress=False)
         return ds.in_channels, ds.image_size, ds.num_classes
     except DataError:
-        if spec.dataset in _KNOWN_SHAPES:  # not downloaded yet: its shape is known
-            return _KNOWN_SHAPES[spec.dataset]
+        if base.dataset in _KNOWN_SHAPES:  # not downloaded yet: its shape is known
+            return _KNOWN_SHAPES[base.dataset]
         raise
 
 

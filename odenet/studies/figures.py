@@ -7,6 +7,7 @@ returns both paths.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
     """One panel per depth: test accuracy vs peak lr (log2 axis), one line per scheme, error
     bars over seeds; an lr where a run diverged (or failed) is an 'x' at the bottom of the axis."""
     depths = sorted({o.depth for o in outcomes})
-    solvers = list(dict.fromkeys(o.solver for o in outcomes))
+    solvers = list(dict.fromkeys(o.label for o in outcomes))
     style = _style(solvers)
     fig, axes = plt.subplots(
         1, len(depths), figsize=(4.2 * len(depths), 3.6), squeeze=False, sharey=True
@@ -62,7 +63,7 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
     for ax, depth in zip(axes[0], depths):
         bottom = blended_transform_factory(ax.transData, ax.transAxes)
         for solver in solvers:
-            runs = [o for o in outcomes if o.depth == depth and o.solver == solver]
+            runs = [o for o in outcomes if o.depth == depth and o.label == solver]
             if not runs:
                 continue
             curve = lr_curve(runs)
@@ -107,14 +108,14 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
 
 def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
     """Best test accuracy (mean +- std over seeds, at each scheme's best lr) vs depth."""
-    solvers = list(dict.fromkeys(r.solver for r in rows))
+    solvers = list(dict.fromkeys(r.label for r in rows))
     style = _style(solvers)
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     for solver in solvers:
         pts = sorted(
             (r.depth, r.best_acc, r.best_acc_std)
             for r in rows
-            if r.solver == solver and r.best_acc is not None
+            if r.label == solver and r.best_acc is not None
         )
         if pts:
             ax.errorbar(
@@ -142,7 +143,7 @@ def training_curves(
     """Per depth: training loss and test accuracy vs epoch for each scheme at its best lr
     (every seed drawn; thin lines)."""
     depths = sorted({r.depth for r in rows})
-    style = _style(list(dict.fromkeys(r.solver for r in rows)))
+    style = _style(list(dict.fromkeys(r.label for r in rows)))
     last = max((m["epoch"] for hist in epochs.values() for m in hist), default=1)
     fig, axes = plt.subplots(
         2, len(depths), figsize=(4.2 * len(depths), 6.4), squeeze=False, sharex="col"
@@ -152,15 +153,15 @@ def training_curves(
         for r in rows:
             if r.depth != depth or r.best_lr is None:
                 continue
-            label = f"{r.solver} (lr {r.best_lr:g})"
+            label = f"{r.label} (lr {r.best_lr:g})"
             for o in outcomes:
-                if (o.depth, o.solver, o.lr) != (depth, r.solver, r.best_lr):
+                if (o.depth, o.label, o.lr) != (depth, r.label, r.best_lr):
                     continue
                 hist = epochs.get(o.run_id, [])
                 ep = [m["epoch"] for m in hist]
                 kw = {
-                    "color": style[r.solver]["color"],
-                    "marker": style[r.solver]["marker"],
+                    "color": style[r.label]["color"],
+                    "marker": style[r.label]["marker"],
                     "markersize": 3,
                     "linewidth": 1.2,
                     "label": label,
@@ -178,3 +179,57 @@ def training_curves(
             ax.set_xlim(0.5, max(last, 1) + 0.5)
         _legend(acc_ax, fontsize=8)
     return _save(fig, stem)
+
+
+def loss_by_step(outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path) -> list[Path]:
+    """Training loss against optimizer step: a row of panels per depth, a panel per lr, a line
+    per scheme (and swept values): the mean over the seeds that logged each step, labelled
+    with how many seeds stand behind it. Non-finite losses (a diverging step) are left out;
+    the step axis is log-scaled when the steps span two decades or more."""
+    by_run: dict[str, list[dict]] = {}
+    for row in steps:
+        by_run.setdefault(row["run_id"], []).append(row)
+    runs = [o for o in outcomes if by_run.get(o.run_id)]
+    depths = sorted({o.depth for o in runs})
+    lrs = sorted({o.lr for o in runs})
+    style = _style(list(dict.fromkeys(o.label for o in runs)))
+    last = max((r["step"] for r in steps), default=1)
+    fig, axes = plt.subplots(
+        len(depths), len(lrs), figsize=(4.2 * len(lrs), 3.4 * len(depths)),
+        squeeze=False, sharex=True, sharey="row",
+    )  # fmt: skip
+    for i, depth in enumerate(depths):
+        for j, lr in enumerate(lrs):
+            ax = axes[i][j]
+            for label in style:
+                group = [o for o in runs if (o.depth, o.lr, o.label) == (depth, lr, label)]
+                if not group:
+                    continue
+                xs, ys = _seed_mean([by_run[o.run_id] for o in group])
+                n = len(group)
+                ax.plot(
+                    xs, ys, color=style[label]["color"], linewidth=1.2,
+                    label=f"{label} (n={n} seed{'s' if n > 1 else ''})",
+                    gid=f"steps-d{depth}-lr{lr:g}-{label}",
+                )  # fmt: skip
+            if last >= 100:
+                ax.set_xscale("log")
+            ax.set_title(f"ResNet-{depth}, lr {lr:g}")
+            ax.grid(True, alpha=0.3)
+            _legend(ax, fontsize=7)
+        axes[i][0].set_ylabel("training loss (batch mean)")
+    for ax in axes[-1]:
+        ax.set_xlabel("optimizer step" + (" (log scale)" if last >= 100 else ""))
+    return _save(fig, stem)
+
+
+def _seed_mean(curves: Sequence[Sequence[dict]]) -> tuple[list[int], list[float]]:
+    """Steps and the mean finite loss over the curves that logged each step."""
+    sums: dict[int, list[float]] = {}
+    for curve in curves:
+        for row in curve:
+            loss = row["loss"]
+            if loss is not None and math.isfinite(loss):
+                sums.setdefault(row["step"], []).append(loss)
+    xs = sorted(sums)
+    return xs, [sum(sums[x]) / len(sums[x]) for x in xs]

@@ -11,7 +11,9 @@
   warning line. When ``train_fused`` raises (e.g. CUDA out of memory), one warning line names
   the group and the error, and its members are trained one by one: a member the group finished
   keeps its result, the others resume from their checkpoints;
-* ``auto``: fused on CUDA, sequential on CPU.
+* ``auto``: fused on CUDA, sequential on CPU;
+* ``ray``: RayExecutor (``ray_executor.py``): claims as the fused executor on GPUs (one run
+  on CPUs) and trains each claim as a Ray task, on a local Ray instance or a cluster.
 
 What executed a run is recorded twice: the store's ``executor`` column (the executor that
 claimed it: "fused" or "sequential") and ``provenance["execution"]`` of its result
@@ -24,6 +26,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -38,7 +41,10 @@ from odenet.studies.runner import (
 from odenet.studies.store import RunRecord, Store
 from odenet.training.config import TrainConfig
 
-EXECUTOR_NAMES = ("auto", "sequential", "fused")
+if TYPE_CHECKING:
+    from odenet.studies.ray_executor import RayConfig
+
+EXECUTOR_NAMES = ("auto", "sequential", "fused", "ray")
 DEFAULT_FUSE_MAX = 8  # members per fused group when --fuse-max is not given
 log = logging.getLogger("odenet.studies")
 
@@ -49,12 +55,14 @@ def make_executor(
     fuse_max: int = DEFAULT_FUSE_MAX,
     dataset=None,
     cuda_graphs: bool | None = None,
+    ray: RayConfig | None = None,
 ) -> Executor:
     """The executor for ``--executor name`` on ``device`` ("auto" | "cpu" | "cuda").
 
     dataset: an already loaded ArrayDataset used for runs naming it; cuda_graphs: overrides
-    every run's ``TrainConfig.cuda_graphs`` when not None. ConfigError for an unknown name, a
-    bad fuse_max or device.
+    every run's ``TrainConfig.cuda_graphs`` when not None; ray: where and how the ``ray``
+    executor runs (connecting is part of making it). ConfigError for an unknown name, a
+    bad fuse_max or device, Ray options without ``ray``, or a Ray cluster that cannot serve.
     """
     from odenet.data import resolve_device
 
@@ -64,6 +72,12 @@ def make_executor(
         )
     if isinstance(fuse_max, bool) or not isinstance(fuse_max, int) or fuse_max < 1:
         raise ConfigError(f"--fuse-max must be a positive integer, got {fuse_max!r}")
+    if name == "ray":  # the device is resolved on the workers (the driver may have no GPU)
+        from odenet.studies.ray_executor import RayConfig, make_ray_executor
+
+        return make_ray_executor(ray or RayConfig(), str(device), fuse_max, cuda_graphs)
+    if ray is not None and ray.given():
+        raise ConfigError(f"the Ray options need --executor ray (not {name!r})")
     on_cuda = resolve_device(device).type == "cuda"
     if cuda_graphs and not on_cuda:
         raise ConfigError("--cuda-graphs needs a CUDA device: drop it or use --device cuda")

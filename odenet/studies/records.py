@@ -17,7 +17,7 @@ from odenet.training.config import TrainConfig
 class RunRecord:
     """One run as stored (read-only snapshot)."""
 
-    id: str  # d{depth}-{scheme}-lr{lr}-s{seed}
+    id: str  # d{depth}-{scheme}-lr{lr}[-{swept fields}]-s{seed} (odenet.studies.grid)
     depth: int
     solver: str
     lr: float

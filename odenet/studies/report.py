@@ -1,20 +1,24 @@
 """The study report: the robustness table, figures and report.md, read back from the store.
 
 Reads files only (the store, the landscape and analysis folders); never trains. Writes into the
-study directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves}.{png,svg}`` and
-``report.md`` (the table, a per-run table and every figure, landscape figures included, and
-what ``odenet analyze`` measured: its per-run summary rows and figures).
+study directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves,loss_by_step}``
+``.{png,svg}`` and ``report.md`` (the table, a per-run table and every figure, landscape
+figures included, and what ``odenet analyze`` measured: its per-run summary rows and figures).
+A study's swept fields (besides depth, scheme, lr and seed) are columns of every table and
+part of each line's label.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from odenet.studies import figures
 from odenet.studies.robustness import POINT, Outcome, RobustnessRow, robustness_table
 from odenet.studies.store import RunRecord, Store
+from odenet.tables import markdown_table, rich_table
 
 RUN_FIELDS = (
     "id",
@@ -36,6 +40,7 @@ RUN_FIELDS = (
     "error",
 )
 SHARPNESS_FIELDS = ("lambda_max", "trace")
+_AXES_END = RUN_FIELDS.index("seed") + 1  # the swept fields follow the familiar axes
 
 
 @dataclass
@@ -48,20 +53,24 @@ class StudyData:
     table: list[RobustnessRow]
     sharpness: dict[str, dict]  # run id -> {lambda_max, trace} (newest row), may be empty
     landscape_figures: list[Path] = field(default_factory=list)
+    swept: tuple[str, ...] = ()  # the study's swept TrainConfig fields besides the familiar
+    steps: list[dict] = field(default_factory=list)  # {run_id, step, loss, lr} by run, step
     analyses: dict[str, dict] = field(default_factory=dict)  # run id -> newest `analyze` result
     analysis_figures: list[Path] = field(default_factory=list)
 
     @property
     def outcomes(self) -> list[Outcome]:
-        return [_outcome(r, self.epochs.get(r.id, [])) for r in self.records]
+        return [_outcome(r, self.epochs.get(r.id, []), self.swept) for r in self.records]
 
     def run_rows(self) -> list[dict]:
-        """One plain dict per run: RUN_FIELDS, ``members`` (how many runs trained together
-        with it: 1 run by run, K in a fused group; None before it ran), plus sharpness columns
-        when present."""
+        """One plain dict per run: RUN_FIELDS with every swept field after seed, ``members``
+        (how many runs trained together with it: 1 run by run, K in a fused group; None
+        before it ran), plus sharpness columns when present."""
         rows = []
         for r in self.records:
-            row = {k: getattr(r, k) for k in RUN_FIELDS}
+            row = {k: getattr(r, k) for k in RUN_FIELDS[:_AXES_END]}  # id, depth .. seed
+            row |= {k: getattr(r.config, k) for k in self.swept}
+            row |= {k: getattr(r, k) for k in RUN_FIELDS[_AXES_END:]}
             row["members"] = r.provenance.get("execution", {}).get("members")
             if self.sharpness:
                 row.update({k: self.sharpness.get(r.id, {}).get(k) for k in SHARPNESS_FIELDS})
@@ -69,25 +78,34 @@ class StudyData:
         return rows
 
     def to_json(self) -> dict:
-        """``{"table": [...], "runs": [...]}``."""
-        return {"table": [row.to_dict() for row in self.table], "runs": self.run_rows()}
+        """``{"table": [...], "runs": [...], "steps": [{run_id, step, loss, lr}, ...]}``; a
+        non-finite loss (a diverging step) is null, so the output is strict JSON."""
+        steps = [r if _finite(r["loss"]) else r | {"loss": None} for r in self.steps]
+        return {
+            "table": [row.to_dict() for row in self.table],
+            "runs": self.run_rows(),
+            "steps": steps,
+        }
 
 
 def load_study_data(study_dir: str | Path) -> StudyData:
     """Read a study's runs, epochs, robustness table, sharpness rows and landscape figures."""
     store = Store.open(study_dir)
     records = store.runs()
+    swept = store.spec().swept
     epochs: dict[str, list[dict]] = {}
     for m in store.epochs():
         epochs.setdefault(m["run_id"], []).append(m)
-    outcomes = [_outcome(r, epochs.get(r.id, [])) for r in records]
+    outcomes = [_outcome(r, epochs.get(r.id, []), swept) for r in records]
     landscape = store.dir / "landscape"
     pngs = sorted(landscape.glob("*.png")) if landscape.is_dir() else []
+    table = robustness_table(outcomes)
+    sharpness = _sharpness(store)
     analysis = store.dir / "analysis"
-    analysed = {r["run_id"]: r["result"] for r in store.analyses("analyze")}  # newest wins
     return StudyData(
-        store.dir, records, epochs, robustness_table(outcomes), _sharpness(store), pngs,
-        analysed, sorted(analysis.glob("*.png")) if analysis.is_dir() else [],
+        store.dir, records, epochs, table, sharpness, pngs, swept, store.steps(),
+        analyses={r["run_id"]: r["result"] for r in store.analyses("analyze")},  # newest wins
+        analysis_figures=sorted(analysis.glob("*.png")) if analysis.is_dir() else [],
     )  # fmt: skip
 
 
@@ -103,6 +121,8 @@ def write_report(study_dir: str | Path) -> StudyData:
         paths += figures.training_curves(
             data.table, outcomes, data.epochs, fig_dir / "training_curves"
         )
+    if data.steps:
+        paths += figures.loss_by_step(outcomes, data.steps, fig_dir / "loss_by_step")
     pngs = [p for p in paths if p.suffix == ".png"]
     (data.study_dir / "report.md").write_text(_markdown(data, pngs))
     return data
@@ -121,51 +141,45 @@ def write_csv(data: StudyData, path: str | Path) -> Path:
 
 
 def summary_table(table: list[RobustnessRow], title: str = "LR robustness"):
-    """A rich Table of the robustness rows (for the terminal)."""
-    from rich.table import Table
-
-    out = Table(title=title)
-    for col in _TABLE_HEADER:
-        out.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
-    for row in table:
-        out.add_row(*_table_cells(row))
-    return out
+    """A rich Table of the robustness rows (for the terminal); a column per swept field."""
+    swept = _swept(table)
+    header = _table_header(swept)
+    cells = [_table_cells(row, swept) for row in table]
+    return rich_table(header, cells, title=title, left=("depth", "scheme", *swept))
 
 
 def plan_table(rows: list, runs: int):
     """A rich Table of a dry run: each model's budget (api.PlanRow) and the number of runs."""
-    from rich.table import Table
-
-    out = Table(
-        title=f"study grid: {runs} runs",
-        caption="matched: same params and conv FLOPs as the first scheme at that depth",
+    header = ("depth", "scheme", "runs", "params", "extra params", "FLOPs", "matched")
+    cells = [
+        [str(r.depth), r.solver, str(r.runs), f"{r.params:,}", str(r.extra_params),
+         f"{r.flops / 1e6:,.2f}M", "yes" if r.matched else "NO"]
+        for r in rows
+    ]  # fmt: skip
+    caption = "matched: same params and conv FLOPs as the first scheme at that depth"
+    return rich_table(
+        header, cells, title=f"study grid: {runs} runs", caption=caption, left=header[:2]
     )
-    for col in ("depth", "scheme", "runs", "params", "extra params", "FLOPs", "matched"):
-        out.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
-    for r in rows:
-        out.add_row(
-            str(r.depth),
-            r.solver,
-            str(r.runs),
-            f"{r.params:,}",
-            str(r.extra_params),
-            f"{r.flops / 1e6:,.2f}M",
-            "yes" if r.matched else "NO",
-        )
-    return out
 
 
-_TABLE_HEADER = (
-    "depth", "scheme", "best acc %", "best lr", "max stable lr", "lr window (oct)", "diverged",
-    "failed", "epochs to 90%",
-)  # fmt: skip
+def _swept(table: list[RobustnessRow]) -> tuple[str, ...]:
+    return tuple(name for name, _ in table[0].axes) if table else ()
 
 
-def _table_cells(r: RobustnessRow) -> list[str]:
+def _table_header(swept: tuple[str, ...]) -> tuple[str, ...]:
+    return (
+        "depth", "scheme", *swept, "best acc %", "best lr", "max stable lr", "lr window (oct)",
+        "diverged", "failed", "epochs to 90%",
+    )  # fmt: skip
+
+
+def _table_cells(r: RobustnessRow, swept: tuple[str, ...]) -> list[str]:
     acc = "-" if r.best_acc is None else f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f}"
+    values = dict(r.axes)
     return [
         str(r.depth),
         r.solver,
+        *(_cell(values.get(name)) for name in swept),
         acc,
         _num(r.best_lr),
         _num(r.max_stable_lr),
@@ -189,14 +203,17 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "",
         f"{len(data.records)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
         "",
-        "## Learning-rate robustness per (depth, scheme)",
+        "## Learning-rate robustness per (depth, scheme"
+        + "".join(f", {name}" for name in data.swept)
+        + ")",
         "",
         "Best accuracy: mean ± std over seeds at the best stable lr (an lr is stable when "
         "no seed diverged). The lr window is the contiguous range of stable lrs within one "
         "point of the best accuracy, in octaves (log2).",
         "",
     ]
-    lines += _md_table(_TABLE_HEADER, [_table_cells(r) for r in data.table])
+    header = _table_header(data.swept)
+    lines += markdown_table(header, [_table_cells(r, data.swept) for r in data.table])
     lines += ["", "## Figures", ""]
     for p in pngs:
         lines += [f"![{p.stem.replace('_', ' ')}]({p.relative_to(data.study_dir).as_posix()})", ""]
@@ -210,6 +227,7 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
     rows = data.run_rows()
     cols = [
         "id",
+        *data.swept,
         "status",
         "test_acc",
         "best_test_acc",
@@ -219,7 +237,7 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "seconds",
         "error",
     ] + (list(SHARPNESS_FIELDS) if data.sharpness else [])
-    lines += _md_table(cols, [[_cell(row.get(c)) for c in cols] for row in rows])
+    lines += markdown_table(cols, [[_cell(row.get(c)) for c in cols] for row in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -231,15 +249,14 @@ def _cell(v: object) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: tuple | list, rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
 
 
-def _outcome(r: RunRecord, hist: list[dict]) -> Outcome:
+def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Outcome:
     curve = tuple(m["test_acc"] for m in hist if m.get("test_acc") is not None)
-    return Outcome(r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id)
+    axes = tuple((name, getattr(r.config, name)) for name in swept)
+    return Outcome(r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, axes)
 
 
 def _sharpness(store: Store) -> dict[str, dict]:
@@ -261,7 +278,7 @@ def _analysis_md(data: StudyData) -> list[str]:
         outside = "-" if out is None else f"{out}/{a.get('fields_with_region')}"
         mean_resp, mean_ratio = sum(resp) / len(resp), sum(ratios) / len(ratios)
         rows.append([run_id, outside, _cell(mean_resp), _cell(mean_ratio), _cell(a.get("data"))])
-    lines += _md_table(cols, rows) + [""]
+    lines += markdown_table(cols, rows) + [""]
     for p in data.analysis_figures:
         lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
     return lines

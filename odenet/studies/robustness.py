@@ -1,4 +1,5 @@
-"""Learning-rate robustness from stored results, per (depth, scheme).
+"""Learning-rate robustness from stored results, per (depth, scheme, swept values): every axis
+of the study except lr and seed.
 
 Definitions (a run's accuracy is its last completed epoch's test accuracy):
 
@@ -38,6 +39,12 @@ class Outcome:
     test_acc: float | None  # last completed epoch (None if none)
     curve: tuple[float, ...] = ()  # test accuracy after epochs 1, 2, ...
     run_id: str = ""  # the store's id (for looking up per-epoch data)
+    axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
+
+    @property
+    def label(self) -> str:
+        """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
+        return _label(self.solver, self.axes)
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,26 @@ class RobustnessRow:
     diverged: int  # number of diverged runs
     failed: int  # number of failed runs (exceptions)
     epochs_to_90: float | None  # mean epochs to reach 90% of best_acc at best_lr
+    axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
+
+    @property
+    def label(self) -> str:
+        """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
+        return _label(self.solver, self.axes)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, each swept field as its own key (``"weight_decay": 0.0005``)."""
+        out = asdict(self)
+        del out["axes"]
+        return out | dict(self.axes)
 
 
 def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
-    """One row per (depth, scheme) in order of first appearance."""
-    groups: dict[tuple[int, str], list[Outcome]] = {}
+    """One row per (depth, scheme, swept values) in order of first appearance."""
+    groups: dict[tuple, list[Outcome]] = {}
     for o in outcomes:
-        groups.setdefault((o.depth, o.solver), []).append(o)
-    return [_row(depth, solver, runs, point) for (depth, solver), runs in groups.items()]
+        groups.setdefault((o.depth, o.solver, o.axes), []).append(o)
+    return [_row(*key, runs, point) for key, runs in groups.items()]
 
 
 def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float] | None]:
@@ -83,14 +99,14 @@ def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float] | None]
     return out
 
 
-def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> RobustnessRow:
+def _row(depth: int, solver: str, axes: tuple, runs: list[Outcome], point: float) -> RobustnessRow:
     curve = lr_curve(runs)
     stable = {lr: ms for lr, ms in curve.items() if ms is not None}
     diverged = sum(o.status == "diverged" for o in runs)
     failed = sum(o.status == "failed" for o in runs)
     if not stable:
         return RobustnessRow(
-            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None
+            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None, axes
         )
     best_lr = max(stable, key=lambda lr: (stable[lr][0], -lr))  # ties: the smaller lr
     best, best_std = stable[best_lr]
@@ -106,6 +122,7 @@ def _row(depth: int, solver: str, runs: list[Outcome], point: float) -> Robustne
         diverged=diverged,
         failed=failed,
         epochs_to_90=_epochs_to(runs, best_lr, 0.9 * best),
+        axes=axes,
     )
 
 
@@ -134,6 +151,10 @@ def _epochs_to(runs: Sequence[Outcome], lr: float, target: float) -> float | Non
             return None
         firsts.append(hit)
     return statistics.fmean(firsts) if firsts else None
+
+
+def _label(solver: str, axes: tuple[tuple[str, object], ...]) -> str:
+    return " ".join([solver, *(f"{name}={value}" for name, value in axes)])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

@@ -170,10 +170,16 @@ def run_pending(
 
 
 def _callbacks(run: RunRecord, store: Store, observer: StudyObserver):
-    """TrainCallbacks: epoch metrics -> the store; every event -> the observer."""
+    """TrainCallbacks: epoch metrics and logged steps -> the store; events -> the observer."""
     from odenet.training import TrainCallbacks
 
     class _Callbacks(TrainCallbacks):
+        restart = True  # the first rows of this attempt replace an earlier attempt's tail
+
+        def on_log(self, rows) -> None:
+            store.record_steps(run.id, rows, restart=self.restart)
+            self.restart = self.restart and not rows
+
         def on_epoch_start(self, epoch: int, steps: int) -> None:
             observer.on_epoch_start(run, epoch, steps)
 

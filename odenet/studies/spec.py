@@ -1,8 +1,17 @@
-"""StudySpec: the frozen description of a study (a grid of training runs), its validation,
-the parsing of comma-separated option lists and the loading of a TOML study file.
+"""StudySpec: a study = a base TrainConfig + sweep axes + execution settings.
 
-Everything is validated here, before anything is written: depths (6n + 2), scheme names
-(the solver registry), lists (non-empty, well-formed, no duplicates), learning rates (> 0).
+Every run of a study is the base TrainConfig with its grid point's values: depth, scheme, lr
+and seed (the familiar axes, always present) and any other TrainConfig field that is swept
+(``sweep``, e.g. weight_decay over (0.0, 5e-4)). Nothing here mirrors TrainConfig: the
+settable and sweepable fields are ``dataclasses.fields(TrainConfig)``, so a field added to
+TrainConfig is a study option at once. Values are checked by ``TrainConfig.validate`` for
+every run config (``validate`` builds the grid) before anything is written.
+
+Sources (``spec_from_sources``): a TOML file (top-level keys or a ``[study]`` table), then
+explicit options. In TOML a TrainConfig field given a list is an axis, a scalar sets it for
+the whole study; from the command line ``--set FIELD=VALUE`` sets one and ``--axis
+FIELD=V1,V2`` sweeps one. Reading the sources is ``spec_sources.py``, typed values
+``spec_values.py``.
 """
 
 from __future__ import annotations
@@ -10,56 +19,72 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from odenet.errors import ConfigError
+from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS, parse_list
+from odenet.training.config import TrainConfig
 
-SCHEDULES = ("onecycle", "cosine", "step", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-EXECUTORS = ("auto", "sequential", "fused")  # see odenet.studies.fused_executor
-BLOCKS = ("postact", "preact")
-SHORTCUTS = ("A", "B")
+__all__ = ["LISTS", "StudySpec", "parse_list"]
 
-# Fields of StudySpec that may change between invocations on one study directory: they do
-# not change what a run computes, only how it is executed.
-EXECUTION_FIELDS = ("executor", "fuse_max", "cuda_graphs")
+EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
+SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
+# TrainConfig fields that only say how a run executes: a study may change them between
+# invocations (as the checkpoint's resume check allows), and they cannot be swept.
+EXECUTION_TRAIN_FIELDS = ("cuda_graphs",)
+# TrainConfig fields that hold one value per study (one dataset is loaded, one executor
+# is made per device): settable, not sweepable.
+ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
+LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class StudySpec:
-    """A study: every (depth, scheme, lr, seed) is one training run. Frozen; stored with the
-    study as ``dataclasses.asdict(spec)`` (see ``to_dict``)."""
+    """A study: every (depth, scheme, lr, swept values..., seed) is one training run.
 
-    orders: tuple[int, ...] = (
-        1,
-        2,
-        4,
-    )  # RK orders; each adds for_order(o) (1 euler, 2 heun, 4 rk4)
+    Frozen; stored with the study as ``to_dict()``. Keyword arguments that are TrainConfig
+    fields (``epochs=2``, ``dataset="synthetic"``) set them on ``base``; ``sweep`` may be
+    given as a dict ``{"weight_decay": (0.0, 5e-4)}``; a one-value sweep is a base setting.
+    """
+
+    base: TrainConfig = TrainConfig()  # every run's settings (depth/solver/lr/seed: the axes)
+    orders: tuple[int, ...] = (1, 2, 4)  # RK orders; each adds for_order(o) (euler, heun, rk4)
     solvers: tuple[str, ...] = ()  # extra registry names (e.g. "lm", "ralston"), after the orders
     depths: tuple[int, ...] = (20, 56, 110)  # 6n + 2 layers each
     lrs: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # peak learning rates, > 0
     seeds: tuple[int, ...] = (0,)  # model-init / data-order seeds, >= 0
-    epochs: int = 10  # epochs per run
-    dataset: str = "cifar10"  # a name known to odenet.data.load_dataset (the paper's: cifar10)
-    limit_train: int | None = None  # fixed subset of this many training images (None: all)
-    limit_test: int | None = None  # fixed subset of this many test images (None: all)
-    batch_size: int = 128  # training batch size
-    schedule: str = "onecycle"  # learning-rate schedule: onecycle | cosine | step | constant
-    device: str = "auto"  # auto (cuda if available) | cpu | cuda
-    width: int = 16  # channels of stage 1 (stages: width, 2w, 4w)
-    block: str = "postact"  # residual block: postact | preact
-    shortcut: str = "A"  # downsampling shortcut: A (zero-pad) | B (1x1 conv)
-    data_dir: str | None = None  # where datasets live (None: odenet.data's default)
+    sweep: tuple[tuple[str, tuple], ...] = ()  # other swept TrainConfig fields: (name, values)
+    # in TrainConfig field order, each with >= 2 values
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
     fuse_max: int = 8  # most runs trained together as one fused network
-    cuda_graphs: bool | None = None  # capture training steps as CUDA graphs (None: on for CUDA)
 
-    def __post_init__(self) -> None:
-        # Lists given from Python (a notebook) become tuples: hashable, comparable, stored alike.
-        for name in ("orders", "solvers", "depths", "lrs", "seeds"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
+    def __init__(self, **options: object) -> None:
+        own = {f.name: f.default for f in fields(StudySpec)}
+        settings = {}
+        for key, value in options.items():
+            if key in own:
+                own[key] = value
+            elif key in TRAIN_FIELDS:
+                settings[key] = value
+            else:
+                raise TypeError(f"StudySpec() got an unexpected keyword argument {key!r}")
+        for name in LISTS:  # lists given from Python (a notebook) become tuples
+            if isinstance(own[name], list):
+                own[name] = tuple(own[name])
+        sweep = own["sweep"]
+        pairs = sweep.items() if isinstance(sweep, dict) else sweep
+        swept = {}
+        for name, values in pairs:
+            values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+            if len(values) == 1:  # one value: the same for every run
+                settings[name] = values[0]
+            else:
+                swept[name] = values
+        order = list(TRAIN_FIELDS)
+        own["sweep"] = tuple(sorted(swept.items(), key=lambda kv: _order(order, kv[0])))
+        if settings:
+            own["base"] = dataclasses.replace(own["base"], **settings)
+        for key, value in own.items():
+            object.__setattr__(self, key, value)
 
     @property
     def schemes(self) -> tuple[str, ...]:
@@ -70,9 +95,27 @@ class StudySpec:
         names += [solvers.get(s).name for s in self.solvers]
         return tuple(dict.fromkeys(names))
 
+    @property
+    def axes(self) -> tuple[tuple[str, tuple], ...]:
+        """Every axis as (TrainConfig field, values), in grid nesting order (depth outermost)."""
+        return (
+            ("depth", self.depths),
+            ("solver", self.schemes),
+            ("lr", self.lrs),
+            *self.sweep,
+            ("seed", self.seeds),
+        )
+
+    @property
+    def swept(self) -> tuple[str, ...]:
+        """The swept fields besides depth, scheme, lr and seed (e.g. ("weight_decay",))."""
+        return tuple(name for name, _ in self.sweep)
+
     def validate(self) -> None:
-        """Raise ConfigError naming the first bad option, its value and what is valid."""
+        """Raise ConfigError naming the first bad option, its value and what is valid; then
+        build the grid, which validates every run's TrainConfig."""
         from odenet import solvers
+        from odenet.studies.grid import build_grid
 
         for name in ("depths", "lrs", "seeds"):
             _non_empty(name, getattr(self, name))
@@ -95,142 +138,90 @@ class StudySpec:
                 raise ConfigError(f"--seeds: seed {s!r} must be a non-negative integer")
         for name in ("depths", "lrs", "seeds", "orders", "solvers"):
             _no_duplicates(name, getattr(self, name))
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch-size", self.batch_size)
-        _positive_int("width", self.width)
-        _positive_int("fuse-max", self.fuse_max)
-        for name in ("limit_train", "limit_test"):
-            if getattr(self, name) is not None:
-                _positive_int(name.replace("_", "-"), getattr(self, name))
-        _one_of("schedule", self.schedule, SCHEDULES)
-        _one_of("device", self.device, DEVICES)
-        _one_of("executor", self.executor, EXECUTORS)
-        if self.cuda_graphs not in (None, True, False):
-            raise ConfigError(f"cuda_graphs must be true or false, got {self.cuda_graphs!r}")
-        _one_of("block", self.block, BLOCKS)
-        _one_of("shortcut", self.shortcut, SHORTCUTS)
-        if not isinstance(self.dataset, str) or not self.dataset.strip():
-            raise ConfigError(f"--dataset must be a dataset name, got {self.dataset!r}")
-        # The name itself is checked by odenet.data.load_dataset, before anything is written.
+        for name, values in self.sweep:
+            _check_sweepable(name)
+            _non_empty(f"axis {name}", values)
+            _no_duplicates(f"axis {name}", values)
+        default = TrainConfig()
+        for name, plural in FAMILIAR.items():
+            if getattr(self.base, name) != getattr(default, name):
+                raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
+        if self.executor not in EXECUTORS:
+            valid = ", ".join(EXECUTORS)
+            raise ConfigError(
+                f"--executor: unknown value {self.executor!r}; expected one of: {valid}"
+            )
+        if (
+            isinstance(self.fuse_max, bool)
+            or not isinstance(self.fuse_max, int)
+            or self.fuse_max < 1
+        ):
+            raise ConfigError(f"--fuse-max must be a positive integer, got {self.fuse_max!r}")
+        if not isinstance(self.base.dataset, str) or not self.base.dataset.strip():
+            raise ConfigError(f"--dataset must be a dataset name, got {self.base.dataset!r}")
+        build_grid(self)  # every run's TrainConfig.validate(); the dataset name: load_dataset
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        """Plain JSON-able dict: ``{"format": 2, "base": asdict(base), ..., "sweep": {}}``."""
+        out: dict = {"format": SPEC_FORMAT, "base": dataclasses.asdict(self.base)}
+        for name in LISTS:
+            out[name] = list(getattr(self, name))
+        out["sweep"] = {name: list(values) for name, values in self.sweep}
+        out["executor"], out["fuse_max"] = self.executor, self.fuse_max
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> StudySpec:
-        """Inverse of ``to_dict``; unknown keys raise ConfigError listing the valid ones."""
-        return cls(**_coerce(data, source="study config"))
+        """Inverse of ``to_dict``. Also reads the flat spec stored by earlier versions (no
+        "base": every TrainConfig field among its keys, the rest TrainConfig's defaults), which
+        builds the same grid with the same run ids. Unknown keys raise ConfigError."""
+        from odenet.training.checkpoint import config_from_dict
 
-    def differences(self, other: StudySpec) -> list[str]:
-        """Human-readable 'field: a -> b' lines for the fields that define the runs."""
-        out = []
-        for f in fields(self):
-            if f.name in EXECUTION_FIELDS:
-                continue
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if a != b:
-                out.append(f"{f.name}: {_show(a)} -> {_show(b)}")
+        data = dict(data)
+        if "base" not in data:  # format 1: orders..seeds, executor, fuse_max + train fields
+            base = {k: data.pop(k) for k in list(data) if k in TRAIN_FIELDS}
+            data["base"] = base
+        data.pop("format", None)
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"stored study config has unknown keys {unknown}; valid: {valid}")
+        data["base"] = config_from_dict(data["base"])
+        for name in LISTS:
+            if name in data:
+                data[name] = tuple(data[name])
+        data["sweep"] = {k: tuple(v) for k, v in (data.get("sweep") or {}).items()}
+        return cls(**data)
+
+    def settings(self) -> dict[str, object]:
+        """What defines the runs, by option name: the familiar axes, then every TrainConfig
+        field (a swept one as its tuple of values) except the axes' own and execution ones."""
+        out: dict[str, object] = {name: getattr(self, name) for name in LISTS}
+        swept = dict(self.sweep)
+        for name in TRAIN_FIELDS:
+            if name not in FAMILIAR and name not in EXECUTION_TRAIN_FIELDS:
+                out[name] = swept.get(name, getattr(self.base, name))
         return out
 
-
-def spec_from_sources(config: str | Path | None = None, **options: object) -> StudySpec:
-    """A validated StudySpec from an optional TOML file overlaid with explicit options.
-
-    ``options`` are StudySpec fields; a value of None means "not given" (the TOML file's value,
-    else the default). List fields may be strings ("0.1,0.2") or sequences. Raises ConfigError.
-    """
-    values: dict = {}
-    if config is not None:
-        values.update(load_toml(config))
-    values.update(_coerce({k: v for k, v in options.items() if v is not None}, source="options"))
-    spec = StudySpec(**values)
-    spec.validate()
-    return spec
+    def differences(self, other: StudySpec) -> list[str]:
+        """Human-readable 'field: a -> b' lines for the settings that define the runs."""
+        mine, theirs = self.settings(), other.settings()
+        return [
+            f"{k}: {_show(mine[k])} -> {_show(theirs[k])}" for k in mine if mine[k] != theirs[k]
+        ]
 
 
-def load_toml(path: str | Path) -> dict:
-    """StudySpec fields from a TOML file: top-level keys or a ``[study]`` table.
-
-    Keys are field names (dashes allowed: ``limit-train``); lists may be TOML arrays or
-    comma-separated strings. Raises ConfigError for a missing, unreadable or malformed file.
-    """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
-        import tomli as tomllib
-
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"--config: no such file {str(path)!r}") from None
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {err}") from None
-    if isinstance(data.get("study"), dict):
-        data = data["study"]
-    return _coerce({k.replace("-", "_"): v for k, v in data.items()}, source=f"--config {path}")
+def _check_sweepable(name: str) -> None:
+    if name not in TRAIN_FIELDS:
+        raise ConfigError(f"cannot sweep {name!r}: not a TrainConfig field")
+    if name in FAMILIAR:
+        raise ConfigError(f"{name} is an axis of every study: set it with {FAMILIAR[name]}")
+    if name in ONE_PER_STUDY:
+        raise ConfigError(f"{name} holds one value per study: give one value (or run two studies)")
 
 
-_INT_LISTS = ("orders", "depths", "seeds")
-_FLOAT_LISTS = ("lrs",)
-_STR_LISTS = ("solvers",)
-_INTS = ("epochs", "batch_size", "width", "limit_train", "limit_test", "fuse_max")
-
-
-def parse_list(text: str, kind: type, option: str) -> tuple:
-    """Parse a comma-separated option value ("0.1,0.2") into a tuple of ``kind``.
-
-    An empty list, an empty item ("0.1,,0.2") or an item that is not a ``kind`` raises a
-    ConfigError naming the option.
-    """
-    items = [item.strip() for item in str(text).split(",")]
-    if items == [""]:
-        raise ConfigError(f"--{option}: empty list; give comma-separated values, e.g. 1,2")
-    out = []
-    for item in items:
-        if not item:
-            raise ConfigError(f"--{option}: empty item in {text!r}; write e.g. 0.1,0.2")
-        out.append(_scalar(item, kind, option))
-    return tuple(out)
-
-
-def _scalar(value: object, kind: type, option: str) -> object:
-    what = {int: "an integer", float: "a number", str: "a name"}[kind]
-    if isinstance(value, bool):
-        raise ConfigError(f"--{option}: {value!r} is not {what}")
-    try:
-        if kind is int and isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError
-            return int(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--{option}: {value!r} is not {what}") from None
-
-
-def _coerce(data: dict, source: str) -> dict:
-    valid = [f.name for f in fields(StudySpec)]
-    out: dict = {}
-    for key, value in data.items():
-        if key not in valid:
-            raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
-        option = key.replace("_", "-")
-        kind = int if key in _INT_LISTS else float if key in _FLOAT_LISTS else str
-        if key in _INT_LISTS + _FLOAT_LISTS + _STR_LISTS:
-            if isinstance(value, str):
-                value = parse_list(value, kind, option) if value.strip() or key != "solvers" else ()
-            elif isinstance(value, (list, tuple)):
-                value = tuple(_scalar(v, kind, option) for v in value)
-            else:
-                raise ConfigError(f"--{option}: expected a list, got {value!r}")
-        elif key in _INTS and value is not None:
-            value = _scalar(value, int, option)
-        out[key] = value
-    return out
+def _order(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else len(order)
 
 
 def _check_depth(d: object) -> None:
@@ -258,16 +249,6 @@ def _no_duplicates(name: str, values: tuple) -> None:
         if v in seen:
             raise ConfigError(f"--{name}: {v!r} appears twice; list each value once")
         seen.add(v)
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
-
-
-def _one_of(name: str, value: object, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ConfigError(f"--{name}: unknown value {value!r}; expected one of: {', '.join(valid)}")
 
 
 def _show(value: object) -> str:

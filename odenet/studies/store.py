@@ -3,7 +3,8 @@
 Layout::
 
     <study>/study.sqlite        meta (spec, versions), runs (spec, status, final metrics,
-                                provenance), epochs (per-epoch metrics)
+                                provenance), epochs (per-epoch metrics), steps (training
+                                loss and lr every log_every optimizer steps)
     <study>/runs/<run_id>/      checkpoint.pt, result.json (written by odenet.training.train)
 
 The ``analyses`` table caches measurements of trained models (odenet.analysis: sharpness,
@@ -23,7 +24,7 @@ import os
 import shutil
 import socket
 import sqlite3
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
     train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
     PRIMARY KEY (run_id, epoch));
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, loss REAL, lr REAL,
+    PRIMARY KEY (run_id, step));
 """
 _ANALYSES = """
 CREATE TABLE IF NOT EXISTS analyses (
@@ -179,6 +183,16 @@ class Store:
             rows = con.execute(sql + " ORDER BY run_id, epoch", (run_id,) if run_id else ())
             return [dict(r) for r in rows.fetchall()]
 
+    def steps(self, run_id: str | None = None) -> list[dict]:
+        """Logged training steps: dicts {run_id, step, loss, lr} by run id, then step. A study
+        made before steps were logged has none."""
+        sql = "SELECT run_id, step, loss, lr FROM steps" + (" WHERE run_id = ?" if run_id else "")
+        with self._tx() as con:
+            if not _has_table(con, "steps"):
+                return []
+            rows = con.execute(sql + " ORDER BY run_id, step", (run_id,) if run_id else ())
+            return [dict(r) for r in rows.fetchall()]
+
     def counts(self) -> dict[str, int]:
         """status -> number of runs (every status present, zeros included)."""
         with self._tx() as con:
@@ -254,6 +268,26 @@ class Store:
                 "UPDATE runs SET epochs_done = MAX(epochs_done, ?), test_acc = ? WHERE id = ?",
                 (metrics["epoch"], metrics.get("test_acc"), run_id),
             )
+
+    def record_steps(self, run_id: str, rows: Iterable, *, restart: bool = False) -> None:
+        """Insert (or replace, after a resume) logged steps: StepLog objects or dicts with
+        step, loss and lr. ``restart``: these are the first rows of a new attempt at the run,
+        so rows from its step on (an earlier attempt's, past its checkpoint) are dropped."""
+        values = [
+            (run_id, int(r["step"]), r["loss"], r["lr"])
+            if isinstance(r, dict)
+            else (run_id, int(r.step), r.loss, r.lr)
+            for r in rows
+        ]
+        if not values:
+            return
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute(_STEPS_TABLE)  # a study created before steps were logged
+            if restart:
+                first = min(v[1] for v in values)
+                con.execute("DELETE FROM steps WHERE run_id = ? AND step >= ?", (run_id, first))
+            con.executemany("INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?)", values)
 
     def finish(self, run_id: str, result: dict) -> None:
         """Store a TrainResult.to_dict(): status, final metrics, provenance, all epochs."""
@@ -426,6 +460,14 @@ class Store:
 
     def _record(self, r: sqlite3.Row) -> RunRecord:
         return record_from_row(r, self.run_dir(r["id"]))
+
+
+_STEPS_TABLE = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS steps" in s)
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return con.execute(sql, (name,)).fetchone() is not None
 
 
 def _meta(con: sqlite3.Connection, key: str) -> str:

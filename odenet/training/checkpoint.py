@@ -3,11 +3,14 @@
 A run directory holds
 
 * ``checkpoint.pt``: written after every completed epoch (temp file + ``os.replace``, so a
-  crash never leaves a torn file). A dict with ``format``, ``config`` (asdict of the
-  TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed epochs),
-  ``model``, ``optimizer``, ``scheduler`` (state dicts), ``history`` (EpochMetrics dicts) and
-  ``rng`` (the state of every generator the run draws from: the train and test loaders').
-  The library never draws from torch's global RNG, so that is neither saved nor restored.
+  crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
+  the TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed
+  epochs), ``step`` (optimizer steps taken; the lr schedule is a function of it), ``model``
+  (state dict), ``momentum`` (parameter name -> SGD momentum buffer; empty for momentum 0),
+  ``history`` (EpochMetrics dicts) and ``rng`` (the state of every generator the run draws
+  from: the train and test loaders'). The library never draws from torch's global RNG, so
+  that is neither saved nor restored. Format 1 (torch optimizer and LambdaLR state dicts
+  instead of ``step`` and ``momentum``) is still read (``momentum_of``).
 * ``result.json``: TrainResult.to_dict(), written when the run finishes (done or diverged).
 """
 
@@ -30,10 +33,12 @@ if TYPE_CHECKING:
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
-FORMAT = 1
+FORMAT = 2
+READABLE = (1, 2)  # formats load_checkpoint accepts
 # Fields that may differ between the run that wrote a checkpoint and the one resuming it:
 # where the data lives does not change what is computed.
-_IGNORED_ON_RESUME = ("data_dir", "cuda_graphs")  # where data lives / how the step runs
+_IGNORED_ON_RESUME = ("data_dir", "cuda_graphs", "log_every")  # where data lives / how the
+# step runs / how often its loss is logged
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -59,6 +64,13 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def save_bytes(path: str | Path, data: bytes) -> Path:
+    """Write a file's bytes as they are (a checkpoint shipped from another machine), atomically."""
+    path = Path(path)
+    _atomic_write(path, lambda f: f.write(data))
+    return path
+
+
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
     """The checkpoint in out_dir (tensors on CPU), or None when there is none."""
     path = Path(out_dir) / CHECKPOINT
@@ -68,9 +80,23 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a torn or foreign file: say which and how to recover
         raise DataError(f"cannot read checkpoint {path}: {err}; delete it to start over") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE:
         raise DataError(f"{path} is not an odenet checkpoint (format {FORMAT}); delete it")
     return state
+
+
+def momentum_of(state: dict[str, Any], params: list[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+    """The momentum buffers (name -> tensor) of a loaded checkpoint of either format.
+
+    params: the run's trainable (name, parameter) pairs in ``named_parameters`` order. Format 1
+    holds torch.optim.SGD's state dict, indexed in the order of its two parameter groups
+    (ndim > 1 with weight decay, then the rest).
+    """
+    if state["format"] >= 2:
+        return dict(state["momentum"])
+    order = [n for n, p in params if p.ndim > 1] + [n for n, p in params if p.ndim <= 1]
+    return {order[int(i)]: s["momentum_buffer"] for i, s in state["optimizer"]["state"].items()
+            if s.get("momentum_buffer") is not None}  # fmt: skip
 
 
 def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
@@ -95,10 +121,12 @@ def load_result(out_dir: str | Path) -> dict[str, Any] | None:
 def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) -> None:
     """ConfigError when ``stored`` (an asdict) describes a different run than ``config``."""
     current = dataclasses.asdict(config)
+    # a field the writer did not know yet had its default there
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     diff = [
-        f"{k}: {stored.get(k)!r} there, {v!r} now"
+        f"{k}: {stored.get(k, defaults[k])!r} there, {v!r} now"
         for k, v in current.items()
-        if k not in _IGNORED_ON_RESUME and stored.get(k) != v
+        if k not in _IGNORED_ON_RESUME and stored.get(k, defaults[k]) != v
     ]
     if diff:
         raise ConfigError(

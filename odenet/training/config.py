@@ -49,7 +49,12 @@ class TrainConfig:
     augment: bool = True  # the dataset's default augmentation for training batches
     cuda_graphs: bool | None = None  # capture the training step with CUDA graphs
     # (torch.compile reduce-overhead; a last partial batch runs eagerly); None: on for CUDA
+    pad: int = 4  # zero padding of the random crop (0: no crop)
     divergence_threshold: float = 1e4  # a training loss above this (or non-finite) = diverged
+    log_every: int = 0  # log the loss every this many steps; 0: auto = max(1,
+    # total_steps // 100), i.e. >= ~100 points per run and every step for short runs
+    arch: str = "cifar"  # network family: cifar | single | resnet18 | ... | resnet152
+    downsample: str = "stem"  # single arch: the stride-2 step in the "stem" or first "field"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field, its value and what is valid.
@@ -61,6 +66,8 @@ class TrainConfig:
         _positive_int("batch_size", self.batch_size)
         _positive_int("depth", self.depth)
         _positive_int("width", self.width)
+        if not isinstance(self.pad, int) or isinstance(self.pad, bool) or self.pad < 0:
+            raise ConfigError(f"pad must be a non-negative integer (0: no crop), got {self.pad!r}")
         _positive_float("lr", self.lr)
         _positive_float("divergence_threshold", self.divergence_threshold)
         _number_in("momentum", self.momentum, 0.0, 1.0, "in [0, 1)", upper_open=True)
@@ -78,6 +85,10 @@ class TrainConfig:
         if self.device not in DEVICES:
             valid = ", ".join(DEVICES)
             raise ConfigError(f"unknown device {self.device!r}; expected one of: {valid}")
+        if not isinstance(self.log_every, int) or isinstance(self.log_every, bool):
+            raise ConfigError(f"log_every must be an integer >= 0, got {self.log_every!r}")
+        if self.log_every < 0:
+            raise ConfigError(f"log_every must be an integer >= 0 (0: auto), got {self.log_every}")
         for name in ("limit_train", "limit_test"):
             value = getattr(self, name)
             if value is not None:
@@ -86,6 +97,10 @@ class TrainConfig:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError(f"dataset must be a dataset name, got {self.dataset!r}")
+
+    def log_interval(self, steps_per_epoch: int) -> int:
+        """Steps between logged losses: ``log_every``, or for 0 max(1, total_steps // 100)."""
+        return self.log_every or max(1, steps_per_epoch * self.epochs // 100)
 
     def model_config(self, in_channels: int, num_classes: int) -> ModelConfig:
         """The nets-layer config of this run's model for a dataset of this shape."""
@@ -99,6 +114,8 @@ class TrainConfig:
             in_channels=in_channels,
             num_classes=num_classes,
             width=self.width,
+            arch=self.arch,
+            downsample=self.downsample,
         )
 
 

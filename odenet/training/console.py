@@ -6,8 +6,8 @@ import time
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
+from odenet.tables import rich_table
 from odenet.training.config import TrainConfig
 from odenet.training.results import EpochMetrics, TrainCallbacks, TrainResult
 
@@ -43,14 +43,14 @@ class EpochProgress(TrainCallbacks):
 def print_result(console: Console, config: TrainConfig, result: TrainResult) -> None:
     """The per-epoch table, the divergence (if any) and a one-line summary."""
     c = config
-    table = Table(title=f"odenet train: {c.dataset}, depth {c.depth}, {c.solver} ({result.status})")
-    for col in ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "s", "img/s"):
-        table.add_column(col, justify="right")
-    for m in result.history:
-        table.add_row(
-            str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}",
-            f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}",
-        )  # fmt: skip
+    header = ("epoch", "train loss", "train acc", "test loss", "test acc", "lr", "s", "img/s")
+    cells = [
+        [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}",
+         f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}"]
+        for m in result.history
+    ]  # fmt: skip
+    title = f"odenet train: {c.dataset}, depth {c.depth}, {c.solver} ({result.status})"
+    table = rich_table(header, cells, title=title)
     console.print(table)
     if result.status == "diverged":
         console.print(

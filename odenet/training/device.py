@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import platform
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -17,6 +18,8 @@ from torch import Tensor, nn
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.training.config import TrainConfig
+
+log = logging.getLogger("odenet.training")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def host_read(t: Tensor) -> list[float]:
+    """The one device -> host read of the engine: ``t`` (1-d) as Python floats.
+
+    The engine packs everything it needs at a read (losses, divergence flags, sums) into one
+    float64 tensor and reads it here, every few steps and at an epoch's end, never per step.
+    """
+    return t.tolist()
+
+
 def provenance(config: TrainConfig, placement: Placement) -> dict:
     """What produced a result: versions, device, seeds and the full config."""
     try:
@@ -104,19 +116,46 @@ class CapturedForward:
     that, which a study of more than 8 architectures in one process would reach. The price:
     every run compiles afresh (inductor's on-disk caches make a repeated architecture quicker),
     and other compiled functions of the process recompile when next called.
+
+    A compilation or capture that raises is not a failed run: one warning line is logged, the
+    run goes on eagerly, ``engine`` becomes "eager" and ``fallback`` holds the one-line reason.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int) -> None:
+    def __init__(self, model: nn.Module, batch_size: int, engine: str = "cuda-graphs") -> None:
         self.model, self.batch_size = model, batch_size
-        torch.compiler.reset()
-        self.compiled = torch.compile(model, **CAPTURE_COMPILE)
+        self.engine: str = engine  # "cuda-graphs" | "compiled" (capture on a non-CUDA device)
+        self.fallback: str | None = None  # why the run went on eagerly
+        try:
+            torch.compiler.reset()
+            self.compiled = torch.compile(model, **CAPTURE_COMPILE)
+        except Exception as err:  # noqa: BLE001 - any compiler failure: train eagerly
+            self._fall_back(err)
 
     def __call__(self, x: Tensor) -> Tensor:
-        if x.shape[0] != self.batch_size:
+        if self.fallback is not None or x.shape[0] != self.batch_size:
             return self.model(x)
-        # A new training iteration: the previous step's graph outputs may be reused from here.
-        torch.compiler.cudagraph_mark_step_begin()
-        return self.compiled(x)
+        try:
+            # A new training iteration: the previous step's graph outputs may be reused.
+            torch.compiler.cudagraph_mark_step_begin()
+            return self.compiled(x)
+        except Exception as err:  # noqa: BLE001 - compilation happens at the first call
+            self._fall_back(err)
+            return self.model(x)
+
+    def _fall_back(self, err: Exception) -> None:
+        text = str(err).strip().splitlines()
+        self.fallback = f"{type(err).__name__}: {text[0] if text else ''}".strip()
+        self.engine = "eager"
+        log.warning("torch.compile/CUDA-graph capture failed, training eagerly: %s", self.fallback)
+
+
+def engine_of(forward: Callable[[Tensor], Tensor]) -> dict[str, str]:
+    """Provenance of the path that trained a run: {"engine": ...} (+ "engine_fallback")."""
+    if not isinstance(forward, CapturedForward):
+        return {"engine": "eager"}
+    if forward.fallback is None:
+        return {"engine": forward.engine}
+    return {"engine": "eager", "engine_fallback": forward.fallback}
 
 
 def compiled_forward(
@@ -132,4 +171,5 @@ def compiled_forward(
         raise ConfigError("CUDA graphs need a CUDA device: turn them off or use --device cuda")
     if enabled is False or not captures:
         return model
-    return CapturedForward(model, batch_size)
+    engine = "cuda-graphs" if placement.device.type == "cuda" else "compiled"
+    return CapturedForward(model, batch_size, engine)

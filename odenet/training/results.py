@@ -1,5 +1,5 @@
-"""What a run reports: per-epoch metrics, the final result (with from_history / to_dict /
-from_dict) and the callbacks a run calls while it trains."""
+"""What a run reports: per-epoch metrics, logged steps, the final result (with from_history /
+to_dict / from_dict) and the callbacks a run calls while it trains."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ class EpochMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StepLog:
+    """One logged optimizer step (every ``TrainConfig.log_every`` steps)."""
+
+    step: int  # global optimizer step, 1-based, counted across epochs (and resumes)
+    loss: float  # that step's training loss (batch mean, as the epoch mean uses)
+    lr: float  # the learning rate that step used
 
 
 @dataclass
@@ -99,7 +108,11 @@ class TrainCallbacks:
         """Before the first step of ``epoch`` (1-based), which has ``steps`` steps."""
 
     def on_step(self, epoch: int, step: int, loss: float) -> None:
-        """After step ``step`` (1-based within the epoch) with its training loss."""
+        """At a host read (every few steps and at the epoch's end, not after every step): the
+        latest step taken (1-based within the epoch) and its training loss."""
+
+    def on_log(self, rows: list[StepLog]) -> None:
+        """At every host read: the steps logged since the previous read (possibly none)."""
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         """After the epoch's evaluation and checkpoint."""

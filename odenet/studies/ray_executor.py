@@ -1,0 +1,176 @@
+"""The Ray executor: a study's runs as Ray tasks, on every GPU of a node or on a cluster.
+
+The driver (the ``odenet study`` process) owns the study store and is its only writer. It
+claims runs as the local executors do (on GPUs a fusion group per claim, with the fused
+executor's claim key; on CPUs one run), submits each claim as one Ray task
+(``ray_worker.run_task``, a streaming generator, with ``num_gpus`` / ``num_cpus`` per run) and
+keeps as many tasks in flight as the cluster has room for, claiming more as tasks end. Each task
+streams its events back (per-epoch metrics, step logs, observer events, each epoch's checkpoint
+bytes); the driver writes the checkpoint into ``runs/<id>/`` and replays every call on the
+store and the observer, so a run is recorded as a local run records it. Nothing but Ray's
+object transfer is needed between the nodes: no shared file system.
+
+Faults: a task lost (worker or node killed) is submitted again with the runs' latest
+checkpoints, at most ``RayConfig.max_retries`` times (Ray's own retries are off: they would
+re-send the original, stale checkpoint), then its unfinished runs are recorded failed with the
+reason and the study goes on. Ctrl-C cancels the tasks in flight and gives their runs back
+(``store.release``). A killed driver leaves its runs 'running' under its dead pid: the next
+``odenet study`` on the directory reclaims them (``Store.reclaim_dead``) and resumes them from
+their checkpoints. Provenance: ``execution = {"executor": "ray", "node", "node_ip", "device",
+"worker_executor", "members"}``.
+
+Ray is imported only here and in the worker, never at import time (``import_ray``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from odenet.errors import ConfigError
+from odenet.studies.records import RunRecord
+from odenet.studies.runner import Executor, StudyObserver
+from odenet.studies.store import Store
+
+if TYPE_CHECKING:
+    from odenet.studies.ray_worker import WorkerSettings
+
+INSTALL = 'pip install "odenet[ray]"'
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where and with what resources the Ray executor runs each task."""
+
+    address: str | None = None  # an existing cluster (HOST:PORT, ray://HOST:PORT, auto); None:
+    # start a local Ray instance with this machine's CPUs and GPUs
+    gpus_per_run: float | None = None  # GPUs per task (None: 1 when the cluster has GPUs and
+    # the study's device is not cpu, else 0); a task with GPUs trains a fusion group
+    cpus_per_run: float = 1.0  # CPUs per task (its worker's torch threads)
+    max_retries: int = 2  # resubmissions of a lost task (from its runs' latest checkpoints)
+
+    def given(self) -> bool:
+        """Whether any option differs from the defaults (they need --executor ray)."""
+        return self != RayConfig()
+
+
+def import_ray():
+    """The ray module, or ConfigError naming the extra to install."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def connect(config: RayConfig):
+    """ray, initialised: the instance this process already runs (e.g. a notebook's own
+    ``ray.init``), the cluster at ``config.address`` or a new local instance with this
+    machine's CPUs and GPUs. ConfigError for an unreachable address."""
+    ray = import_ray()
+    if config.address is not None:
+        _check_reachable(config.address)
+    if ray.is_initialized():  # a notebook's (or a test's) own ray.init
+        return ray
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if config.address is None:
+        ray.init(address="local", **kwargs)
+        return ray
+    try:
+        ray.init(address=config.address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"--ray-address {config.address}: cannot join a Ray cluster there ({err}); "
+            "start one with `ray start --head` or fix the address"
+        ) from None
+    return ray
+
+
+def _check_reachable(address: str) -> None:
+    """ConfigError unless HOST:PORT (or ray://HOST:PORT) accepts a TCP connection within 5 s:
+    ray.init itself waits minutes for an address where nothing listens."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5.0).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--ray-address {address}: nothing answers there ({err.strerror or err}); "
+            "start the cluster with `ray start --head` or fix the address"
+        ) from None
+
+
+def make_ray_executor(
+    config: RayConfig, device: str, fuse_max: int, cuda_graphs: bool | None
+) -> RayExecutor:
+    """Connect to Ray and check the resources (ConfigError before anything is written)."""
+    from odenet.studies.ray_worker import WorkerSettings
+
+    for name, value in (
+        ("gpus-per-run", config.gpus_per_run),
+        ("cpus-per-run", config.cpus_per_run),
+    ):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"--{name} must be a non-negative number, got {value!r}")
+    if config.cpus_per_run == 0 and not config.gpus_per_run:
+        raise ConfigError("--cpus-per-run 0 needs --gpus-per-run > 0: a task needs a resource")
+    ray = connect(config)
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    gpus = config.gpus_per_run
+    if gpus is None:
+        gpus = 1.0 if most_gpus >= 1 and device != "cpu" else 0.0
+    if gpus > most_gpus:
+        raise ConfigError(
+            f"--gpus-per-run {gpus:g}: no node of the Ray cluster has that many GPUs "
+            f"(the most is {most_gpus:g}); lower it"
+        )
+    if config.cpus_per_run > most_cpus:
+        raise ConfigError(
+            f"--cpus-per-run {config.cpus_per_run:g}: no node of the Ray cluster has that many "
+            f"CPUs (the most is {most_cpus:g}); lower it"
+        )
+    if gpus == 0 and device == "cuda":
+        raise ConfigError("--device cuda with --executor ray needs GPUs: give --gpus-per-run 1")
+    if gpus == 0 and cuda_graphs:
+        raise ConfigError("--cuda-graphs needs GPUs: drop it or give --gpus-per-run 1")
+    total = ray.cluster_resources()
+    slots = total.get("GPU", 0.0) / gpus if gpus else total.get("CPU", 0.0) / config.cpus_per_run
+    settings = WorkerSettings("fused" if gpus else "sequential", device, fuse_max, cuda_graphs)
+    return RayExecutor(ray, config, gpus, max(1, int(slots)), settings)
+
+
+class RayExecutor(Executor):
+    """Runs claimed runs as Ray tasks, keeping the cluster full (see the module docstring)."""
+
+    name = "ray"
+
+    def __init__(
+        self, ray, config: RayConfig, gpus: float, slots: int, settings: WorkerSettings
+    ) -> None:
+        """ray: the initialised module; gpus: per task; slots: tasks in flight at most;
+        settings: what each worker runs. ``remote`` submits one task."""
+        from odenet.studies.fused_executor import claim_key
+        from odenet.studies.ray_worker import run_task
+
+        self.ray, self.config, self.slots, self.settings = ray, config, slots, settings
+        fused = settings.executor == "fused"
+        self.capacity = settings.fuse_max if fused else 1
+        self.key = claim_key if fused else None
+        self.remote = ray.remote(run_task).options(
+            num_cpus=config.cpus_per_run, num_gpus=gpus, max_retries=0, num_returns="streaming"
+        )
+
+    def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
+        """Train ``runs`` and every run claimed while they train, until none is pending."""
+        from odenet.studies.ray_driver import Driver
+
+        Driver(self, store, observer).run(runs)

@@ -1,0 +1,116 @@
+"""A StudySpec from its sources: a TOML file, then explicit options, ``--set FIELD=VALUE``
+and ``--axis FIELD=V1,V2`` (later sources win per field). In TOML and with --axis a
+TrainConfig field given a list is swept; a scalar (or --set) sets it for every run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from odenet.errors import ConfigError
+from odenet.studies.spec import LISTS, StudySpec
+from odenet.studies.spec_values import (
+    FAMILIAR,
+    TRAIN_FIELDS,
+    coerce_axis,
+    coerce_value,
+    parse_assignment,
+    parse_list,
+    scalar,
+)
+
+
+def spec_from_sources(
+    config: str | Path | None = None,
+    *,
+    sets: list[str] | tuple[str, ...] = (),
+    axes: list[str] | tuple[str, ...] = (),
+    **options: object,
+) -> StudySpec:
+    """A validated StudySpec from an optional TOML file overlaid with explicit options.
+
+    ``options``: StudySpec or TrainConfig fields; None means "not given" (the TOML file's
+    value, else the default); list fields may be strings ("0.1,0.2") or sequences.
+    ``sets``: "FIELD=VALUE" strings (one value for the whole study); ``axes``:
+    "FIELD=V1,V2,..." strings (a swept field). Later sources win per field. Raises ConfigError.
+    """
+    values: dict = {}
+    if config is not None:
+        values.update(load_toml(config))
+    given = {k: v for k, v in options.items() if v is not None}
+    values.update(_coerce(given, source="options"))
+    for text in sets:
+        name, value = parse_assignment(text, "set")
+        values[name] = coerce_value(name, value, "--set")
+    for text in axes:
+        name, value = parse_assignment(text, "axis")
+        values[name] = coerce_axis(name, parse_list(value, str, f"axis {name}"), "--axis")
+    spec = _build(values)
+    spec.validate()
+    return spec
+
+
+def load_toml(path: str | Path) -> dict:
+    """Study settings from a TOML file: top-level keys or a ``[study]`` table.
+
+    Keys: orders, solvers, depths, lrs, seeds (arrays or comma-separated strings), executor,
+    fuse_max and any TrainConfig field (dashes allowed: ``limit-train``); a TrainConfig field
+    given an array is swept. Raises ConfigError for a missing, unreadable or malformed file.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
+        import tomli as tomllib
+
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file {str(path)!r}") from None
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {err}") from None
+    if isinstance(data.get("study"), dict):
+        data = data["study"]
+    return _coerce({k.replace("-", "_"): v for k, v in data.items()}, source=f"--config {path}")
+
+
+def _build(values: dict) -> StudySpec:
+    """A StudySpec from coerced values: a tuple for a TrainConfig field is an axis."""
+    sweep = {k: v for k, v in values.items() if k in TRAIN_FIELDS and isinstance(v, tuple)}
+    rest = {k: v for k, v in values.items() if k not in sweep}
+    return StudySpec(**rest, sweep=sweep)
+
+
+def _coerce(data: dict, source: str) -> dict:
+    """Typed values: the familiar axes as tuples, TrainConfig fields by their annotation (a
+    list: an axis), executor and fuse_max as given. Unknown keys raise ConfigError."""
+    out: dict = {}
+    for key, value in data.items():
+        option = key.replace("_", "-")
+        if key in LISTS:
+            kind = LISTS[key]
+            if isinstance(value, str):
+                value = parse_list(value, kind, option) if value.strip() or key != "solvers" else ()
+            elif isinstance(value, (list, tuple)):
+                value = tuple(scalar(v, kind, option) for v in value)
+            else:
+                raise ConfigError(f"--{option}: expected a list, got {value!r}")
+        elif key in FAMILIAR:
+            raise ConfigError(f"{source}: {key!r} is an axis of every study: use {FAMILIAR[key]}")
+        elif key in TRAIN_FIELDS:
+            if isinstance(value, (list, tuple)):
+                value = coerce_axis(key, tuple(value), source)
+            else:
+                value = coerce_value(key, value, source)
+        elif key == "fuse_max":
+            value = scalar(value, int, option)
+        elif key != "executor":
+            valid = [
+                *LISTS,
+                "executor",
+                "fuse_max",
+                *(f for f in TRAIN_FIELDS if f not in FAMILIAR),
+            ]
+            raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
+        out[key] = value
+    return out
