@@ -18,9 +18,9 @@ import time
 
 import torch
 
+from odenet.analysis.directions import make_directions, trained_parameters
+from odenet.analysis.slices import GridSpec, SliceEvaluator
 from odenet.nets import build_model
-from odenet.studies.directions import make_directions, trained_parameters
-from odenet.studies.slices import GridSpec, SliceEvaluator
 
 
 def _sync(device: torch.device) -> None:

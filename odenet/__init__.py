@@ -7,7 +7,9 @@ The public API is re-exported here on purpose; everything else is implementation
   (``arch="resnet50"``, ...) families at any scheme, each a plain ``nn.Module``;
 * ``load_dataset``: datasets as uint8 arrays; ``TrainConfig`` / ``train`` / ``load_trained``;
 * ``StudySpec`` / ``run_study`` / ``load_study`` / ``report_study``: grids of runs;
-  ``LandscapeConfig`` / ``run_landscape``: loss-surface slices and sharpness.
+* ``odenet.analysis``: ``LandscapeConfig`` / ``run_landscape`` (loss-surface slices and
+  sharpness) and ``AnalyzeConfig`` / ``run_analyze`` (layer responses, step ratios, gradient
+  norms, field spectra on the stability region) of a study's trained models.
 
 Importing is free: the names above are resolved on first use (PEP 562), so ``import odenet``
 loads neither torch nor matplotlib, selects no matplotlib backend and takes milliseconds.
@@ -22,6 +24,7 @@ from odenet.errors import ConfigError, DataError, OdenetError
 
 # public name -> the module that defines it (a subpackage's own name: the subpackage)
 _LAZY = {
+    "analysis": "odenet.analysis",
     "data": "odenet.data",
     "nets": "odenet.nets",
     "solvers": "odenet.solvers",
@@ -33,13 +36,15 @@ _LAZY = {
     "ResNet": "odenet.nets",
     "build_model": "odenet.nets",
     "describe": "odenet.nets",
-    "LandscapeConfig": "odenet.studies",
+    "AnalyzeConfig": "odenet.analysis",
+    "LandscapeConfig": "odenet.analysis",
     "Store": "odenet.studies",
     "StudySpec": "odenet.studies",
     "load_study": "odenet.studies",
     "plan_study": "odenet.studies",
     "report_study": "odenet.studies",
-    "run_landscape": "odenet.studies",
+    "run_analyze": "odenet.analysis",
+    "run_landscape": "odenet.analysis",
     "run_study": "odenet.studies",
     "TrainConfig": "odenet.training",
     "TrainResult": "odenet.training",
@@ -49,17 +54,16 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from odenet import data, nets, solvers, training
+    from odenet import analysis, data, nets, solvers, training
+    from odenet.analysis import AnalyzeConfig, LandscapeConfig, run_analyze, run_landscape
     from odenet.data import available_datasets, load_dataset
     from odenet.nets import ModelConfig, ModelSummary, ResNet, build_model, describe
     from odenet.studies import (
-        LandscapeConfig,
         Store,
         StudySpec,
         load_study,
         plan_study,
         report_study,
-        run_landscape,
         run_study,
     )
     from odenet.training import TrainConfig, TrainResult, load_trained, train, train_fused
@@ -91,6 +95,7 @@ def __dir__() -> list[str]:
 
 # Every public name, spelled out (the lazy ones are in _LAZY).
 __all__ = [
+    "AnalyzeConfig",
     "ConfigError",
     "DataError",
     "LandscapeConfig",
@@ -103,6 +108,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "__version__",
+    "analysis",
     "available_datasets",
     "build_model",
     "data",
@@ -113,6 +119,7 @@ __all__ = [
     "nets",
     "plan_study",
     "report_study",
+    "run_analyze",
     "run_landscape",
     "run_study",
     "solvers",

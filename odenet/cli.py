@@ -367,19 +367,29 @@ def report_cmd(
         typer.echo(f"warning: {line}", err=True)
 
 
-# ---- landscape (studies.landscape) ---------------------------------------------------------
+# ---- landscape / analyze (analysis) -------------------------------------------------------
+_SELECT_HELP = {
+    "depth": "Depth(s), e.g. 20 or 20,56 [default: all].",
+    "orders": "RK orders, e.g. 1,2,4 [default: all schemes].",
+    "solvers": "Schemes by name, e.g. lm,rk4.",
+    "lr": "lr(s), e.g. 0.1,0.4, or 'all' [default: each scheme's best].",
+    "seed": "Training seed(s), or 'all' [default: the smallest].",
+    "limit_data": "N images of each run's own training subset, or 'all'.",
+}
+
+
 @app.command("landscape")
 def landscape_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
-    depth: str | None = typer.Option(None, help="Depth(s), e.g. 20 or 20,56 [default: all]."),
-    orders: str | None = typer.Option(None, help="RK orders, e.g. 1,2,4 [default: all schemes]."),
-    solvers: str | None = typer.Option(None, help="Schemes by name, e.g. lm,rk4."),
-    lr: float | None = typer.Option(None, help="The lr [default: each scheme's best]."),
-    seed: int | None = typer.Option(None, help="The training seed [default: the smallest]."),
+    depth: str | None = typer.Option(None, help=_SELECT_HELP["depth"]),
+    orders: str | None = typer.Option(None, help=_SELECT_HELP["orders"]),
+    solvers: str | None = typer.Option(None, help=_SELECT_HELP["solvers"]),
+    lr: str | None = typer.Option(None, help=_SELECT_HELP["lr"]),
+    seed: str | None = typer.Option(None, help=_SELECT_HELP["seed"]),
     dims: int = typer.Option(1, help="1: L(θ + a d); 2: L(θ + a d1 + b d2)."),
     points: int | None = typer.Option(None, help="Points per axis [default: 51 (1D), 25 (2D)]."),
-    range_: str = typer.Option("-1:1", "--range", help="Grid range A:B per axis."),
-    limit_data: str = typer.Option("1024", help="First N training images, or 'all'."),
+    range_: str = typer.Option("-1:1", "--range", help="Grid range A:B per axis (finite)."),
+    limit_data: str = typer.Option("1024", help=_SELECT_HELP["limit_data"]),
     direction_seed: int = typer.Option(0, help="Seed of the random directions."),
     include_1d: bool = typer.Option(False, "--include-1d", help="Also perturb biases/norms."),
     surface: bool = typer.Option(False, "--surface", help="2D: also draw 3D surfaces."),
@@ -392,7 +402,7 @@ def landscape_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print settings, models, files as JSON."),
 ) -> None:
     """Loss-surface slices (filter-normalised directions) and sharpness of a study's models."""
-    from odenet.studies.landscape import config_from_options, run_landscape, summary_table
+    from odenet.analysis.landscape import config_from_options, run_landscape, summary_table
 
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, range_=range_,
@@ -402,12 +412,65 @@ def landscape_cmd(
         points_per_batch=points_per_batch, batch_size=batch_size, device=device,
     )  # fmt: skip
     result = run_landscape(config)
+    for line in result.notes:
+        typer.echo(f"warning: {line}", err=True)
     if as_json:
         _print_json(result.to_dict())
         return
     console.print(summary_table(result))
-    for line in [*result.notes, *(f"wrote {p}" for p in result.figures)]:
-        console.print(line)
+    for p in result.figures:
+        console.print(f"wrote {p}")
+
+
+@app.command("analyze")
+def analyze_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
+    depth: str | None = typer.Option(None, help=_SELECT_HELP["depth"]),
+    orders: str | None = typer.Option(None, help=_SELECT_HELP["orders"]),
+    solvers: str | None = typer.Option(None, help=_SELECT_HELP["solvers"]),
+    lr: str | None = typer.Option(None, help=_SELECT_HELP["lr"]),
+    seed: str | None = typer.Option(None, help=_SELECT_HELP["seed"]),
+    limit_data: str = typer.Option("1024", help=_SELECT_HELP["limit_data"]),
+    batch_size: int = typer.Option(256, help="Evaluation batch size."),
+    krylov: int = typer.Option(10, help="Arnoldi steps per cycle (Jacobian-vector products)."),
+    restarts: int = typer.Option(4, help="Arnoldi cycles."),
+    eigen_images: int = typer.Option(64, help="Images the field spectra are averaged over."),
+    initial: bool = typer.Option(True, help="Also gradient norms at the initial weights."),
+    figures: bool = typer.Option(True, help="Draw the figures (PNG + SVG)."),
+    device: str = typer.Option("auto", help="auto|cpu|cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print settings, models, figures as JSON."),
+) -> None:
+    """Responses, step ratios, gradient norms and field spectra on the stability region."""
+    from odenet.analysis.analyze import config_from_options, run_analyze, summary_table
+
+    config = config_from_options(
+        study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
+        limit_data=limit_data, batch_size=batch_size, krylov=krylov, restarts=restarts,
+        eigen_images=eigen_images, initial=initial, figures=figures, device=device,
+    )  # fmt: skip
+    result = run_analyze(config)
+    for line in result.notes:
+        typer.echo(f"warning: {line}", err=True)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    console.print(summary_table(result))
+    for p in result.figures:
+        console.print(f"wrote {p}")
+
+
+@app.command("reset")
+def reset_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
+    run_ids: list[str] = typer.Argument(..., help="Run ids, e.g. d20-rk4-lr0.1-s0."),
+) -> None:
+    """Make runs pending again (checkpoint, metrics and cached analyses deleted), e.g. a
+    finished run whose checkpoint was lost; the study's command then retrains them."""
+    from odenet.studies.store import Store
+
+    done = Store.open(study_dir).reset(run_ids)
+    typer.echo(f"reset {len(done)} run(s) to pending: {', '.join(done)}")
+    typer.echo("run the study's `odenet study ... --out DIR` command again to retrain them")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,20 +8,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from odenet.errors import ConfigError
-from odenet.studies.directions import (
+from odenet.analysis.directions import (
     make_directions,
     perturbed_parameters,
     trained_parameters,
 )
-from odenet.studies.sharpness import (
+from odenet.analysis.sharpness import (
     SharpnessConfig,
     hutchinson_trace,
     make_hvp,
     model_sharpness,
     top_eigenvalue,
 )
-from odenet.studies.slices import GridSpec, SliceEvaluator, compute_slice, load_slice
+from odenet.analysis.slices import GridSpec, SliceEvaluator, compute_slice, load_slice
+from odenet.errors import ConfigError
 
 
 class TinyNet(nn.Module):

@@ -11,15 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from odenet.analysis.landscape import LandscapeConfig, config_from_options, run_landscape
+from odenet.analysis.selection import RunSelection, select_runs
+from odenet.analysis.sharpness import SharpnessConfig
 from odenet.cli import main
 from odenet.errors import ConfigError
-from odenet.studies.landscape import LandscapeConfig, config_from_options, run_landscape
-from odenet.studies.landscape_select import select_runs
-from odenet.studies.sharpness import SharpnessConfig
 from odenet.studies.store import RunRecord, Store
 from odenet.training import TrainConfig
 
 DATASET = "synthetic:train=128,test=32,size=16"
+LIMIT_TRAIN = 96  # the runs train on a fixed random 96 of the 128 training images
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +37,61 @@ def study(tmp_path_factory) -> Path:
         dataset=DATASET,
         batch_size=64,
         device="cpu",
+        limit_train=LIMIT_TRAIN,
     )
     run_study(spec, out, quiet=True)
     return out
 
 
-def _eval_loss_on_first(run_dir: Path, n: int) -> tuple[float, float]:
-    """The trained model's eval loss on the first n training images, computed independently."""
+def own_subset(n_train: int, limit_train: int, n: int | None) -> torch.Tensor:
+    """The images a run trained on, written out here independently of odenet.analysis: the
+    first ``limit_train`` of a seed-0 permutation of the split (sorted), and ``n`` of those
+    drawn by a seed-0 permutation of the subset (sorted)."""
+    own = torch.randperm(n_train, generator=torch.Generator().manual_seed(0))[:limit_train]
+    own = own.sort().values
+    if n is None or n >= limit_train:
+        return own
+    pick = torch.randperm(limit_train, generator=torch.Generator().manual_seed(0))[:n]
+    return own[pick].sort().values
+
+
+def _eval_loss_on_own(run_dir: Path, n: int | None) -> tuple[float, float]:
+    """The trained model's eval loss on n images of its own training subset (all: None)."""
     from odenet.data.datasets import load_dataset
     from odenet.training import load_trained
 
     model, config = load_trained(run_dir)
     ds = load_dataset(config.dataset)
+    idx = own_subset(len(ds.train_labels), config.limit_train, n)
     mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
     std = torch.tensor(ds.std).view(1, -1, 1, 1)
-    x = (ds.train_images[:n].float() / 255 - mean) / std
+    x = (ds.train_images[idx].float() / 255 - mean) / std
     with torch.no_grad():
         logits = model.eval()(x)
-    y = ds.train_labels[:n]
+    y = ds.train_labels[idx]
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).double().mean().item()
+
+
+def test_the_subset_is_the_one_the_run_trained_on(study):
+    """The landscape's images are those the training loader iterates (not the first N)."""
+    from odenet.analysis.inputs import run_subset
+    from odenet.data import load_dataset, make_loaders
+
+    ds = load_dataset(DATASET)
+    train, _ = make_loaders(ds, batch_size=128, device="cpu", seed=0, limit_train=LIMIT_TRAIN)
+    trained = {bytes(img.numpy()) for img in train.images}
+    subset = run_subset(DATASET, 128, LIMIT_TRAIN, None)
+    assert {bytes(ds.train_images[i].numpy()) for i in subset.indices} == trained
+    assert subset.count == LIMIT_TRAIN
+    assert torch.equal(subset.indices, own_subset(128, LIMIT_TRAIN, None))
+    part = run_subset(DATASET, 128, LIMIT_TRAIN, 32)
+    assert torch.equal(part.indices, own_subset(128, LIMIT_TRAIN, 32))
+    assert set(part.indices.tolist()) <= set(subset.indices.tolist())
+    assert part.key != subset.key  # the images enter every cache key
+    assert part.description.endswith(
+        "32 drawn (seed 0) from the run's training subset of 96 of 128 images "
+        "(--limit-train, fixed seed 0)"
+    )
 
 
 def test_1d_landscape_on_a_study(study):
@@ -70,20 +107,21 @@ def test_1d_landscape_on_a_study(study):
     assert [m.run.solver for m in result.models] == ["euler", "heun"]
     for m in result.models:
         assert m.eval_mode == "vmap" and m.slice.complete
-        loss0, acc0 = _eval_loss_on_first(m.run.run_dir, 32)
+        # the loss at the trained weights is the eval-mode loss on the run's OWN images
+        loss0, acc0 = _eval_loss_on_own(m.run.run_dir, 32)
         assert m.slice.at_origin()[0] == pytest.approx(loss0, rel=1e-5)
         assert m.slice.at_origin()[1] == pytest.approx(acc0)
         assert np.isfinite(m.sharpness["lambda_max"]) and m.sharpness["lambda_max"] > 0
+        assert "32 drawn (seed 0) from the run's training subset of 96" in m.data
+        assert m.to_dict()["data"] == m.data
     out = study / "landscape"
     assert {p.name for p in result.figures} == {"slice1d_d8.png", "slice1d_d8.svg"}
     assert all(p.stat().st_size > 0 for p in result.figures)
-    # sharpness table: one row per model, keyed by (run, images used, seed)
-    with Store.open(study).connect() as con:
-        rows = con.execute("SELECT run_id, limit_data, seed FROM sharpness").fetchall()
-    assert sorted(tuple(r) for r in rows) == [
-        ("d8-euler-lr0.1-s0", 32, 0),
-        ("d8-heun-lr0.1-s0", 32, 0),
-    ]
+    assert "training subset of 96" in result.figures[1].read_text()  # the SVG says so
+    # sharpness cache: one row per model, keyed by every setting
+    rows = Store.open(study).analyses("sharpness")
+    assert sorted(r["run_id"] for r in rows) == ["d8-euler-lr0.1-s0", "d8-heun-lr0.1-s0"]
+    assert {r["settings"]["data"]["count"] for r in rows} == {32}
     # the settings of each slice sit beside it; a rerun resumes (nothing is recomputed)
     first = result.models[0].slice.path
     assert json.loads(first.with_suffix(".json").read_text())["direction_seed"] == 0
@@ -132,7 +170,7 @@ def test_2d_landscape_via_cli_json(study, capsys):
     assert payload["settings"]["points"] == 5 and payload["settings"]["dims"] == 2
     slices = [np.load(m["slice_file"]) for m in payload["models"]]
     assert all(z["loss"].shape == (5, 5) and z["done"].all() for z in slices)
-    loss0, _ = _eval_loss_on_first(study / "runs" / "d8-euler-lr0.1-s0", 32)
+    loss0, _ = _eval_loss_on_own(study / "runs" / "d8-euler-lr0.1-s0", 32)
     assert payload["models"][0]["loss_at_0"] == pytest.approx(loss0, rel=1e-5)
 
 
@@ -142,6 +180,7 @@ def test_2d_landscape_via_cli_json(study, capsys):
         (["--depth", "20"], "depth 20"),
         (["--orders", "4"], "scheme rk4"),
         (["--lr", "0.3"], "lr 0.3"),
+        (["--seed", "7"], "seed 7"),
         (["--solvers", "lm"], "scheme lm"),
     ],
 )
@@ -189,14 +228,25 @@ def test_selection_best_lr_smallest_seed_and_errors():
     ]
     assert sel.depths == [20, 56] and sel.schemes == ["euler", "rk4"]
     assert sel.notes == ("skipped depth 56, scheme rk4: no finished run",)
-    assert [r.id for r in select_runs(runs, depths=(20,), orders=(1,), lr=0.1).runs] == [
-        "d20-euler-lr0.1-s0"
+    one = RunSelection(depths=(20,), orders=(1,), lrs=(0.1,))
+    assert [r.id for r in select_runs(runs, one).runs] == ["d20-euler-lr0.1-s0"]
+    seed1 = RunSelection(orders=(4,), seeds=(1,))
+    assert [r.id for r in select_runs(runs, seed1).runs] == ["d20-rk4-lr0.4-s1"]
+    every = RunSelection(depths=(20,), orders=(1,), all_lrs=True, all_seeds=True)
+    assert [r.id for r in select_runs(runs, every).runs] == [
+        "d20-euler-lr0.1-s0",
+        "d20-euler-lr0.1-s1",
+        "d20-euler-lr0.4-s0",
     ]
-    assert [r.id for r in select_runs(runs, orders=(4,), seed=1).runs] == ["d20-rk4-lr0.4-s1"]
+    lrs_smallest_seed = RunSelection(depths=(20,), orders=(1,), all_lrs=True)
+    assert [r.id for r in select_runs(runs, lrs_smallest_seed).runs] == [
+        "d20-euler-lr0.1-s0",
+        "d20-euler-lr0.4-s0",
+    ]
     with pytest.raises(ConfigError, match=r"no finished run at depth 56, scheme rk4"):
-        select_runs(runs, depths=(56,), orders=(4,))
+        select_runs(runs, RunSelection(depths=(56,), orders=(4,)))
     with pytest.raises(ConfigError, match=r"lr 0.8; .*lrs 0.1, 0.4$"):
-        select_runs(runs, lr=0.8)
+        select_runs(runs, RunSelection(lrs=(0.8,)))
     with pytest.raises(ConfigError, match="no finished runs yet"):
         select_runs([_record(20, "euler", 0.1, 0, None, "pending")])
 
@@ -204,9 +254,183 @@ def test_selection_best_lr_smallest_seed_and_errors():
 def test_option_parsing_errors(tmp_path):
     with pytest.raises(ConfigError, match="--range"):
         config_from_options(tmp_path, range_="1:-1")
+    for text in ("-inf:inf", "nan:1", "0:inf"):
+        with pytest.raises(ConfigError, match="finite"):
+            config_from_options(tmp_path, range_=text)
     with pytest.raises(ConfigError, match="--limit-data"):
         config_from_options(tmp_path, limit_data="0")
     with pytest.raises(ConfigError, match="--surface needs --dims 2"):
         config_from_options(tmp_path, surface=True)
+    with pytest.raises(ConfigError, match="--lr"):
+        config_from_options(tmp_path, lr="-0.1")
     cfg = config_from_options(tmp_path, depth="8,14", orders="1,2", limit_data="all", dims=2)
-    assert cfg.depths == (8, 14) and cfg.limit_data is None and cfg.grid.points == 25
+    assert cfg.selection.depths == (8, 14) and cfg.limit_data is None and cfg.grid.points == 25
+    cfg = config_from_options(tmp_path, lr="all", seed="0,1")
+    assert cfg.selection.all_lrs and cfg.selection.seeds == (0, 1)
+
+
+def test_sharpness_cache_is_keyed_by_every_setting(study):
+    """40 power iterations after 1 must not return the 1-iteration value (issue 11.2)."""
+    base = LandscapeConfig(
+        str(study),
+        selection=RunSelection(orders=(1,)),
+        dims=1,
+        points=3,
+        limit_data=16,
+        sharpness_config=SharpnessConfig(power_iters=1, power_tol=0.0, trace_probes=1),
+    )
+    one = run_landscape(base).models[0].sharpness
+    assert one["power_iterations"] == 1 and "cached" not in one
+    more = replace(
+        base, sharpness_config=SharpnessConfig(power_iters=4, power_tol=0.0, trace_probes=1)
+    )
+    four = run_landscape(more).models[0].sharpness
+    assert four["power_iterations"] == 4 and "cached" not in four
+    assert four["lambda_max"] != one["lambda_max"]
+    again = run_landscape(base).models[0].sharpness
+    assert again["cached"] and again["lambda_max"] == one["lambda_max"]
+    # probes, batch size and the images are part of the key too
+    probes = replace(
+        base, sharpness_config=SharpnessConfig(power_iters=1, power_tol=0.0, trace_probes=2)
+    )
+    for other in (probes, replace(base, batch_size=8), replace(base, limit_data=17)):
+        assert "cached" not in run_landscape(other).models[0].sharpness
+    # so is the slice: another batch size is another file
+    paths = {run_landscape(replace(base, batch_size=b)).models[0].slice.path for b in (8, 16)}
+    assert len(paths) == 2
+
+
+def test_non_finite_range_is_one_line_exit_2(study, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["landscape", str(study), "--range", "-inf:inf"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "finite" in err
+
+
+def test_concurrent_writers_never_share_a_temp_file(tmp_path):
+    """A writer that starts while another is mid-write on the same file (what two
+    `landscape` processes on one study do) must not clobber its temp file; the old
+    "<name>.tmp" scheme failed here with FileNotFoundError at the outer rename."""
+    from odenet.analysis.slices import atomic_write_text
+    from odenet.training.checkpoint import _atomic_write
+
+    target = tmp_path / "slice.json"
+
+    def outer(fh) -> None:
+        fh.write(b"outer")
+        atomic_write_text(target, "inner")  # the other process, in the middle of ours
+
+    _atomic_write(target, outer)
+    assert target.read_text() == "outer"
+    assert [p.name for p in tmp_path.iterdir()] == ["slice.json"]  # no temp file left
+
+
+@pytest.mark.slow
+def test_two_landscape_processes_on_one_study(study, tmp_path):
+    """Two processes computing the same slices at once both succeed with equal values."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "s"
+    shutil.copytree(study, copy)
+    shutil.rmtree(copy / "landscape", ignore_errors=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "odenet",
+        "landscape",
+        str(copy),
+        "--points",
+        "9",
+        "--limit-data",
+        "32",
+        "--points-per-batch",
+        "1",
+        "--no-sharpness",
+        "--json",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-500:] for o in outs]
+    losses = [[m["loss_at_0"] for m in json.loads(o[0])["models"]] for o in outs]
+    assert losses[0] == losses[1]
+    assert not list((copy / "landscape").glob("*.tmp"))
+
+
+def test_a_run_without_a_readable_checkpoint_costs_that_run_only(study, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "s"
+    shutil.copytree(study, copy)
+    (copy / "runs" / "d8-euler-lr0.1-s0" / "checkpoint.pt").unlink()
+    args = ["landscape", str(copy), "--points", "3", "--limit-data", "16", "--no-sharpness"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--json"])
+    assert exit_info.value.code in (0, None)
+    captured = capsys.readouterr()
+    assert [m["run_id"] for m in json.loads(captured.out)["models"]] == ["d8-heun-lr0.1-s0"]
+    warning = captured.err.strip()
+    assert len(warning.splitlines()) == 1
+    assert "d8-euler-lr0.1-s0" in warning and f"odenet reset {copy} d8-euler-lr0.1-s0" in warning
+    # a damaged checkpoint likewise; with no readable run left: one line, exit 2
+    (copy / "runs" / "d8-heun-lr0.1-s0" / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "d8-heun-lr0.1-s0" in err and "odenet reset" in err
+
+
+def test_reset_retrains_a_finished_run_whose_checkpoint_was_lost(study, tmp_path, capsys):
+    import shutil
+
+    from odenet.studies import StudySpec, run_study
+
+    copy = tmp_path / "s"
+    shutil.copytree(study, copy)
+    run_landscape(
+        LandscapeConfig(
+            str(copy),
+            points=3,
+            limit_data=16,
+            sharpness_config=SharpnessConfig(power_iters=1, trace_probes=1),
+        )
+    )
+    store = Store.open(copy)
+    before = store.run("d8-euler-lr0.1-s0")
+    (copy / "runs" / before.id / "checkpoint.pt").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reset", str(copy), "d8-nope"])
+    assert exit_info.value.code == 2 and "d8-nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reset", str(copy), before.id])
+    assert exit_info.value.code in (0, None)
+    assert "reset 1 run(s) to pending: d8-euler-lr0.1-s0" in capsys.readouterr().out
+    after = store.run(before.id)
+    assert after.status == "pending" and after.test_acc is None and after.epochs_done == 0
+    assert store.epochs(before.id) == [] and not (copy / "runs" / before.id).exists()
+    assert {r["run_id"] for r in store.analyses("sharpness")} == {"d8-heun-lr0.1-s0"}
+    assert store.run("d8-heun-lr0.1-s0").status == "done"  # the other run is untouched
+    spec = StudySpec(
+        orders=(1, 2),
+        depths=(8,),
+        lrs=(0.1,),
+        seeds=(0,),
+        epochs=1,
+        dataset=DATASET,
+        batch_size=64,
+        device="cpu",
+        limit_train=LIMIT_TRAIN,
+    )
+    run_study(spec, copy, quiet=True)
+    again = store.run(before.id)
+    assert again.status == "done" and (copy / "runs" / before.id / "checkpoint.pt").is_file()
+    assert again.test_acc == before.test_acc  # the same deterministic training, redone
+    assert len(store.epochs(before.id)) == 1

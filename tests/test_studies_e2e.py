@@ -103,16 +103,9 @@ def test_report_json_csv_figures_and_markdown(study, tmp_path, run_cli):
 
 
 def test_report_includes_sharpness_and_landscape_when_present(study, run_cli):
-    with Store.open(study).connect() as con:
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS sharpness(run_id TEXT, lambda_max REAL, trace REAL,"
-            " limit_data INTEGER, seed INTEGER, created TEXT,"
-            " PRIMARY KEY (run_id, limit_data, seed))"
-        )
-        con.execute(
-            "INSERT OR REPLACE INTO sharpness VALUES "
-            "('d8-euler-lr0.2-s0', 12.5, 80.0, 64, 0, '2026-01-01')"
-        )
+    Store.open(study).record_analysis(
+        "d8-euler-lr0.2-s0", "sharpness", {"power_iters": 20}, {"lambda_max": 12.5, "trace": 80.0}
+    )
     (study / "landscape").mkdir(exist_ok=True)
     (study / "landscape" / "slice1d.png").write_bytes(b"\x89PNG")
     try:
@@ -124,7 +117,7 @@ def test_report_includes_sharpness_and_landscape_when_present(study, run_cli):
         assert "lambda_max" in md and "](landscape/slice1d.png)" in md
     finally:
         with Store.open(study).connect() as con:
-            con.execute("DROP TABLE sharpness")
+            con.execute("DELETE FROM analyses WHERE kind = 'sharpness'")
         (study / "landscape" / "slice1d.png").unlink()
 
 

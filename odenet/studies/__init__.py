@@ -1,8 +1,9 @@
 """Studies: grids of training runs, their SQLite store, the runner, robustness and reports.
 
 The notebook API is ``run_study``, ``plan_study``, ``load_study`` and ``report_study``
-(odenet.studies.api); ``run_landscape`` draws loss-surface slices of a study's models;
-``Store`` is the study database for other tools.
+(odenet.studies.api); ``Store`` is the study database for other tools. Measurements of the
+trained models (loss landscapes, ``analyze``) live in ``odenet.analysis``, which this package
+never imports.
 """
 
 from odenet.studies.api import (
@@ -15,7 +16,6 @@ from odenet.studies.api import (
 )
 from odenet.studies.fused_executor import FusedExecutor, make_executor
 from odenet.studies.grid import RunSpec, build_grid, run_id
-from odenet.studies.landscape import LandscapeConfig, LandscapeResult, run_landscape
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import Executor, SequentialExecutor, StudyObserver, run_pending
@@ -26,8 +26,6 @@ from odenet.studies.store import RunRecord, Store
 __all__ = [
     "Executor",
     "FusedExecutor",
-    "LandscapeConfig",
-    "LandscapeResult",
     "Outcome",
     "PlanRow",
     "RobustnessRow",
@@ -49,7 +47,6 @@ __all__ = [
     "robustness_table",
     "run_id",
     "run_pending",
-    "run_landscape",
     "run_study",
     "spec_from_sources",
     "summary_table",

@@ -1,8 +1,9 @@
 """The study report: the robustness table, figures and report.md, read back from the store.
 
-Reads files only (the store, the landscape folder); never trains. Writes into the study
-directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves,loss_by_step}.{png,svg}``
-and ``report.md`` (the table, a per-run table and every figure, landscape figures included).
+Reads files only (the store, the landscape and analysis folders); never trains. Writes into the
+study directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves,loss_by_step}``
+``.{png,svg}`` and ``report.md`` (the table, a per-run table and every figure, landscape
+figures included, and what ``odenet analyze`` measured: its per-run summary rows and figures).
 A study's swept fields (besides depth, scheme, lr and seed) are columns of every table and
 part of each line's label.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,8 @@ class StudyData:
     landscape_figures: list[Path] = field(default_factory=list)
     swept: tuple[str, ...] = ()  # the study's swept TrainConfig fields besides the familiar
     steps: list[dict] = field(default_factory=list)  # {run_id, step, loss, lr} by run, step
+    analyses: dict[str, dict] = field(default_factory=dict)  # run id -> newest `analyze` result
+    analysis_figures: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
 
     @property
@@ -117,7 +119,12 @@ def load_study_data(study_dir: str | Path) -> StudyData:
     pngs = sorted(landscape.glob("*.png")) if landscape.is_dir() else []
     table = robustness_table(outcomes)
     sharpness = _sharpness(store)
-    return StudyData(store.dir, records, epochs, table, sharpness, pngs, swept, store.steps())
+    analysis = store.dir / "analysis"
+    return StudyData(
+        store.dir, records, epochs, table, sharpness, pngs, swept, store.steps(),
+        analyses={r["run_id"]: r["result"] for r in store.analyses("analyze")},  # newest wins
+        analysis_figures=sorted(analysis.glob("*.png")) if analysis.is_dir() else [],
+    )  # fmt: skip
 
 
 def write_report(study_dir: str | Path) -> StudyData:
@@ -281,6 +288,8 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         lines += ["## Loss landscape", ""]
         for p in data.landscape_figures:
             lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
+    if data.analyses:
+        lines += _analysis_md(data)
     lines += ["## Runs", ""]
     rows = data.run_rows()
     cols = [
@@ -316,12 +325,25 @@ def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Out
 
 
 def _sharpness(store: Store) -> dict[str, dict]:
-    """run id -> newest sharpness row; {} when the landscape code has not written any."""
-    try:
-        with store.connect() as con:
-            rows = con.execute(
-                "SELECT run_id, lambda_max, trace FROM sharpness ORDER BY created"
-            ).fetchall()
-    except sqlite3.OperationalError:  # no such table: landscape never ran
-        return {}
-    return {r["run_id"]: {"lambda_max": r["lambda_max"], "trace": r["trace"]} for r in rows}
+    """run id -> newest sharpness estimate; {} when the landscape code has not written any."""
+    return {
+        r["run_id"]: {k: r["result"].get(k) for k in SHARPNESS_FIELDS}
+        for r in store.analyses("sharpness")
+    }
+
+
+def _analysis_md(data: StudyData) -> list[str]:
+    """What `odenet analyze` measured (newest result per run) and its figures."""
+    lines = ["## What the instruments show (odenet analyze)", ""]
+    cols = ["run", "fields outside region", "mean response", "mean step ratio", "images"]
+    rows = []
+    for run_id, a in sorted(data.analyses.items()):
+        out = a.get("outside_region")
+        resp, ratios = a["responses"]["network_order"], a["step_ratios"]
+        outside = "-" if out is None else f"{out}/{a.get('fields_with_region')}"
+        mean_resp, mean_ratio = sum(resp) / len(resp), sum(ratios) / len(ratios)
+        rows.append([run_id, outside, _cell(mean_resp), _cell(mean_ratio), _cell(a.get("data"))])
+    lines += markdown_table(cols, rows) + [""]
+    for p in data.analysis_figures:
+        lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
+    return lines

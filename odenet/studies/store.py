@@ -7,6 +7,9 @@ Layout::
                                 loss and lr every log_every optimizer steps)
     <study>/runs/<run_id>/      checkpoint.pt, result.json (written by odenet.training.train)
 
+The ``analyses`` table caches measurements of trained models (odenet.analysis: sharpness,
+``analyze``): one row per (run, kind, settings), keyed by a hash of every setting.
+
 Statuses: pending -> running -> done | diverged | failed. Runs are claimed atomically
 (``UPDATE ... WHERE status = 'pending'``) with the claimer's pid, host and identity (boot id
 and process start time, ``records.process_identity``), so any number of processes can share
@@ -22,8 +25,10 @@ read-only, so it can still be reported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -64,6 +69,11 @@ CREATE TABLE IF NOT EXISTS epochs (
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id), step INTEGER NOT NULL, loss REAL, lr REAL,
     PRIMARY KEY (run_id, step));
+"""
+_ANALYSES = """
+CREATE TABLE IF NOT EXISTS analyses (
+    run_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, settings TEXT NOT NULL,
+    result TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (run_id, kind, key))
 """
 _EPOCH_COLUMNS = (
     "train_loss",
@@ -316,7 +326,7 @@ class Store:
 
     @staticmethod
     def _alive(row: sqlite3.Row) -> bool:
-        return owner_alive(row["pid"], row["owner"])
+        return _owner_alive(row)
 
     def record_epoch(self, run_id: str, metrics: dict) -> None:
         """Insert (or replace, after a resume) one epoch's metrics and the run's progress."""
@@ -384,6 +394,101 @@ class Store:
                 (run_id,),
             )
 
+    # ---- analyses (odenet.analysis caches) ------------------------------------------------
+    def record_analysis(self, run_id: str, kind: str, settings: dict, result: dict) -> None:
+        """Store (or replace) ``result`` of analysis ``kind`` of a run under ``settings``.
+
+        settings: every setting that determines the result (JSON-able); the row's key is a
+        hash of it, so a result is only ever found again under exactly the same settings.
+        """
+        text = json.dumps(settings, sort_keys=True)
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute(_ANALYSES)
+            con.execute(
+                "INSERT OR REPLACE INTO analyses VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, kind, _key(text), text, json.dumps(result), now()),
+            )
+
+    def analysis(self, run_id: str, kind: str, settings: dict) -> dict | None:
+        """The stored result of ``kind`` for this run under exactly ``settings``, or None."""
+        text = json.dumps(settings, sort_keys=True)
+        rows = self._analysis_rows(
+            "WHERE run_id = ? AND kind = ? AND key = ?", (run_id, kind, _key(text))
+        )
+        return next((r["result"] for r in rows if r["settings"] == json.loads(text)), None)
+
+    def analyses(self, kind: str) -> list[dict]:
+        """Every stored result of ``kind``: dicts with run_id, settings, result, created
+        (oldest first); [] when nothing was analysed."""
+        return self._analysis_rows("WHERE kind = ?", (kind,))
+
+    def _analysis_rows(self, where: str, args: tuple) -> list[dict]:
+        try:
+            with self._tx() as con:
+                rows = con.execute(
+                    f"SELECT run_id, settings, result, created FROM analyses {where} "
+                    "ORDER BY created, rowid",
+                    args,
+                ).fetchall()
+        except sqlite3.OperationalError as err:  # no such table: nothing analysed yet
+            if "no such table" not in str(err):
+                raise
+            return []
+        return [
+            {
+                "run_id": r["run_id"],
+                "settings": json.loads(r["settings"]),
+                "result": json.loads(r["result"]),
+                "created": r["created"],
+            }
+            for r in rows
+        ]
+
+    def reset(self, run_ids: list[str]) -> list[str]:
+        """Make finished (or failed) runs pending again so that the study retrains them.
+
+        For a run whose checkpoint was lost or damaged. Checked first: every id exists and no
+        live process is training it (ConfigError otherwise, nothing changed). Then each run's
+        directory (checkpoint.pt, result.json) is deleted, and in one transaction its status
+        goes back to pending, its results are cleared and its rows in every per-run table
+        (epochs, cached analyses, ...) are deleted. Files go first: a crash in between leaves
+        a finished run without a checkpoint, which ``reset`` repairs when run again.
+        """
+        host = socket.gethostname()
+        records = [self.run(i) for i in dict.fromkeys(run_ids)]
+        with self._tx() as con:
+            owners = {
+                r["id"]: r for r in con.execute("SELECT * FROM runs WHERE status = 'running'")
+            }
+        for r in records:
+            owner = owners.get(r.id)
+            if owner is not None and (owner["host"] != host or _owner_alive(owner)):
+                raise ConfigError(
+                    f"run {r.id!r} is being trained by process {owner['pid']} on "
+                    f"{owner['host']}; wait for it to finish (or stop it) before resetting it"
+                )
+        for r in records:
+            shutil.rmtree(self.run_dir(r.id), ignore_errors=True)
+        cleared = ", ".join(f"{k} = NULL" for k in (*_RESULT_COLUMNS[1:], "error", "finished"))
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            tables = [
+                row[0]
+                for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if row[0] != "runs"
+                and any(c[1] == "run_id" for c in con.execute(f"PRAGMA table_info({row[0]})"))
+            ]
+            for r in records:
+                for table in tables:
+                    con.execute(f"DELETE FROM {table} WHERE run_id = ?", (r.id,))
+                con.execute(
+                    f"UPDATE runs SET status = 'pending', pid = NULL, epochs_done = 0, {cleared},"
+                    " provenance = NULL, started = NULL WHERE id = ?",
+                    (r.id,),
+                )
+        return [r.id for r in records]
+
     # ---- connections --------------------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -436,6 +541,12 @@ class Store:
         return record_from_row(r, self.run_dir(r["id"]))
 
 
+def _owner_alive(row: sqlite3.Row) -> bool:
+    """Whether the process that claimed this 'running' row still runs (a store from before
+    owner identity has no owner column: the pid alone decides)."""
+    return owner_alive(row["pid"], row["owner"] if "owner" in row.keys() else None)
+
+
 def _add_missing_columns(con: sqlite3.Connection) -> None:
     """Columns added since a store was created (an old study.sqlite still opens)."""
     for table, column, kind in _ADDED_COLUMNS:
@@ -457,6 +568,10 @@ def _meta(con: sqlite3.Connection, key: str) -> str:
     if row is None:
         raise ConfigError(f"the study database has no {key!r}: it is not an odenet study")
     return row[0]
+
+
+def _key(settings_json: str) -> str:
+    return hashlib.sha256(settings_json.encode()).hexdigest()[:32]
 
 
 def _first_of_key(rows: sqlite3.Cursor, n: int, key: Callable) -> list[str]:

@@ -1,45 +1,44 @@
 """``odenet landscape``: loss-surface slices and sharpness of a study's trained models.
 
-For each selected run (a depth x scheme cell of the study, at one lr and seed) this loads the
-trained model, takes a fixed subset of the training split (the first N images, normalised, no
-augmentation), and computes
+For each selected run (odenet.analysis.selection: by default one finished run per
+(depth, scheme) at its best lr) this loads the trained model, takes the run's OWN training
+subset (odenet.analysis.inputs: the images it trained on, ``--limit-data N`` of them, normalised,
+no augmentation), and computes
 
-* a 1D or 2D slice along filter-normalised random directions (odenet.studies.directions),
-  evaluated many points per data pass (odenet.studies.slices), stored and resumable under
+* a 1D or 2D slice along filter-normalised random directions (odenet.analysis.directions),
+  evaluated many points per data pass (odenet.analysis.slices), stored and resumable under
   ``<study>/landscape/<key>.npz`` with its settings in ``<key>.json``;
-* the top Hessian eigenvalue and a Hutchinson trace (odenet.studies.sharpness), stored in the
-  study database's ``sharpness`` table;
+* the top Hessian eigenvalue and a Hutchinson trace (odenet.analysis.sharpness), cached in the
+  study database (``Store.record_analysis``, kind "sharpness");
 
-then draws the figures (odenet.studies.landscape_plots). The runs are chosen by
-``odenet.studies.landscape_select.select_runs``: one finished run per (depth, scheme) cell.
+then draws the figures (odenet.analysis.landscape_plots). Every cache is keyed by every
+setting that determines its values (grid, data subset, batch size, estimator settings, the
+checkpoint's digest). A run whose checkpoint is missing or damaged is skipped with a note.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from odenet.data.loader import resolve_device
-from odenet.errors import ConfigError
-from odenet.studies.directions import make_directions, trained_parameters
-from odenet.studies.landscape_select import Selection, select_runs
-from odenet.studies.sharpness import (
-    SharpnessConfig,
-    model_sharpness,
-    stored_sharpness,
-    write_sharpness,
-)
-from odenet.studies.slices import (
+from odenet.analysis.directions import make_directions, trained_parameters
+from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run
+from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
+from odenet.analysis.sharpness import SharpnessConfig, model_sharpness
+from odenet.analysis.slices import (
     GridSpec,
     SliceEvaluator,
     SliceResult,
+    atomic_write_text,
     compute_slice,
     slice_key,
 )
+from odenet.data.loader import resolve_device
+from odenet.errors import ConfigError
 from odenet.studies.store import RunRecord, Store
 
 DEFAULT_POINTS = {1: 51, 2: 25}
@@ -47,19 +46,15 @@ DEFAULT_POINTS = {1: 51, 2: 25}
 
 @dataclass(frozen=True)
 class LandscapeConfig:
-    """What to slice and how. Selection fields left None mean "everything the study has"."""
+    """What to slice and how."""
 
     study_dir: str  # a study directory (holds study.sqlite and runs/)
-    depths: tuple[int, ...] | None = None  # None: every depth with finished runs
-    orders: tuple[int, ...] = ()  # RK orders (1 euler, 2 heun, 3 rk3, 4 rk4) to include
-    solvers: tuple[str, ...] = ()  # more registry names; orders and solvers empty: all schemes
-    lr: float | None = None  # None: per scheme and depth, the best lr by mean test accuracy
-    seed: int | None = None  # None: the smallest seed trained at the chosen lr
+    selection: RunSelection = RunSelection()  # which runs (default: best lr per scheme)
     dims: int = 1  # 1: L(theta + a d); 2: L(theta + a d1 + b d2)
     points: int | None = None  # per axis; None: 51 (1D) or 25 (2D)
     lo: float = -1.0  # grid range start (--range A:B)
     hi: float = 1.0  # grid range end
-    limit_data: int | None = 1024  # first N training images (None: the whole split)
+    limit_data: int | None = 1024  # N images of the run's own training subset (None: all)
     direction_seed: int = 0  # seeds the directions (the same for every model) and sharpness
     include_1d: bool = False  # perturb biases / norm affine / lm's k too (Li et al.: zeroed)
     sharpness: bool = True  # also compute lambda_max and the Hessian trace
@@ -92,12 +87,14 @@ class LandscapeConfig:
 
 
 def parse_range(text: str) -> tuple[float, float]:
-    """'A:B' -> (A, B) with A < B; ConfigError otherwise."""
+    """'A:B' -> (A, B) with finite A < B; ConfigError otherwise."""
     parts = str(text).split(":")
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
         raise ConfigError(f"--range: {text!r} is not A:B (e.g. -1:1)") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ConfigError(f"--range: {text!r} must be finite numbers A:B (e.g. -1:1)")
     if not lo < hi:
         raise ConfigError(f"--range: {text!r} needs A < B (e.g. -1:1)")
     return lo, hi
@@ -123,6 +120,7 @@ class ModelLandscape:
     run: RunRecord
     slice: SliceResult
     eval_mode: str  # how the slice was evaluated: "vmap" | "loop"
+    data: str  # which images: DataSubset.description
     origin: tuple[float, float] | None = None  # (loss, acc) at theta when 0 is off the grid
     sharpness: dict | None = None  # {"lambda_max", "trace", ...}; None when not computed
     note: str | None = None
@@ -138,6 +136,7 @@ class ModelLandscape:
             "test_acc": self.run.test_acc,
             "loss_at_0": loss0,
             "acc_at_0": acc0,
+            "data": self.data,
             "eval_mode": self.eval_mode,
             "sharpness": self.sharpness,
             "slice_file": str(self.slice.path),
@@ -161,59 +160,49 @@ class LandscapeResult:
         }
 
 
-def data_subset(run: RunRecord, limit: int | None, batch_size: int, device: torch.device):
-    """The first ``limit`` training images of the run's dataset as fixed, normalised batches."""
-    from odenet.data.datasets import load_dataset
-    from odenet.data.loader import DeviceLoader
-
-    ds = load_dataset(run.config.dataset, run.config.data_dir, progress=False)
-    n = len(ds.train_labels) if limit is None else min(limit, len(ds.train_labels))
-    loader = DeviceLoader(
-        ds.train_images[:n],
-        ds.train_labels[:n],
-        batch_size=batch_size,
-        mean=ds.mean,
-        std=ds.std,
-        device=device,
-        train=False,
-        augment="none",
-    )
-    return list(loader), n
-
-
-def slice_settings(config: LandscapeConfig, run: RunRecord, count: int) -> dict:
+def slice_settings(
+    config: LandscapeConfig, run: RunRecord, subset: DataSubset, checkpoint: str
+) -> dict:
     """Everything that determines a slice's values (the key is a hash of it)."""
     g = config.grid
     return {
         "run_id": run.id,
+        "checkpoint": checkpoint,
         "dims": g.dims,
         "range": [g.lo, g.hi],
         "points": g.points,
-        "limit_data": count,
+        "data": subset.key,
+        "batch_size": config.batch_size,
         "direction_seed": config.direction_seed,
         "include_1d_params": config.include_1d,
     }
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+def sharpness_settings(
+    config: LandscapeConfig, run: RunRecord, subset: DataSubset, checkpoint: str
+) -> dict:
+    """Everything that determines a sharpness estimate (its cache key in the store)."""
+    return {
+        "run_id": run.id,
+        "checkpoint": checkpoint,
+        "data": subset.key,
+        "batch_size": config.batch_size,
+        **asdict(config.sharpness_config),
+        "seed": config.direction_seed,
+    }
 
 
 def _one_model(
-    config: LandscapeConfig, store: Store, run: RunRecord, device, out: Path, data_cache: dict
+    config: LandscapeConfig, store: Store, run: RunRecord, device, out: Path, data: DataCache
 ) -> ModelLandscape:
-    from odenet.training import load_trained
-
-    model, _ = load_trained(run.run_dir, device=device)
-    key = (run.config.dataset, run.config.data_dir)
-    if key not in data_cache:
-        data_cache[key] = data_subset(run, config.limit_data, config.batch_size, device)
-    batches, count = data_cache[key]
-    settings = slice_settings(config, run, count)
+    model, checkpoint = load_run(run, device)
+    subset, batches = data.batches(run)
+    settings = slice_settings(config, run, subset, checkpoint)
     name = slice_key(settings)
-    _write_json(out / f"{name}.json", settings)
+    atomic_write_text(
+        out / f"{name}.json",
+        json.dumps({**settings, "images": subset.description}, indent=2, sort_keys=True),
+    )
     directions = make_directions(
         model, config.dims, config.direction_seed, include_1d=config.include_1d
     )
@@ -228,56 +217,68 @@ def _one_model(
         path=out / f"{name}.npz",
         settings=settings,
     )
-    landscape = ModelLandscape(run, result, evaluator.mode, note=evaluator.note)
+    landscape = ModelLandscape(run, result, evaluator.mode, subset.description, note=evaluator.note)
     if not (config.grid.axis() == 0.0).any():  # the trained point is not on the grid
         loss, acc = evaluator.evaluate(
             trained_parameters(model), directions, torch.zeros(1, config.dims, dtype=torch.float64)
         )
         landscape.origin = (float(loss[0]), float(acc[0]))
     if config.sharpness:
-        seed = config.direction_seed
-        values = stored_sharpness(store, run.id, count, seed)
+        key = sharpness_settings(config, run, subset, checkpoint)
+        values = store.analysis(run.id, "sharpness", key)
         if values is None:
-            cfg = SharpnessConfig(**{**asdict(config.sharpness_config), "seed": seed})
+            cfg = SharpnessConfig(
+                **{**asdict(config.sharpness_config), "seed": config.direction_seed}
+            )
             values = model_sharpness(model, batches, cfg).to_dict()
-            write_sharpness(store, run.id, count, seed, values)
-        else:  # the table's key is (run, images, seed): an earlier result is reused
+            values["data"] = subset.description
+            store.record_analysis(run.id, "sharpness", key, values)
+        else:  # computed before under exactly these settings
             values["cached"] = True
         landscape.sharpness = values
     return landscape
 
 
 def run_landscape(config: LandscapeConfig) -> LandscapeResult:
-    """Select the study's models, compute (or resume) their slices and sharpness, draw figures."""
-    from odenet.studies.landscape_plots import draw_figures
+    """Select the study's models, compute (or resume) their slices and sharpness, draw figures.
+
+    A selected run whose checkpoint is missing or damaged is skipped with a note; ConfigError
+    when no selected run could be read.
+    """
+    from odenet.analysis.landscape_plots import draw_figures
 
     config.validate()
     store = Store.open(config.study_dir)
-    selection: Selection = select_runs(
-        store.runs(),
-        depths=config.depths,
-        orders=config.orders,
-        solvers=config.solvers,
-        lr=config.lr,
-        seed=config.seed,
-    )
+    selection: Selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
     out = store.dir / "landscape"
     out.mkdir(parents=True, exist_ok=True)
-    cache: dict = {}
-    models = [_one_model(config, store, run, device, out, cache) for run in selection.runs]
+    data = DataCache(config.limit_data, config.batch_size, device)
+    models, notes = [], list(selection.notes)
+    for run in selection.runs:
+        try:
+            models.append(_one_model(config, store, run, device, out, data))
+        except RunUnreadable as err:
+            notes.append(str(err))
+    if not models:
+        raise ConfigError(" / ".join(notes[-len(selection.runs) :]))
+    notes += [f"{m.run.id}: {m.note}" for m in models if m.note]
+    images = sorted({m.data for m in models})
     settings = {
         "study_dir": str(store.dir),
         "dims": config.dims,
         "range": [config.lo, config.hi],
         "points": config.grid.points,
         "limit_data": config.limit_data,
+        "images": images,
+        "batch_size": config.batch_size,
         "direction_seed": config.direction_seed,
         "include_1d_params": config.include_1d,
+        "sharpness": asdict(config.sharpness_config) if config.sharpness else None,
+        "selection": config.selection.describe(),
         "depths": selection.depths,
         "schemes": selection.schemes,
     }
-    notes = list(selection.notes) + [f"{m.run.id}: {m.note}" for m in models if m.note]
     figures = draw_figures(
         models, selection.schemes, selection.depths, config.dims, out, surface=config.surface
     )
@@ -290,6 +291,8 @@ def config_from_options(
     depth: str | None = None,
     orders: str | None = None,
     solvers: str | None = None,
+    lr: str | float | None = None,
+    seed: str | int | None = None,
     range_: str = "-1:1",
     limit_data: str | int | None = "1024",
     power_iters: int = 20,
@@ -297,14 +300,10 @@ def config_from_options(
     **options: object,
 ) -> LandscapeConfig:
     """A LandscapeConfig from command-line strings ("8,20", "1,2,4", "-1:1", "all")."""
-    from odenet.studies.spec import parse_list
-
     lo, hi = parse_range(range_)
     config = LandscapeConfig(
         study_dir=str(study_dir),
-        depths=parse_list(depth, int, "depth") if depth else None,
-        orders=parse_list(orders, int, "orders") if orders else (),
-        solvers=parse_list(solvers, str, "solvers") if solvers else (),
+        selection=parse_selection(depth, orders, solvers, lr, seed),
         lo=lo,
         hi=hi,
         limit_data=parse_limit(limit_data),
@@ -321,7 +320,8 @@ def summary_table(result: LandscapeResult):
 
     table = Table(
         title=f"loss landscape ({result.settings['dims']}D, "
-        f"{result.settings['points']} points per axis)"
+        f"{result.settings['points']} points per axis)",
+        caption="images: " + "; ".join(result.settings["images"]),
     )
     for col in ("run", "loss at 0", "acc at 0", "lambda_max", "trace", "evaluation"):
         table.add_column(col, justify="left" if col in ("run", "evaluation") else "right")

@@ -1,4 +1,4 @@
-"""Figures of loss-surface slices (matplotlib Agg; PNG at 200 dpi and SVG).
+"""Figures of loss-surface slices (pyplot-free Figures; PNG at 200 dpi and SVG).
 
 * ``slice1d_d{depth}``: loss (log scale) and accuracy along the direction, every scheme of that
   depth overlaid;
@@ -6,8 +6,8 @@
   scale with one colour bar;
 * ``surface2d`` (optional): the same grid as 3D surfaces of log10(loss).
 
-Only complete slices are drawn. Functions take ``ModelLandscape`` objects and return the
-written paths.
+Only complete slices are drawn; each figure says which images the loss is measured on.
+Functions take ``ModelLandscape`` objects and return the written paths.
 """
 
 from __future__ import annotations
@@ -16,34 +16,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
+from matplotlib.colors import LogNorm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+from odenet.analysis.plotting import footnote, new_figure, save
 
 if TYPE_CHECKING:
-    from odenet.studies.landscape import ModelLandscape
+    from odenet.analysis.landscape import ModelLandscape
 
 LEVELS = 20  # contour levels, log-spaced between the smallest and largest loss shown
 
 
-def _save(fig, stem: Path) -> list[Path]:
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+def _save(fig, stem: Path, models: Sequence[ModelLandscape]) -> list[Path]:
+    images = "; ".join(sorted({m.data for m in models}))
+    footnote(fig, f"loss and accuracy on {images}; one training seed per curve")
+    return save(fig, stem)
 
 
 def _label(m: ModelLandscape) -> str:
-    return f"{m.run.solver} (lr {m.run.lr:g})"
+    return f"{m.run.solver} (lr {m.run.lr:g}, seed {m.run.seed})"
 
 
 def plot_1d(models: Sequence[ModelLandscape], depth: int, stem: Path) -> list[Path]:
     """Loss and accuracy along d for every model of one depth, overlaid."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = new_figure(figsize=(10, 4), constrained_layout=True)
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for m in models:
         a = m.slice.grid.axis()
         line = ax_loss.plot(a, m.slice.loss, label=_label(m))[0]
@@ -55,7 +52,7 @@ def plot_1d(models: Sequence[ModelLandscape], depth: int, stem: Path) -> list[Pa
         ax.axvline(0.0, color="0.7", lw=0.8, zorder=0)
         ax.grid(alpha=0.3)
     ax_loss.legend(fontsize=8)
-    return _save(fig, stem)
+    return _save(fig, stem, models)
 
 
 def _shared_levels(models: Sequence[ModelLandscape]) -> tuple[np.ndarray, LogNorm]:
@@ -67,22 +64,24 @@ def _shared_levels(models: Sequence[ModelLandscape]) -> tuple[np.ndarray, LogNor
     return np.geomspace(lo, hi, LEVELS), LogNorm(vmin=lo, vmax=hi)
 
 
-def _grid(models, schemes, depths):
-    cells = {(m.run.solver, m.run.depth): m for m in models}
-    return cells, len(schemes), len(depths)
+def _grid(models, depths):
+    """Cells keyed by (row, depth): a row is one (scheme, lr, seed) combination, in order."""
+    rows = list(dict.fromkeys((m.run.solver, m.run.lr, m.run.seed) for m in models))
+    cells = {((m.run.solver, m.run.lr, m.run.seed), m.run.depth): m for m in models}
+    return cells, rows, len(depths)
 
 
 def plot_2d(
     models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
 ) -> list[Path]:
-    """Contour panels: rows = schemes, columns = depths, one colour scale (log levels)."""
-    cells, rows, cols = _grid(models, schemes, depths)
+    """Contour panels: rows = (scheme, lr, seed), columns = depths, one log colour scale."""
+    cells, row_keys, cols = _grid(models, depths)
+    rows = len(row_keys)
     levels, norm = _shared_levels(models)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols + 1.2, 3.0 * rows), squeeze=False, constrained_layout=True
-    )
+    fig = new_figure(figsize=(3.2 * cols + 1.2, 3.0 * rows), constrained_layout=True)
+    axes = fig.subplots(rows, cols, squeeze=False)
     mappable = None
-    for i, s in enumerate(schemes):
+    for i, s in enumerate(row_keys):
         for j, d in enumerate(depths):
             ax = axes[i][j]
             m = cells.get((s, d))
@@ -96,7 +95,7 @@ def plot_2d(
             ax.contour(a, a, z, levels=levels, norm=norm, colors="k", linewidths=0.3)
             ax.plot([0], [0], "r+", ms=8)
             ax.set_aspect("equal")
-            ax.set_title(f"{s}, depth {d} (lr {m.run.lr:g})", fontsize=9)
+            ax.set_title(f"{s[0]}, depth {d} (lr {m.run.lr:g}, seed {m.run.seed})", fontsize=9)
             ax.set_xlabel("a (d1)")
             ax.set_ylabel("b (d2)")
     if mappable is not None:
@@ -109,18 +108,19 @@ def plot_2d(
             ticks=ticks,
             format="%.3g",
         )
-    return _save(fig, stem)
+    return _save(fig, stem, models)
 
 
 def plot_surface(
     models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
 ) -> list[Path]:
     """3D surfaces of log10(loss) on a shared z range, same grid as ``plot_2d``."""
-    cells, rows, cols = _grid(models, schemes, depths)
+    cells, row_keys, cols = _grid(models, depths)
+    rows = len(row_keys)
     levels, norm = _shared_levels(models)
     zlo, zhi = np.log10(levels[0]), np.log10(levels[-1])
-    fig = plt.figure(figsize=(3.6 * cols, 3.4 * rows))
-    for i, s in enumerate(schemes):
+    fig = new_figure(figsize=(3.6 * cols, 3.4 * rows))
+    for i, s in enumerate(row_keys):
         for j, d in enumerate(depths):
             m = cells.get((s, d))
             ax = fig.add_subplot(rows, cols, i * cols + j + 1, projection="3d")
@@ -133,8 +133,8 @@ def plot_surface(
             ax.plot_surface(aa, bb, z, cmap="viridis", vmin=zlo, vmax=zhi, linewidth=0)
             ax.set_zlim(zlo, zhi)
             ax.set(xlabel="a", ylabel="b", zlabel="log10 loss")
-            ax.set_title(f"{s}, depth {d}", fontsize=9)
-    return _save(fig, stem)
+            ax.set_title(f"{s[0]}, depth {d} (lr {s[1]:g}, seed {s[2]})", fontsize=9)
+    return _save(fig, stem, models)
 
 
 def draw_figures(

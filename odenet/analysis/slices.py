@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from odenet.analysis.directions import Direction, perturbed_parameters
 from odenet.errors import ConfigError
-from odenet.studies.directions import Direction, perturbed_parameters
+from odenet.training.checkpoint import _atomic_write  # the one atomic writer (unique temp)
 
 Batch = tuple[Tensor, Tensor]  # x (B, C, H, W) float, y (B,) int64, on the model's device
 EVAL_MODES = ("auto", "vmap", "loop")
@@ -143,6 +146,8 @@ class GridSpec:
             raise ConfigError(f"--dims must be 1 or 2, got {self.dims}")
         if self.points < 2:
             raise ConfigError(f"--points must be at least 2, got {self.points}")
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
+            raise ConfigError(f"--range A:B must be finite, got {self.lo}:{self.hi}")
         if not self.lo < self.hi:
             raise ConfigError(f"--range A:B needs A < B, got {self.lo}:{self.hi}")
 
@@ -206,19 +211,30 @@ def load_slice(path: Path, grid: GridSpec, settings: dict) -> SliceResult:
     )
     if not path.exists():
         return empty
-    with np.load(path) as z:
-        if json.loads(str(z["settings"])) != json.loads(json.dumps(settings)):
-            return empty
-        return SliceResult(
-            grid, z["loss"].copy(), z["acc"].copy(), z["done"].copy(), dict(settings), path
-        )
+    try:
+        with np.load(path) as z:
+            if json.loads(str(z["settings"])) != json.loads(json.dumps(settings)):
+                return empty
+            loss, acc, done = z["loss"].copy(), z["acc"].copy(), z["done"].copy()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return empty  # a damaged file: computed again (and replaced)
+    if loss.shape != grid.shape or acc.shape != grid.shape or done.shape != grid.shape:
+        return empty
+    return SliceResult(grid, loss, acc, done, dict(settings), path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a uniquely named temp file and an atomic rename, so
+    that two processes writing the same file never share (or tear) a temp file."""
+    _atomic_write(path, lambda fh: fh.write(text.encode()))
+    os.chmod(path, 0o644)  # the temp file was private (0600)
 
 
 def save_slice(result: SliceResult) -> None:
-    """Write result to result.path atomically (temp file + os.replace)."""
+    """Write result to result.path atomically (unique temp file + os.replace)."""
     assert result.path is not None
-    tmp = result.path.with_name(result.path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+
+    def write(fh) -> None:
         np.savez(
             fh,
             axis=result.grid.axis(),
@@ -227,7 +243,9 @@ def save_slice(result: SliceResult) -> None:
             done=result.done,
             settings=np.array(json.dumps(result.settings)),
         )
-    os.replace(tmp, result.path)
+
+    _atomic_write(result.path, write)
+    os.chmod(result.path, 0o644)  # the temp file was private (0600)
 
 
 def compute_slice(

@@ -5,6 +5,7 @@ Both work on Hessian-vector products of a loss written as a sum of terms
 that only one batch's graph is alive at a time). Each product is one double backward
 (``torch.autograd.grad`` with ``create_graph=True``, then the gradient of ``g . v``), as in
 PyHessian (Yao et al. 2020). Randomness comes from an explicit CPU ``torch.Generator``.
+Results are cached by ``odenet.analysis.landscape`` through ``Store.record_analysis``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -21,17 +20,7 @@ from torch import Tensor, nn
 
 from odenet.errors import ConfigError
 
-if TYPE_CHECKING:
-    from odenet.studies.store import Store
-
 Vector = list[Tensor]  # one tensor per parameter
-# The study table (contract with odenet.studies.report): limit_data = images used, seed = the
-# landscape's direction seed (it also seeds the estimators).
-SHARPNESS_TABLE = """
-CREATE TABLE IF NOT EXISTS sharpness (
-    run_id TEXT, lambda_max REAL, trace REAL, limit_data INTEGER, seed INTEGER, created TEXT,
-    PRIMARY KEY (run_id, limit_data, seed))
-"""
 
 
 @dataclass(frozen=True)
@@ -176,24 +165,3 @@ def model_sharpness(
     eig = top_eigenvalue(hvp, params, iters=config.power_iters, tol=config.power_tol, generator=gen)
     tr = hutchinson_trace(hvp, params, probes=config.trace_probes, generator=gen)
     return Sharpness(eig.value, tr.value, tr.stderr, eig.iterations, eig.converged, config)
-
-
-def stored_sharpness(store: Store, run_id: str, count: int, seed: int) -> dict | None:
-    with store.connect() as con:
-        con.execute(SHARPNESS_TABLE)
-        row = con.execute(
-            "SELECT lambda_max, trace FROM sharpness WHERE run_id = ? AND limit_data = ? "
-            "AND seed = ?",
-            (run_id, count, seed),
-        ).fetchone()
-    return None if row is None else {"lambda_max": row[0], "trace": row[1]}
-
-
-def write_sharpness(store: Store, run_id: str, count: int, seed: int, values: dict) -> None:
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with store.connect() as con:
-        con.execute(SHARPNESS_TABLE)
-        con.execute(
-            "INSERT OR REPLACE INTO sharpness VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, values["lambda_max"], values["trace"], count, seed, created),
-        )

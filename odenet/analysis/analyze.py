@@ -1,0 +1,370 @@
+"""``odenet analyze``: the ODE view of a study's trained models.
+
+For every selected run (odenet.analysis.selection), on the run's own training subset
+(odenet.analysis.inputs), in eval mode:
+
+* responses and step ratios of every field (odenet.analysis.responses.field_responses);
+* gradient norms per field's parameters and of the state, at the trained weights and at the
+  initial weights rebuilt from the run's seed (gradient_norms);
+* the dominant eigenvalue of each field's Jacobian at the data, averaged over
+  ``EigenConfig.images`` samples, placed on the stability region of the scheme of the field's
+  step (odenet.analysis.eigen), and the number of fields outside it.
+
+Each run's result is cached in the study database (``Store.record_analysis``, kind
+"analyze") under every setting that determines it; the figures go to ``<study>/analysis/``
+(odenet.analysis.analyze_plots) and an aggregate per (depth, scheme, lr) over seeds is
+returned with them. A run whose checkpoint is missing or damaged is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from odenet.analysis.eigen import EigenConfig, field_eigenvalues, place_on_region
+from odenet.analysis.inputs import (
+    Batch,
+    DataCache,
+    RunUnreadable,
+    initial_model,
+    load_run,
+)
+from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
+from odenet.analysis.selection import RunSelection, select_runs
+from odenet.data.loader import resolve_device
+from odenet.errors import ConfigError
+from odenet.studies.records import RunRecord
+from odenet.studies.store import Store
+
+VERSION = 3  # bump when what a cached result holds changes
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """What to analyse and how."""
+
+    study_dir: str  # a study directory (holds study.sqlite and runs/)
+    selection: RunSelection = RunSelection()  # which runs (default: best lr per scheme)
+    limit_data: int | None = 1024  # N images of the run's own training subset (None: all)
+    batch_size: int = 256  # evaluation batch size
+    eigen: EigenConfig = EigenConfig()  # the Arnoldi estimate of the field spectra
+    initial: bool = True  # also the gradient norms at the run's initial weights
+    figures: bool = True  # draw the figures (PNG + SVG) into <study>/analysis/
+    device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
+
+    def validate(self) -> None:
+        if self.limit_data is not None and self.limit_data < 1:
+            raise ConfigError(
+                f"--limit-data must be a positive integer or 'all', got {self.limit_data}"
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"unknown device {self.device!r}; expected one of: auto, cpu, cuda")
+        self.eigen.validate()
+
+
+@dataclass
+class AnalyzeResult:
+    settings: dict
+    models: list[dict]  # one per analysed run (see ``analyze_model`` plus run facts)
+    table: list[dict]  # per (depth, scheme, lr): means over seeds and n
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _finite(
+            {
+                "settings": self.settings,
+                "models": self.models,
+                "table": self.table,
+                "figures": [str(p) for p in self.figures],
+                "notes": self.notes,
+            }
+        )
+
+
+def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -> list[dict]:
+    """Per field (network order): the dominant Jacobian eigenvalue at the data.
+
+    Each field is linearised at the inputs it receives on the first ``config.images``
+    samples; per sample the dominant eigenvalue (Im >= 0) is estimated, then averaged. Each
+    entry: {"field", "scheme", "re", "im", "abs" (mean |z| over samples), "inside" (the mean z
+    in the region of the field's step scheme; None without a region), "fraction_outside"
+    (of the samples), "change" (mean relative change over the last Arnoldi restart)};
+    re/im/abs are None for a field that changes the shape.
+    """
+    model.eval()
+    fields = model_fields(model)
+    inputs: dict[int, list[torch.Tensor]] = {f.index: [] for f in fields}
+    seen = 0
+    rec = _Recorder(fields)
+    with torch.no_grad(), rec.attached():
+        for x, _ in batches:
+            if seen >= config.images:
+                break
+            take = min(config.images - seen, x.shape[0])
+            model(x[:take])
+            for f in fields:
+                inputs[f.index].append(rec.inputs[f.index].detach())
+            seen += take
+    out = []
+    for f in fields:
+        x = torch.cat(inputs[f.index])
+        found = field_eigenvalues(f.module, x, config)
+        entry = {"field": f.name, "scheme": f.scheme}
+        if found is None:
+            out.append(
+                {
+                    **entry,
+                    "re": None,
+                    "im": None,
+                    "abs": None,
+                    "inside": None,
+                    "fraction_outside": None,
+                    "change": None,
+                }
+            )
+            continue
+        z, change = found
+        mean = z.mean()
+        kwargs = _scheme_kwargs(f)
+        inside = place_on_region(f.scheme, mean.reshape(1), **kwargs)
+        each = place_on_region(f.scheme, z, **kwargs)
+        out.append(
+            {
+                **entry,
+                "re": float(mean.real),
+                "im": float(mean.imag),
+                "abs": float(z.abs().mean()),
+                "inside": None if inside is None else bool(inside[0]),
+                "fraction_outside": None if each is None else float((~each).double().mean()),
+                "change": float(change.mean()),
+            }
+        )
+    return out
+
+
+def _scheme_kwargs(f) -> dict:
+    """LM-ResNet's region depends on the field's learned k (contracts.md #4: keyword k)."""
+    coeffs = getattr(f.stage_module, "coefficients", None)
+    if f.scheme == "lm" and coeffs is not None and f.position > 0:
+        return {"k": float(coeffs.k[f.position - 1])}
+    return {}
+
+
+def analyze_model(
+    model: torch.nn.Module,
+    batches: list[Batch],
+    eigen: EigenConfig = EigenConfig(),
+    initial: torch.nn.Module | None = None,
+) -> dict:
+    """Every measurement of one model on ``batches``: {"fields", "schemes", "responses"
+    ({"network_order", "sorted"}), "step_ratios", "grad_norms" ({"trained", "initial"}),
+    "eigenvalues", "outside_region", "fields_with_region"}."""
+    resp = field_responses(model, batches)
+    eig = spectra(model, batches, eigen)
+    placed = [e["inside"] for e in eig if e["inside"] is not None]
+    return {
+        "fields": resp["fields"],
+        "schemes": resp["schemes"],
+        "responses": {
+            "network_order": resp["responses"],
+            "sorted": sorted(resp["responses"], reverse=True),
+        },
+        "step_ratios": resp["step_ratios"],
+        "grad_norms": {
+            "trained": gradient_norms(model, batches),
+            "initial": None if initial is None else gradient_norms(initial, batches),
+        },
+        "eigenvalues": eig,
+        "outside_region": sum(not i for i in placed) if placed else None,
+        "fields_with_region": len(placed),
+    }
+
+
+def _settings(config: AnalyzeConfig, run: RunRecord, data_key: dict, checkpoint: str) -> dict:
+    return {
+        "version": VERSION,
+        "run_id": run.id,
+        "checkpoint": checkpoint,
+        "data": data_key,
+        "batch_size": config.batch_size,
+        "eigen": asdict(config.eigen),
+        "initial": config.initial,
+    }
+
+
+def _one_run(config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache):
+    model, checkpoint = load_run(run, device)
+    subset, batches = data.batches(run)
+    key = _settings(config, run, subset.key, checkpoint)
+    stored = store.analysis(run.id, "analyze", key)
+    if stored is not None:
+        return {**stored, "cached": True}
+    init = initial_model(run, device) if config.initial else None
+    result = analyze_model(model, batches, config.eigen, init)
+    facts = {
+        "run_id": run.id,
+        "depth": run.depth,
+        "solver": run.solver,
+        "lr": run.lr,
+        "seed": run.seed,
+        "test_acc": run.test_acc,
+        "data": subset.description,
+    }
+    result = _finite({**facts, **result})
+    store.record_analysis(run.id, "analyze", key, result)
+    return {**result, "cached": False}
+
+
+def aggregate(models: list[dict]) -> list[dict]:
+    """Per (depth, scheme, lr), means over seeds: n, test accuracy, mean response, mean step
+    ratio, mean |z| of the fields with eigenvalues, fields outside the region."""
+    cells: dict[tuple, list[dict]] = {}
+    for m in models:
+        cells.setdefault((m["depth"], m["solver"], m["lr"]), []).append(m)
+
+    def mean(values: list) -> float | None:
+        vals = [v for v in values if v is not None and math.isfinite(v)]
+        return sum(vals) / len(vals) if vals else None
+
+    rows = []
+    for (depth, solver, lr), ms in sorted(cells.items(), key=lambda kv: kv[0]):
+        rows.append(
+            {
+                "depth": depth,
+                "scheme": solver,
+                "lr": lr,
+                "n": len(ms),
+                "seeds": sorted(m["seed"] for m in ms),
+                "test_acc": mean([m["test_acc"] for m in ms]),
+                "response": mean([mean(m["responses"]["network_order"]) for m in ms]),
+                "step_ratio": mean([mean(m["step_ratios"]) for m in ms]),
+                "eig_abs": mean([mean([e["abs"] for e in m["eigenvalues"]]) for m in ms]),
+                "outside_region": mean([m["outside_region"] for m in ms]),
+                "fields_with_region": ms[0]["fields_with_region"],
+            }
+        )
+    return rows
+
+
+def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
+    """Analyse the selected runs (cached per run and settings), draw the figures."""
+    from odenet.analysis.analyze_plots import draw_analysis
+
+    config.validate()
+    store = Store.open(config.study_dir)
+    selection = select_runs(store.runs(), config.selection)
+    device = resolve_device(config.device)
+    data = DataCache(config.limit_data, config.batch_size, device)
+    models, notes = [], list(selection.notes)
+    for run in selection.runs:
+        try:
+            models.append(_one_run(config, store, run, device, data))
+        except RunUnreadable as err:
+            notes.append(str(err))
+    if not models:
+        raise ConfigError(" / ".join(notes[len(selection.notes) :]))
+    table = aggregate(models)
+    settings = {
+        "study_dir": str(store.dir),
+        "limit_data": config.limit_data,
+        "images": sorted({m["data"] for m in models}),
+        "batch_size": config.batch_size,
+        "eigen": asdict(config.eigen),
+        "initial": config.initial,
+        "selection": config.selection.describe(),
+    }
+    out = store.dir / "analysis"
+    figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
+    return AnalyzeResult(settings, models, table, figures, notes)
+
+
+def _finite(obj):
+    """obj with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def config_from_options(
+    study_dir: str | Path,
+    *,
+    depth: str | None = None,
+    orders: str | None = None,
+    solvers: str | None = None,
+    lr: str | float | None = None,
+    seed: str | int | None = None,
+    limit_data: str | int | None = "1024",
+    krylov: int = 10,
+    restarts: int = 4,
+    eigen_images: int = 64,
+    **options: object,
+) -> AnalyzeConfig:
+    """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all")."""
+    from odenet.analysis.landscape import parse_limit
+    from odenet.analysis.selection import parse_selection
+
+    config = AnalyzeConfig(
+        study_dir=str(study_dir),
+        selection=parse_selection(depth, orders, solvers, lr, seed),
+        limit_data=parse_limit(limit_data),
+        eigen=EigenConfig(krylov=krylov, restarts=restarts, images=eigen_images),
+        **options,  # type: ignore[arg-type]
+    )
+    config.validate()
+    return config
+
+
+def summary_table(result: AnalyzeResult):
+    """A rich Table of the aggregate per (depth, scheme, lr)."""
+    from rich.table import Table
+
+    table = Table(
+        title="analyze: means over seeds per (depth, scheme, lr)",
+        caption="images: " + "; ".join(result.settings["images"]),
+    )
+    cols = (
+        "depth",
+        "scheme",
+        "lr",
+        "n",
+        "test acc %",
+        "response",
+        "step ratio",
+        "|z|",
+        "outside region",
+    )
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
+
+    def num(v, fmt=".3g"):
+        return "-" if v is None else format(v, fmt)
+
+    for r in result.to_dict()["table"]:
+        outside = (
+            "-"
+            if r["outside_region"] is None
+            else f"{r['outside_region']:.1f}/{r['fields_with_region']}"
+        )
+        acc = None if r["test_acc"] is None else 100 * r["test_acc"]
+        table.add_row(
+            str(r["depth"]),
+            r["scheme"],
+            f"{r['lr']:g}",
+            str(r["n"]),
+            num(acc, ".2f"),
+            num(r["response"]),
+            num(r["step_ratio"]),
+            num(r["eig_abs"]),
+            outside,
+        )
+    return table

@@ -1,0 +1,171 @@
+"""What every analysis reads for a run: its trained model and its OWN training subset.
+
+A run trained with ``limit_train`` saw a fixed random subset of the training split
+(``odenet.data.loader.fixed_subset``); an analysis measures the model on exactly those
+images, normalised, never augmented, in a fixed order. ``limit_data`` draws N of them
+deterministically (a seed-0 permutation of the subset, the drawn indices sorted). The
+subset's ``key`` (dataset, sizes, a digest of the indices) enters every cache key, and its
+``description`` goes into the JSON and the figures.
+
+A run whose checkpoint is missing or unreadable costs that run only: ``load_run`` raises
+``RunUnreadable`` whose message names the run and the way to retrain it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from odenet.data.loader import LIMIT_SEED, fixed_subset
+from odenet.errors import ConfigError, OdenetError
+from odenet.studies.records import RunRecord
+
+Batch = tuple[Tensor, Tensor]  # x float32 (B, C, H, W) normalised, y int64 (B,)
+
+
+class RunUnreadable(OdenetError):
+    """A selected run whose checkpoint cannot be used (the caller skips it with a warning)."""
+
+
+@dataclass(frozen=True)
+class DataSubset:
+    """Which training images an analysis uses (indices into the dataset's training split)."""
+
+    indices: Tensor  # int64, sorted
+    key: dict  # JSON-able; determines the images exactly (goes into cache keys)
+    description: str  # e.g. "fashion-mnist train: 512 drawn (seed 0) from the run's ..."
+
+    @property
+    def count(self) -> int:
+        return int(self.indices.numel())
+
+
+def run_subset(
+    dataset: str, split_size: int, limit_train: int | None, limit_data: int | None
+) -> DataSubset:
+    """The run's own training subset (``limit_train`` of ``split_size``), ``limit_data`` of it.
+
+    limit_data None (or >= the subset's size): the whole subset.
+    """
+    if limit_data is not None and limit_data < 1:
+        raise ConfigError(f"--limit-data must be a positive integer or 'all', got {limit_data}")
+    own = fixed_subset(split_size, limit_train, "limit_train")
+    if own is None:
+        own = torch.arange(split_size)
+        trained = f"the whole training split ({split_size} images) the run trained on"
+    else:
+        trained = (
+            f"the run's training subset of {own.numel()} of {split_size} images "
+            f"(--limit-train, fixed seed {LIMIT_SEED})"
+        )
+    if limit_data is None or limit_data >= own.numel():
+        indices, used = own, f"all of {trained}"
+    else:
+        gen = torch.Generator().manual_seed(LIMIT_SEED)
+        pick = torch.randperm(own.numel(), generator=gen)[:limit_data]
+        indices = own[pick].sort().values
+        used = f"{limit_data} drawn (seed {LIMIT_SEED}) from {trained}"
+    digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
+    key = {
+        "dataset": dataset,
+        "split": "train",
+        "split_size": split_size,
+        "limit_train": limit_train,
+        "count": int(indices.numel()),
+        "indices_sha256": digest,
+    }
+    return DataSubset(indices, key, f"{dataset} train: {used}")
+
+
+class DataCache:
+    """Loads each (dataset, data_dir) once and builds each run's subset batches once."""
+
+    def __init__(self, limit_data: int | None, batch_size: int, device: torch.device) -> None:
+        self.limit_data = limit_data
+        self.batch_size = batch_size
+        self.device = device
+        self._datasets: dict = {}
+        self._batches: dict = {}
+
+    def batches(self, run: RunRecord) -> tuple[DataSubset, list[Batch]]:
+        """The run's subset and its fixed, normalised batches on the device."""
+        from odenet.data.datasets import load_dataset
+        from odenet.data.loader import DeviceLoader
+
+        config = run.config
+        where = (config.dataset, config.data_dir)
+        if where not in self._datasets:
+            self._datasets[where] = load_dataset(config.dataset, config.data_dir, progress=False)
+        ds = self._datasets[where]
+        key = (*where, config.limit_train)
+        if key not in self._batches:
+            subset = run_subset(
+                config.dataset, len(ds.train_labels), config.limit_train, self.limit_data
+            )
+            loader = DeviceLoader(
+                ds.train_images[subset.indices],
+                ds.train_labels[subset.indices],
+                batch_size=self.batch_size,
+                mean=ds.mean,
+                std=ds.std,
+                device=self.device,
+                train=False,
+                augment="none",
+            )
+            self._batches[key] = (subset, list(loader))
+        return self._batches[key]
+
+
+def checkpoint_digest(run_dir: Path) -> str:
+    """sha256 (first 16 hex digits) of the run's checkpoint file: part of every cache key,
+    so that a retrained run (``odenet reset``) is never answered from the old cache."""
+    h = hashlib.sha256()
+    with open(Path(run_dir) / "checkpoint.pt", "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def retrain_hint(run: RunRecord) -> str:
+    study = run.run_dir.parent.parent
+    return (
+        f"to retrain it: `odenet reset {study} {run.id}`, then the study's `odenet study` "
+        "command again"
+    )
+
+
+def load_run(run: RunRecord, device: torch.device) -> tuple[nn.Module, str]:
+    """(model in eval mode on ``device``, checkpoint digest); RunUnreadable when the checkpoint
+    is missing, damaged or does not fit the run's network."""
+    from odenet.training import load_trained
+
+    try:
+        digest = checkpoint_digest(run.run_dir)
+        model, _ = load_trained(run.run_dir, device=device)
+    except FileNotFoundError:
+        raise RunUnreadable(
+            f"skipped {run.id}: no checkpoint in {run.run_dir}; {retrain_hint(run)}"
+        ) from None
+    except (OdenetError, OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise RunUnreadable(f"skipped {run.id}: {first}; {retrain_hint(run)}") from None
+    return model, digest
+
+
+def initial_model(run: RunRecord, device: torch.device) -> nn.Module:
+    """The run's network at its initial weights, rebuilt from its seed as training built it
+    (``build_from_config(model_config, Generator().manual_seed(seed))``), eval mode."""
+    from odenet.nets import ModelConfig, build_from_config
+    from odenet.training.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run.run_dir)
+    if state is None:
+        raise RunUnreadable(f"skipped {run.id}: no checkpoint in {run.run_dir}")
+    model = build_from_config(
+        ModelConfig(**state["model_config"]), torch.Generator().manual_seed(run.config.seed)
+    )
+    return model.to(device).eval()

@@ -1,0 +1,159 @@
+"""Which trained runs an analysis reads: one selection shared by ``landscape`` and ``analyze``.
+
+A ``RunSelection`` names depths, schemes (RK orders and registry names), learning rates and
+seeds; empty fields mean the defaults: every depth and scheme with finished runs, per
+(depth, scheme) the best lr by mean test accuracy over seeds, and the smallest seed trained
+at that lr. ``all_lrs`` / ``all_seeds`` (``--lr all`` / ``--seed all``) take every one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from odenet.errors import ConfigError
+from odenet.studies.records import RunRecord
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """What to read from a study. Empty tuples mean "the default" (see the module docstring)."""
+
+    depths: tuple[int, ...] = ()  # empty: every depth with finished runs
+    orders: tuple[int, ...] = ()  # RK orders (1 euler, 2 heun, 3 rk3, 4 rk4) to include
+    solvers: tuple[str, ...] = ()  # more registry names; orders and solvers empty: all schemes
+    lrs: tuple[float, ...] = ()  # empty: per (depth, scheme), the best lr by mean test accuracy
+    all_lrs: bool = False  # every finished lr (overrides lrs)
+    seeds: tuple[int, ...] = ()  # empty: the smallest seed trained at each chosen lr
+    all_seeds: bool = False  # every finished seed (overrides seeds)
+
+    def describe(self) -> dict:
+        """JSON-able summary of the choices (what the output's "settings" record)."""
+        return {
+            "lr": "all" if self.all_lrs else (list(self.lrs) or "best per (depth, scheme)"),
+            "seed": "all" if self.all_seeds else (list(self.seeds) or "smallest"),
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The runs chosen, in (depth, scheme, lr, seed) order, and the axes of the figures."""
+
+    runs: tuple[RunRecord, ...]
+    depths: list[int]
+    schemes: list[str]
+    notes: tuple[str, ...] = ()
+
+
+def parse_selection(
+    depth: str | None = None,
+    orders: str | None = None,
+    solvers: str | None = None,
+    lr: str | float | None = None,
+    seed: str | int | None = None,
+) -> RunSelection:
+    """A RunSelection from command-line strings ("20,26", "1,2,4", "0.1,0.4" or "all")."""
+    from odenet.studies.spec import parse_list
+
+    def _all(text: object) -> bool:
+        return text is not None and str(text).strip().lower() == "all"
+
+    lrs = () if lr is None or _all(lr) else parse_list(str(lr), float, "lr")
+    for value in lrs:
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--lr: {value!r} is not a positive learning rate (or 'all')")
+    return RunSelection(
+        depths=parse_list(depth, int, "depth") if depth else (),
+        orders=parse_list(orders, int, "orders") if orders else (),
+        solvers=parse_list(solvers, str, "solvers") if solvers else (),
+        lrs=lrs,
+        all_lrs=_all(lr),
+        seeds=() if seed is None or _all(seed) else parse_list(str(seed), int, "seed"),
+        all_seeds=_all(seed),
+    )
+
+
+def _trained(done: list[RunRecord]) -> str:
+    depths = ", ".join(str(d) for d in sorted({r.depth for r in done}))
+    schemes = ", ".join(dict.fromkeys(r.solver for r in done))
+    lrs = ", ".join(f"{lr:g}" for lr in sorted({r.lr for r in done}))
+    return f"the study trained (finished runs): depths {depths}; schemes {schemes}; lrs {lrs}"
+
+
+def _has_lr(runs: list[RunRecord], lr: float) -> bool:
+    return any(math.isclose(r.lr, lr, rel_tol=1e-9) for r in runs)
+
+
+def _pick(cands: list[RunRecord], sel: RunSelection) -> list[RunRecord]:
+    """The runs of one (depth, scheme) cell that the selection asks for, in (lr, seed) order."""
+    if sel.all_lrs:
+        pass
+    elif sel.lrs:
+        cands = [r for r in cands if any(math.isclose(r.lr, lr, rel_tol=1e-9) for lr in sel.lrs)]
+    else:
+        by_lr: dict[float, list[float]] = {}
+        for r in cands:
+            by_lr.setdefault(r.lr, []).append(r.test_acc if r.test_acc is not None else -1.0)
+        if by_lr:
+            best = max(sorted(by_lr), key=lambda k: sum(by_lr[k]) / len(by_lr[k]))
+            cands = [r for r in cands if r.lr == best]
+    if sel.all_seeds:
+        pass
+    elif sel.seeds:
+        cands = [r for r in cands if r.seed in sel.seeds]
+    else:  # the smallest seed at each lr
+        first: dict[float, RunRecord] = {}
+        for r in sorted(cands, key=lambda r: r.seed):
+            first.setdefault(r.lr, r)
+        cands = list(first.values())
+    return sorted(cands, key=lambda r: (r.lr, r.seed))
+
+
+def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection()) -> Selection:
+    """The finished ('done') runs the selection names, per (depth, scheme) cell.
+
+    An explicitly asked depth, scheme, lr or seed with no finished run raises ConfigError
+    listing what the study did train. A cell missing under a default (all depths or all
+    schemes) is skipped with a note.
+    """
+    from odenet import solvers as registry
+
+    sel = selection
+    done = [r for r in runs if r.status == "done"]
+    if not done:
+        states = ", ".join(sorted({r.status for r in runs})) or "no runs"
+        raise ConfigError(f"the study has no finished runs yet ({states}); run `odenet study`")
+    trained = _trained(done)
+    want_depths = sorted(set(sel.depths)) if sel.depths else sorted({r.depth for r in done})
+    asked = [registry.for_order(o) for o in sel.orders]
+    asked += [registry.get(s).name for s in sel.solvers]
+    schemes = list(dict.fromkeys(asked)) or list(dict.fromkeys(r.solver for r in done))
+    lrs = [] if sel.all_lrs else [f"{lr:g}" for lr in sel.lrs if not _has_lr(done, lr)]
+    seeds = [] if sel.all_seeds else [s for s in sel.seeds if all(r.seed != s for r in done)]
+    for what, missing in (
+        ("depth", [d for d in want_depths if all(r.depth != d for r in done)]),
+        ("scheme", [s for s in schemes if all(r.solver != s for r in done)]),
+        ("lr", lrs),
+        ("seed", seeds),
+    ):
+        if missing:
+            shown = ", ".join(map(str, missing))
+            raise ConfigError(f"no finished run with {what} {shown}; {trained}")
+    picked, notes = [], []
+    for d in want_depths:
+        for s in schemes:
+            cell_runs = _pick([r for r in done if r.depth == d and r.solver == s], sel)
+            if cell_runs:
+                picked += cell_runs
+                continue
+            cell = f"depth {d}, scheme {s}"
+            if sel.lrs and not sel.all_lrs:
+                cell += ", lr " + ",".join(f"{lr:g}" for lr in sel.lrs)
+            if sel.seeds and not sel.all_seeds:
+                cell += ", seed " + ",".join(map(str, sel.seeds))
+            if sel.depths and asked:
+                raise ConfigError(f"no finished run at {cell}; {trained}")
+            notes.append(f"skipped {cell}: no finished run")
+    if not picked:
+        raise ConfigError(f"no finished run matches the selection; {trained}")
+    return Selection(tuple(picked), want_depths, schemes, tuple(notes))
