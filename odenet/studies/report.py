@@ -17,6 +17,7 @@ from pathlib import Path
 
 from odenet.errors import ConfigError
 from odenet.strict_json import finite
+from odenet.studies import figures
 from odenet.studies.robustness import (
     MIN_EPOCHS_TO_90,
     POINT,
@@ -133,8 +134,6 @@ def write_report(study_dir: str | Path) -> StudyData:
     A study directory that cannot be written (read-only) is still read: the data comes back
     with a warning saying that nothing was written.
     """
-    from odenet.studies import figures  # matplotlib only when drawing
-
     data = load_study_data(study_dir)
     if not os.access(data.study_dir, os.W_OK):
         data.warnings.append(
