@@ -1,13 +1,17 @@
 """The `odenet` command line. Thin: options -> a frozen config -> one library call.
 
-Every command lives here as a handful of lines; errors raised by the library as OdenetError
-become one line on stderr and the error's exit code (2 for bad input).
+Every command lives here as a handful of lines. Exit codes (``main``): 0 success (a study
+whose runs all finished or diverged: a divergence is a result); 1 a study that ended with
+failed runs, or another runtime error; 2 bad input (usage, config, a damaged or unusable
+study database), decided before anything is written; 130 interrupted (Ctrl-C), with one
+line saying how to resume.
 """
 
 from __future__ import annotations
 
-import json
+import signal
 import sys
+import threading
 from pathlib import Path  # noqa: F401  (used by the commands' option types)
 from typing import Optional  # noqa: F401
 
@@ -15,6 +19,9 @@ import typer
 from rich.console import Console
 
 from odenet.errors import OdenetError
+from odenet.strict_json import dumps
+
+INTERRUPTED = "interrupted; run the same command to resume"
 
 app = typer.Typer(
     name="odenet",
@@ -44,7 +51,8 @@ def _root(
 
 
 def _print_json(obj: object) -> None:
-    typer.echo(json.dumps(obj, indent=2))
+    """Strict JSON on stdout: a non-finite number (NaN, Infinity) is printed as null."""
+    typer.echo(dumps(obj, indent=2))
 
 
 # ---- solvers -------------------------------------------------------------------------------
@@ -201,6 +209,10 @@ def train_cmd(
         amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
         arch=arch, downsample=downsample,
     )  # fmt: skip
+    if out is not None:  # a file, or a directory that cannot be written: refused before training
+        from odenet.studies import check_out_dir
+
+        check_out_dir(out)
     con = Console(stderr=True) if as_json else console
     result = train(config, out_dir=out, callbacks=EpochProgress(con, epochs, batch_size))
     if as_json:
@@ -320,6 +332,14 @@ def study_cmd(
         _print_json(data.to_json())
     else:
         console.print(summary_table(data.table, title=f"LR robustness: {out}"))
+    if data.failed:  # exit 1: the study is not complete (a divergence is a result, a failure not)
+        typer.echo(
+            f"error: {len(data.failed)} run(s) failed ({', '.join(data.failed[:3])}"
+            f"{', ...' if len(data.failed) > 3 else ''}); see `odenet report {out}` for the "
+            "errors, fix the cause and run the same command to retry them",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command("report")
@@ -330,8 +350,10 @@ def report_cmd(
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""
     from odenet.studies import report_study, write_csv
-    from odenet.studies.report import summary_table
+    from odenet.studies.report import check_csv_path, summary_table
 
+    if csv_path is not None:
+        check_csv_path(study_dir, csv_path)  # before anything is written
     data = report_study(study_dir)
     if csv_path is not None:
         write_csv(data, csv_path)
@@ -339,7 +361,10 @@ def report_cmd(
         _print_json(data.to_json())
     else:
         console.print(summary_table(data.table, title=f"LR robustness: {study_dir}"))
-        console.print(f"wrote {study_dir / 'report.md'} and figures/")
+        if not data.warnings:
+            console.print(f"wrote {study_dir / 'report.md'} and figures/")
+    for line in data.warnings:
+        typer.echo(f"warning: {line}", err=True)
 
 
 # ---- landscape / analyze (analysis) -------------------------------------------------------
@@ -449,13 +474,32 @@ def reset_cmd(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: library errors become one line and their exit code."""
-    try:
+    """Console-script entry point: every outcome is an exit code, every error one line.
+
+    Library errors (OdenetError) print ``error: <message>`` and exit with their code; a file
+    system refusal (OSError) exits 1; usage errors exit 2; Ctrl-C prints INTERRUPTED and exits
+    130 (the executors have given their runs back, so the same command resumes).
+    """
+    code: int | str | None = 0
+    if _main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: KeyboardInterrupt
+    try:  # typer prints usage errors (exit 2) and turns Ctrl-C into a silent exit 130
         app(args=argv, standalone_mode=True)
+    except SystemExit as done:
+        code = done.code
+    except KeyboardInterrupt:  # outside typer's own handling (e.g. while it builds the app)
+        code = 130
     except OdenetError as err:
         typer.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+        code = err.exit_code
     except OSError as err:  # the file system said no (disk full, permissions): one line too
         where = f" {err.filename!r}" if err.filename else ""
         typer.echo(f"error: {err.strerror or err}{where}", err=True)
-        sys.exit(1)
+        code = 1
+    if code == 130:
+        typer.echo(INTERRUPTED, err=True)
+    sys.exit(code)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -17,3 +17,11 @@ class DataError(OdenetError):
     """A dataset that cannot be found, fetched or verified. Exit code 1."""
 
     exit_code = 1
+
+
+class StoreError(OdenetError):
+    """A study database that cannot be used: damaged (not a database, truncated), a directory
+    in its place, a full disk, a read-only file to write. Exit code 2, decided before
+    anything is written; the file is left as it is."""
+
+    exit_code = 2

@@ -133,10 +133,13 @@ def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
     import subprocess
     import sys
 
+    from odenet.studies.records import process_identity
+
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     (held,) = store.claim(1, "sequential")
     with store.connect() as con:
-        con.execute("UPDATE runs SET pid = ? WHERE id = ?", (holder.pid, held))
+        owner = process_identity(holder.pid)  # the holder is that process, not just its pid
+        con.execute("UPDATE runs SET pid = ?, owner = ? WHERE id = ?", (holder.pid, owner, held))
     run_pending(store, _executor(), StudyObserver(), wait=False)
     assert store.run(held).status == "running"  # not waited for, not touched
     waits = []

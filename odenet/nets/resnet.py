@@ -17,6 +17,7 @@ family works for 32x32 and 28x28 inputs (any H, W >= 4).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -34,8 +35,12 @@ from odenet.nets.layout import (
     default_num_classes,
     net_layout,
 )
+from odenet.nets.memory import check_fits
 from odenet.nets.stage import Stage, make_stage
 from odenet.solvers import ContinuousSolver, Solver, StackedSolver, get
+
+MIN_TOLERANCE = 1e-12  # smallest ode_rtol / ode_atol (float32 states: ~1e-7 relative)
+MAX_FIXED_STEPS = 1_000_000  # most steps of a fixed-grid ODE solve (ode_t1 / ode_step_size)
 
 
 @dataclass(frozen=True)
@@ -100,18 +105,27 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        for name in ("ode_t1", "ode_rtol", "ode_atol"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v > 0:
-                raise ConfigError(f"{name} must be a positive number, got {v!r}")
+        _finite_in("ode_t1", self.ode_t1, 0.0, math.inf, "a positive finite number")
+        for name in ("ode_rtol", "ode_atol"):  # below ~1e-12 float32 states never meet them
+            _finite_in(name, getattr(self, name), MIN_TOLERANCE, 1.0, f"in [{MIN_TOLERANCE:g}, 1]")
         s = self.ode_step_size
-        if s is not None and (not isinstance(s, (int, float)) or not 0 < s <= self.ode_t1):
-            raise ConfigError(f"ode_step_size must be in (0, ode_t1] or None, got {s!r}")
+        if s is not None:
+            lo = self.ode_t1 / MAX_FIXED_STEPS
+            _finite_in(
+                "ode_step_size", s, lo, self.ode_t1, f"in [ode_t1/{MAX_FIXED_STEPS:,}, ode_t1]"
+            )
+        check_fits(self)  # a model that cannot fit in memory: refused with the estimate
 
     def ode_options(self) -> ODEOptions:
         return ODEOptions(
             self.ode_t1, self.ode_rtol, self.ode_atol, self.ode_step_size, bool(self.ode_adjoint)
         )
+
+
+def _finite_in(name: str, value: object, lo: float, hi: float, text: str) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and lo <= value <= hi and value > 0):
+        raise ConfigError(f"{name} must be {text}, got {value!r}")
 
 
 class ResNet(nn.Module):

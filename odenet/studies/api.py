@@ -76,6 +76,7 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
 
     spec.validate()
     runs = build_grid(spec)
+    _validate_configs(runs)
     channels, size, classes = _shape(spec.base)
     rows: list[PlanRow] = []
     for depth in spec.depths:
@@ -121,6 +122,7 @@ def run_study(
     from odenet.data import load_dataset
 
     spec.validate()
+    _validate_configs(build_grid(spec))
     path = check_out_dir(out)
     base = spec.base
     dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
@@ -149,9 +151,19 @@ def report_study(study_dir: str | Path) -> StudyData:
     return write_report(study_dir)
 
 
+def _validate_configs(runs: list[RunSpec]) -> None:
+    """Every run's TrainConfig (types and ranges: seeds, data_dir, ...), before any file."""
+    for r in runs:
+        r.config.validate()
+
+
 def _validate_models(runs: list[RunSpec], dataset) -> None:
+    """Each distinct model's fields, and that every run can work on ``dataset`` (limits
+    within its splits, a model and batch that fit in memory)."""
     for model in {r.config.model_config(dataset.in_channels, dataset.num_classes) for r in runs}:
         model.validate()  # each distinct model once (a swept width or block adds models)
+    for r in runs:
+        r.config.check_dataset(dataset)
 
 
 def _shape(base: TrainConfig) -> tuple[int, int, int]:

@@ -1,8 +1,9 @@
-"""Paper-ready matplotlib figures of a study (Agg backend; PNG at 200 dpi and SVG).
+"""Paper-ready matplotlib figures of a study (PNG at 200 dpi and SVG).
 
 Accuracies are shown in percent. Each function takes plain data (robustness Outcomes,
 RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg`` and
-returns both paths.
+returns both paths. Figures are ``matplotlib.figure.Figure`` objects rendered by their own Agg
+canvas: nothing here selects a backend or imports pyplot, so a notebook keeps its own.
 """
 
 from __future__ import annotations
@@ -12,32 +13,38 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import blended_transform_factory
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
-
-from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve  # noqa: E402
+from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve
 
 _MARKERS = "osD^v<>ph*"
 
 
 def _style(solvers: Sequence[str]) -> dict[str, dict]:
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     return {
         s: {"color": colors[i % len(colors)], "marker": _MARKERS[i % len(_MARKERS)]}
         for i, s in enumerate(solvers)
     }
 
 
-def _save(fig, stem: Path) -> list[Path]:
+def _figure(**kwargs) -> Figure:
+    """A Figure with its own Agg canvas (no pyplot, no global backend, nothing to close)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=200, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
     return paths
 
 
@@ -57,9 +64,8 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
     depths = sorted({o.depth for o in outcomes})
     solvers = list(dict.fromkeys(o.label for o in outcomes))
     style = _style(solvers)
-    fig, axes = plt.subplots(
-        1, len(depths), figsize=(4.2 * len(depths), 3.6), squeeze=False, sharey=True
-    )
+    fig = _figure(figsize=(4.2 * len(depths), 3.6))
+    axes = fig.subplots(1, len(depths), squeeze=False, sharey=True)
     for ax, depth in zip(axes[0], depths):
         bottom = blended_transform_factory(ax.transData, ax.transAxes)
         for solver in solvers:
@@ -72,7 +78,7 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                 ax.errorbar(
                     [lr for lr, _ in ok],
                     [_pct(m) for _, (m, _s) in ok],
-                    yerr=[_pct(s) for _, (_m, s) in ok],
+                    yerr=[_pct(s or 0.0) for _, (_m, s) in ok],  # one seed: no bar
                     capsize=3,
                     label=solver,
                     **style[solver],
@@ -91,6 +97,10 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                     label=None if ok else solver,
                 )
         ax.set_xscale("log", base=2)
+        # Limits from the grid itself: the diverged markers do not set data limits, so a
+        # panel where every run diverged would otherwise have no positive x to log-scale.
+        lrs = sorted({o.lr for o in outcomes if o.depth == depth})
+        ax.set_xlim(lrs[0] / 2**0.5, lrs[-1] * 2**0.5)
         ax.set_title(f"ResNet-{depth}")
         ax.set_xlabel("peak learning rate (log2 scale)")
         ax.grid(True, alpha=0.3)
@@ -101,7 +111,7 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    x_marker = plt.Line2D([], [], color="gray", marker="x", linestyle="none")
+    x_marker = Line2D([], [], color="gray", marker="x", linestyle="none")
     axes[0][-1].legend(handles + [x_marker], labels + ["diverged"], title="scheme", fontsize=8)
     return _save(fig, stem)
 
@@ -110,7 +120,8 @@ def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
     """Best test accuracy (mean +- std over seeds, at each scheme's best lr) vs depth."""
     solvers = list(dict.fromkeys(r.label for r in rows))
     style = _style(solvers)
-    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    fig = _figure(figsize=(4.8, 3.6))
+    ax = fig.subplots()
     for solver in solvers:
         pts = sorted(
             (r.depth, r.best_acc, r.best_acc_std)
@@ -121,7 +132,7 @@ def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
             ax.errorbar(
                 [p[0] for p in pts],
                 [_pct(p[1]) for p in pts],
-                yerr=[_pct(p[2]) for p in pts],
+                yerr=[_pct(p[2] or 0.0) for p in pts],  # one seed: no bar
                 capsize=3,
                 label=solver,
                 **style[solver],
@@ -145,9 +156,8 @@ def training_curves(
     depths = sorted({r.depth for r in rows})
     style = _style(list(dict.fromkeys(r.label for r in rows)))
     last = max((m["epoch"] for hist in epochs.values() for m in hist), default=1)
-    fig, axes = plt.subplots(
-        2, len(depths), figsize=(4.2 * len(depths), 6.4), squeeze=False, sharex="col"
-    )
+    fig = _figure(figsize=(4.2 * len(depths), 6.4))
+    axes = fig.subplots(2, len(depths), squeeze=False, sharex="col")
     for col, depth in enumerate(depths):
         loss_ax, acc_ax = axes[0][col], axes[1][col]
         for r in rows:
@@ -194,10 +204,8 @@ def loss_by_step(outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path)
     lrs = sorted({o.lr for o in runs})
     style = _style(list(dict.fromkeys(o.label for o in runs)))
     last = max((r["step"] for r in steps), default=1)
-    fig, axes = plt.subplots(
-        len(depths), len(lrs), figsize=(4.2 * len(lrs), 3.4 * len(depths)),
-        squeeze=False, sharex=True, sharey="row",
-    )  # fmt: skip
+    fig = _figure(figsize=(4.2 * len(lrs), 3.4 * len(depths)))
+    axes = fig.subplots(len(depths), len(lrs), squeeze=False, sharex=True, sharey="row")
     for i, depth in enumerate(depths):
         for j, lr in enumerate(lrs):
             ax = axes[i][j]

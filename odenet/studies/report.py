@@ -11,14 +11,25 @@ part of each line's label.
 from __future__ import annotations
 
 import csv
-import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odenet.errors import ConfigError
+from odenet.strict_json import finite
 from odenet.studies import figures
-from odenet.studies.robustness import POINT, Outcome, RobustnessRow, robustness_table
-from odenet.studies.store import RunRecord, Store
+from odenet.studies.robustness import (
+    MIN_EPOCHS_TO_90,
+    POINT,
+    Outcome,
+    RobustnessRow,
+    robustness_table,
+)
+from odenet.studies.store import DB_NAME, RunRecord, Store
 from odenet.tables import markdown_table, rich_table
+
+# What a study directory holds besides an exported CSV: never a --csv target.
+STUDY_FILES = ("runs", "figures", "landscape", "report.md")
 
 RUN_FIELDS = (
     "id",
@@ -57,6 +68,7 @@ class StudyData:
     steps: list[dict] = field(default_factory=list)  # {run_id, step, loss, lr} by run, step
     analyses: dict[str, dict] = field(default_factory=dict)  # run id -> newest `analyze` result
     analysis_figures: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -79,13 +91,20 @@ class StudyData:
 
     def to_json(self) -> dict:
         """``{"table": [...], "runs": [...], "steps": [{run_id, step, loss, lr}, ...]}``; a
-        non-finite loss (a diverging step) is null, so the output is strict JSON."""
-        steps = [r if _finite(r["loss"]) else r | {"loss": None} for r in self.steps]
-        return {
-            "table": [row.to_dict() for row in self.table],
-            "runs": self.run_rows(),
-            "steps": steps,
-        }
+        non-finite number (a diverging step's loss, a diverged run's) is null, so the output
+        is strict JSON."""
+        return finite(
+            {
+                "table": [row.to_dict() for row in self.table],
+                "runs": self.run_rows(),
+                "steps": self.steps,
+            }
+        )
+
+    @property
+    def failed(self) -> list[str]:
+        """Ids of the runs that failed (an exception, not a divergence)."""
+        return [r.id for r in self.records if r.status == "failed"]
 
 
 def load_study_data(study_dir: str | Path) -> StudyData:
@@ -110,8 +129,18 @@ def load_study_data(study_dir: str | Path) -> StudyData:
 
 
 def write_report(study_dir: str | Path) -> StudyData:
-    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data."""
+    """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data.
+
+    A study directory that cannot be written (read-only) is still read: the data comes back
+    with a warning saying that nothing was written.
+    """
     data = load_study_data(study_dir)
+    if not os.access(data.study_dir, os.W_OK):
+        data.warnings.append(
+            f"{str(data.study_dir)!r} is read-only: figures and report.md were not written "
+            "(copy the study directory somewhere writable to draw them)"
+        )
+        return data
     fig_dir = data.study_dir / "figures"
     outcomes = data.outcomes
     paths = []
@@ -128,10 +157,37 @@ def write_report(study_dir: str | Path) -> StudyData:
     return data
 
 
+def check_csv_path(study_dir: str | Path, path: str | Path) -> Path:
+    """``path`` if a CSV may be written there; ConfigError otherwise. Writes nothing.
+
+    Refused: the study's own files (study.sqlite and its -wal/-shm, report.md, anything under
+    runs/, figures/, landscape/), a directory, a missing or unwritable parent directory.
+    """
+    target = Path(path).expanduser().absolute()
+    study, resolved = Path(study_dir).expanduser().resolve(), target.resolve()
+    top = resolved.parent == study and (
+        resolved.name.startswith(DB_NAME) or resolved.name in STUDY_FILES
+    )
+    if top or any(study / name in resolved.parents for name in STUDY_FILES):
+        raise ConfigError(
+            f"--csv {str(path)!r} is inside the study's own files (study.sqlite*, report.md, "
+            f"{', '.join(STUDY_FILES[:3])}); choose a path outside them, e.g. runs.csv"
+        )
+    if target.is_dir():
+        raise ConfigError(f"--csv {str(path)!r} is a directory; give a file name")
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise ConfigError(
+            f"--csv {str(path)!r}: {str(target.parent)!r} is not a writable directory; "
+            "choose another path"
+        )
+    return target
+
+
 def write_csv(data: StudyData, path: str | Path) -> Path:
-    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness])."""
-    rows = data.run_rows()
-    path = Path(path)
+    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness]); non-finite numbers
+    are empty cells. The path is checked first (``check_csv_path``)."""
+    rows = finite(data.run_rows())
+    path = check_csv_path(data.study_dir, path)
     with path.open("w", newline="") as fh:
         names = list(rows[0]) if rows else list(RUN_FIELDS)
         writer = csv.DictWriter(fh, fieldnames=names)
@@ -174,7 +230,15 @@ def _table_header(swept: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _table_cells(r: RobustnessRow, swept: tuple[str, ...]) -> list[str]:
-    acc = "-" if r.best_acc is None else f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f}"
+    """One robustness row as text: accuracy 'mean ± std (n=k)', or 'mean (n=1)' for one
+    seed (no spread to show); 'n/a' for a metric the runs' length cannot support."""
+    if r.best_acc is None:
+        acc = "-"
+    elif r.best_acc_std is None:
+        acc = f"{r.best_acc / POINT:.2f} (n={r.n})"
+    else:
+        acc = f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f} (n={r.n})"
+    to_90 = "n/a" if "epochs_to_90" in r.unsupported else _num(r.epochs_to_90, ".1f")
     values = dict(r.axes)
     return [
         str(r.depth),
@@ -186,7 +250,7 @@ def _table_cells(r: RobustnessRow, swept: tuple[str, ...]) -> list[str]:
         _num(r.window_octaves, ".2f"),
         str(r.diverged),
         str(r.failed),
-        _num(r.epochs_to_90, ".1f"),
+        to_90,
     ]
 
 
@@ -207,9 +271,11 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         + "".join(f", {name}" for name in data.swept)
         + ")",
         "",
-        "Best accuracy: mean ± std over seeds at the best stable lr (an lr is stable when "
-        "no seed diverged). The lr window is the contiguous range of stable lrs within one "
-        "point of the best accuracy, in octaves (log2).",
+        "Best accuracy: mean ± std over the n seeds at the best stable lr (an lr is stable "
+        "when no seed diverged); one seed shows its accuracy and n=1, without a spread. The lr "
+        "window is the contiguous range of stable lrs within one point of the best accuracy, "
+        f"in octaves (log2). Epochs to 90% needs runs of at least {MIN_EPOCHS_TO_90} epochs "
+        "(n/a otherwise: with fewer it is 1 or the last epoch almost by construction).",
         "",
     ]
     header = _table_header(data.swept)
@@ -249,14 +315,12 @@ def _cell(v: object) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
 def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Outcome:
     curve = tuple(m["test_acc"] for m in hist if m.get("test_acc") is not None)
     axes = tuple((name, getattr(r.config, name)) for name in swept)
-    return Outcome(r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, axes)
+    return Outcome(
+        r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, axes, r.config.epochs
+    )
 
 
 def _sharpness(store: Store) -> dict[str, dict]:

@@ -5,13 +5,19 @@ Definitions (a run's accuracy is its last completed epoch's test accuracy):
 
 * an lr is *stable* when every one of its seeds finished without diverging (status done);
 * best_acc: the highest mean accuracy over seeds among stable lrs; best_acc_std the std over
-  seeds (ddof 1; 0 for one seed) at that lr, best_lr that lr;
+  seeds (ddof 1) at that lr, None for one seed (one run has no spread to report, and "± 0"
+  would claim one); n the number of seeds behind best_acc; best_lr that lr;
 * max_stable_lr: the largest stable lr;
 * window_octaves: log2(hi / lo) of the contiguous range of stable lrs, around best_lr, whose
   mean accuracy is within one point of best_acc (0 when only best_lr qualifies);
 * diverged: the number of diverged runs (all lrs and seeds);
 * epochs_to_90: at best_lr, the first epoch whose test accuracy reaches 90% of best_acc,
   averaged over seeds (None if a seed never reaches it).
+
+What a study's length cannot support is not reported: epochs_to_90 needs runs of at least
+``MIN_EPOCHS_TO_90`` (5) epochs. With fewer, the first epoch to reach 90% of the final
+accuracy is 1 or the last epoch almost by construction, so the number says nothing about
+speed; the row then holds None and names the metric in ``unsupported``.
 
 Pure functions over plain data: nothing here reads files or trains.
 """
@@ -25,6 +31,8 @@ from dataclasses import asdict, dataclass
 
 # One accuracy point in the units of test_acc (odenet.training reports fractions in [0, 1]).
 POINT = 0.01
+# Shortest runs (epochs) whose epochs-to-90% is reported (see the module docstring).
+MIN_EPOCHS_TO_90 = 5
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class Outcome:
     curve: tuple[float, ...] = ()  # test accuracy after epochs 1, 2, ...
     run_id: str = ""  # the store's id (for looking up per-epoch data)
     axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
+    epochs: int = 0  # the run's configured length (0: unknown, taken as long enough)
 
     @property
     def label(self) -> str:
@@ -62,6 +71,8 @@ class RobustnessRow:
     diverged: int  # number of diverged runs
     failed: int  # number of failed runs (exceptions)
     epochs_to_90: float | None  # mean epochs to reach 90% of best_acc at best_lr
+    n: int = 0  # seeds behind best_acc (0: no stable lr)
+    unsupported: tuple[str, ...] = ()  # metrics the runs' length cannot support (None)
     axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
 
     @property
@@ -73,7 +84,7 @@ class RobustnessRow:
         """The fields, each swept field as its own key (``"weight_decay": 0.0005``)."""
         out = asdict(self)
         del out["axes"]
-        return out | dict(self.axes)
+        return out | {"unsupported": list(self.unsupported)} | dict(self.axes)
 
 
 def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
@@ -84,8 +95,9 @@ def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[
     return [_row(*key, runs, point) for key, runs in groups.items()]
 
 
-def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float] | None]:
-    """lr -> (mean, std) of accuracy over seeds, or None when the lr is not stable."""
+def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] | None]:
+    """lr -> (mean, std) of accuracy over seeds (std None for one seed), or None when the lr
+    is not stable."""
     by_lr: dict[float, list[Outcome]] = {}
     for o in runs:
         by_lr.setdefault(o.lr, []).append(o)
@@ -104,10 +116,14 @@ def _row(depth: int, solver: str, axes: tuple, runs: list[Outcome], point: float
     stable = {lr: ms for lr, ms in curve.items() if ms is not None}
     diverged = sum(o.status == "diverged" for o in runs)
     failed = sum(o.status == "failed" for o in runs)
+    # a metric the runs' length cannot support (module docstring) is not reported
+    short = any(0 < o.epochs < MIN_EPOCHS_TO_90 for o in runs)
+    unsupported = ("epochs_to_90",) if short else ()
     if not stable:
         return RobustnessRow(
-            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None, axes
-        )
+            depth, solver, len(runs), None, None, None, None, None, diverged, failed, None,
+            unsupported=unsupported, axes=axes,
+        )  # fmt: skip
     best_lr = max(stable, key=lambda lr: (stable[lr][0], -lr))  # ties: the smaller lr
     best, best_std = stable[best_lr]
     return RobustnessRow(
@@ -121,7 +137,9 @@ def _row(depth: int, solver: str, axes: tuple, runs: list[Outcome], point: float
         window_octaves=_window(curve, best_lr, best - point),
         diverged=diverged,
         failed=failed,
-        epochs_to_90=_epochs_to(runs, best_lr, 0.9 * best),
+        epochs_to_90=None if short else _epochs_to(runs, best_lr, 0.9 * best),
+        n=sum(o.lr == best_lr for o in runs),
+        unsupported=unsupported,
         axes=axes,
     )
 
@@ -157,6 +175,7 @@ def _label(solver: str, axes: tuple[tuple[str, object], ...]) -> str:
     return " ".join([solver, *(f"{name}={value}" for name, value in axes)])
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and std (ddof 1); the std of a single value is None (it has none)."""
     mean = statistics.fmean(values)
-    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)

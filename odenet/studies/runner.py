@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
+from odenet.errors import StoreError
 from odenet.studies.store import RunRecord, Store
 from odenet.training.config import TrainConfig
 
@@ -106,6 +107,8 @@ class SequentialExecutor(Executor):
         except (KeyboardInterrupt, SystemExit):
             store.release(run.id)
             raise
+        except StoreError:  # the database itself failed (disk full...): nothing to record it in;
+            raise  # the run stays claimed by this (soon dead) process and is reclaimed on resume
         except Exception as err:  # noqa: BLE001 - a failing run is recorded, the study goes on
             store.fail(run.id, _message(err))
         observer.on_run_end(store.run(run.id))
@@ -148,6 +151,7 @@ def run_pending(
     observer = observer or StudyObserver()
     if retry_failed:
         store.retry_failed()
+    store.release_mine()  # left claimed by an earlier call in this process that failed
     store.reclaim_dead()
     counts = store.counts()
     observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])

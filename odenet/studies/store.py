@@ -11,9 +11,16 @@ The ``analyses`` table caches measurements of trained models (odenet.analysis: s
 ``analyze``): one row per (run, kind, settings), keyed by a hash of every setting.
 
 Statuses: pending -> running -> done | diverged | failed. Runs are claimed atomically
-(``UPDATE ... WHERE status = 'pending'``) with the claimer's pid and host, so any number of
-processes can share one directory; a run left 'running' by a dead process on this host goes
-back to pending and resumes from its checkpoint. Every write is one short transaction.
+(``UPDATE ... WHERE status = 'pending'``) with the claimer's pid, host and identity (boot id
+and process start time, ``records.process_identity``), so any number of processes can share
+one directory; a run left 'running' by a dead process on this host goes back to pending and
+resumes from its checkpoint, also when the dead owner's pid now belongs to another process
+(a container restarted as PID 1, a reboot). Every write is one short transaction.
+
+A database that cannot be used (not a database, truncated, a directory in its place, a full
+disk, read-only when writing) raises StoreError, one line naming the file and the fix; the
+file is never rewritten while refusing. A study directory that cannot be written is opened
+read-only, so it can still be reported.
 """
 
 from __future__ import annotations
@@ -28,8 +35,15 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from odenet.errors import ConfigError
-from odenet.studies.records import RunRecord, now, pid_alive, record_from_row
+from odenet.errors import ConfigError, StoreError
+from odenet.studies.db_file import check_intact, connect_read_only, file_errors, quietly
+from odenet.studies.records import (
+    RunRecord,
+    now,
+    owner_alive,
+    process_identity,
+    record_from_row,
+)
 from odenet.studies.spec import StudySpec
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import TrainConfig
@@ -47,7 +61,7 @@ CREATE TABLE IF NOT EXISTS runs (
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, started TEXT, finished TEXT,
     epochs_done INTEGER NOT NULL DEFAULT 0, test_acc REAL, best_test_acc REAL,
     train_loss REAL, diverged_epoch INTEGER, diverged_step INTEGER, params INTEGER,
-    extra_params INTEGER, seconds REAL, device TEXT, provenance TEXT);
+    extra_params INTEGER, seconds REAL, device TEXT, provenance TEXT, owner TEXT);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
     train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
@@ -84,12 +98,21 @@ _RESULT_COLUMNS = (
 )
 
 
+# Columns added after a store's first version: (table, column, type), added when missing.
+_ADDED_COLUMNS = (("runs", "owner", "TEXT"),)  # owner: process_identity of the claimer
+
+
 class Store:
     """Handle on one study directory. Cheap; opens a short-lived connection per operation."""
 
     def __init__(self, study_dir: str | Path) -> None:
         self.dir = Path(study_dir)
         self.path = self.dir / DB_NAME
+        # A directory (or database file) this process cannot write: read it without writing
+        # anything (no WAL set-up, no -shm file), so that `report` still works.
+        self.read_only = (self.dir.is_dir() and not os.access(self.dir, os.W_OK)) or (
+            self.path.is_file() and not os.access(self.path, os.W_OK)
+        )
 
     # ---- creation / opening -------------------------------------------------------------
     @classmethod
@@ -97,20 +120,38 @@ class Store:
         """An existing study; ConfigError "no study in DIR" otherwise."""
         store = cls(study_dir)
         if not cls.exists(study_dir):
-            raise ConfigError(f"no study in {str(study_dir)!r} (no {DB_NAME}); run `odenet study`")
+            what = f"an empty {DB_NAME}" if store.path.exists() else f"no {DB_NAME}"
+            raise ConfigError(f"no study in {str(study_dir)!r} ({what}); run `odenet study`")
         return store
 
     @classmethod
     def exists(cls, study_dir: str | Path) -> bool:
-        """Whether ``study_dir`` holds a (completely created) study."""
+        """Whether ``study_dir`` holds a (completely created) study.
+
+        False when there is no study.sqlite or an empty one (a creation that never got to its
+        first transaction); StoreError when there is one that cannot be read (damaged, a
+        directory): such a file is never taken for "no study" and never overwritten.
+        """
         store = cls(study_dir)
+        if not store.path.exists():
+            return False
         if not store.path.is_file():
+            raise StoreError(
+                f"{str(store.path)!r} is not a file (a directory?), so the study cannot be read; "
+                f"move it away, or choose another --out"
+            )
+        if store.path.stat().st_size == 0:
             return False
-        try:
-            with store._tx() as con:
+        check_intact(store.path)  # before any connection that could write (-wal, -shm)
+        with store._tx() as con:
+            try:
                 return _meta(con, "spec") is not None
-        except (sqlite3.DatabaseError, ConfigError):
-            return False
+            except ConfigError:  # a database without the spec: not (yet) an odenet study
+                return False
+            except sqlite3.OperationalError as err:
+                if "no such table" in str(err):
+                    return False
+                raise
 
     @classmethod
     def create(cls, study_dir: str | Path, spec: StudySpec, runs: list, versions: dict) -> Store:
@@ -131,6 +172,7 @@ class Store:
             con.execute("BEGIN IMMEDIATE")
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 con.execute(statement)
+            _add_missing_columns(con)
             meta = {"spec": json.dumps(spec.to_dict()), "created": now(), **versions}
             con.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
@@ -201,18 +243,40 @@ class Store:
 
     # ---- state changes ------------------------------------------------------------------
     def reclaim_dead(self) -> list[str]:
-        """Runs left 'running' by a dead process on this host -> pending. Returns their ids."""
+        """Runs left 'running' by a dead process on this host -> pending. Returns their ids.
+
+        Dead: the pid is gone, or now belongs to another process than the one that claimed
+        (``records.owner_alive``): a restart that got the dead owner's pid reclaims its runs.
+        """
         host = socket.gethostname()
         with self._tx() as con:
             con.execute("BEGIN IMMEDIATE")
             rows = con.execute(
-                "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+                "SELECT id, pid, owner FROM runs WHERE status = 'running' AND host = ?", (host,)
             ).fetchall()
-            dead = [r["id"] for r in rows if not pid_alive(r["pid"])]
+            dead = [r["id"] for r in rows if not self._alive(r)]
             con.executemany(
-                "UPDATE runs SET status = 'pending', pid = NULL WHERE id = ?", [(i,) for i in dead]
+                "UPDATE runs SET status = 'pending', pid = NULL, owner = NULL WHERE id = ?",
+                [(i,) for i in dead],
             )
         return dead
+
+    def release_mine(self) -> list[str]:
+        """Runs still claimed by this very process -> pending (an earlier study in the same
+        process that stopped on an error, e.g. a notebook's). Call only while this process
+        runs nothing of the study. Returns their ids."""
+        host, pid, owner = socket.gethostname(), os.getpid(), process_identity(os.getpid())
+        with self._tx() as con:
+            con.execute("BEGIN IMMEDIATE")
+            ids = [r["id"] for r in con.execute(
+                "SELECT id FROM runs WHERE status = 'running' AND host = ? AND pid = ?"
+                " AND owner IS ?", (host, pid, owner),
+            )]  # fmt: skip
+            con.executemany(
+                "UPDATE runs SET status = 'pending', pid = NULL, owner = NULL WHERE id = ?",
+                [(i,) for i in ids],
+            )
+        return ids
 
     def retry_failed(self) -> int:
         """Failed runs -> pending (their error is kept until they run again)."""
@@ -231,6 +295,7 @@ class Store:
         when its key is None.
         """
         host, pid = socket.gethostname(), os.getpid()
+        owner = process_identity(pid)
         claimed = []
         with self._tx() as con:
             con.execute("BEGIN IMMEDIATE")
@@ -241,10 +306,10 @@ class Store:
                 ids = _first_of_key(con.execute(sql), n, key)
             for run_id in ids:
                 cur = con.execute(
-                    "UPDATE runs SET status = 'running', pid = ?, host = ?, executor = ?,"
-                    " attempts = attempts + 1, started = COALESCE(started, ?)"
+                    "UPDATE runs SET status = 'running', pid = ?, host = ?, owner = ?,"
+                    " executor = ?, attempts = attempts + 1, started = COALESCE(started, ?)"
                     " WHERE id = ? AND status = 'pending'",
-                    (pid, host, executor, now(), run_id),
+                    (pid, host, owner, executor, now(), run_id),
                 )
                 if cur.rowcount:
                     claimed.append(run_id)
@@ -252,12 +317,16 @@ class Store:
 
     def running_elsewhere(self) -> list[str]:
         """Runs 'running' under another live process on this host (this one excluded)."""
-        host, me = socket.gethostname(), os.getpid()
+        host, me = socket.gethostname(), (os.getpid(), process_identity(os.getpid()))
         with self._tx() as con:
             rows = con.execute(
-                "SELECT id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+                "SELECT id, pid, owner FROM runs WHERE status = 'running' AND host = ?", (host,)
             ).fetchall()
-        return [r["id"] for r in rows if r["pid"] != me and pid_alive(r["pid"])]
+        return [r["id"] for r in rows if (r["pid"], r["owner"]) != me and self._alive(r)]
+
+    @staticmethod
+    def _alive(row: sqlite3.Row) -> bool:
+        return _owner_alive(row)
 
     def record_epoch(self, run_id: str, metrics: dict) -> None:
         """Insert (or replace, after a resume) one epoch's metrics and the run's progress."""
@@ -320,7 +389,7 @@ class Store:
         """Give a claimed run back (an interrupted process): running -> pending."""
         with self._tx() as con:
             con.execute(
-                "UPDATE runs SET status = 'pending', pid = NULL WHERE id = ? "
+                "UPDATE runs SET status = 'pending', pid = NULL, owner = NULL WHERE id = ? "
                 "AND status = 'running'",
                 (run_id,),
             )
@@ -390,12 +459,11 @@ class Store:
         records = [self.run(i) for i in dict.fromkeys(run_ids)]
         with self._tx() as con:
             owners = {
-                r["id"]: r
-                for r in con.execute("SELECT id, pid, host FROM runs WHERE status = 'running'")
+                r["id"]: r for r in con.execute("SELECT * FROM runs WHERE status = 'running'")
             }
         for r in records:
             owner = owners.get(r.id)
-            if owner is not None and (owner["host"] != host or pid_alive(owner["pid"])):
+            if owner is not None and (owner["host"] != host or _owner_alive(owner)):
                 raise ConfigError(
                     f"run {r.id!r} is being trained by process {owner['pid']} on "
                     f"{owner['host']}; wait for it to finish (or stop it) before resetting it"
@@ -424,42 +492,67 @@ class Store:
     # ---- connections --------------------------------------------------------------------
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection (WAL, busy timeout) for extra tables; commits on success."""
-        con = self._connect(autocommit=False)
-        try:
-            yield con
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-        finally:
-            con.close()
+        """A connection (WAL, busy timeout) for extra tables; commits on success.
+
+        A damaged, full or read-only database raises StoreError; SQL errors (e.g. "no such
+        table") stay sqlite3 errors for the caller.
+        """
+        with file_errors(self.path):
+            con = self._connect(autocommit=False)
+            try:
+                yield con
+                con.commit()
+            except BaseException:
+                quietly(con.rollback)
+                raise
+            finally:
+                con.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """Autocommit connection: explicit ``BEGIN IMMEDIATE`` blocks commit on exit."""
-        con = self._connect(autocommit=True)
-        try:
-            yield con
-            if con.in_transaction:
-                con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
+        with file_errors(self.path):
+            con = self._connect(autocommit=True)
+            try:
+                yield con
+                if con.in_transaction:
+                    con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    quietly(lambda: con.execute("ROLLBACK"))
+                raise
+            finally:
+                con.close()
 
     def _connect(self, autocommit: bool) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None if autocommit else "")
+        isolation = None if autocommit else ""
+        if self.read_only:
+            con = connect_read_only(self.path, isolation)
+        else:
+            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=isolation)
         con.row_factory = sqlite3.Row
         con.execute("PRAGMA busy_timeout = 60000")
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")
+        if not self.read_only:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
         return con
 
     def _record(self, r: sqlite3.Row) -> RunRecord:
         return record_from_row(r, self.run_dir(r["id"]))
+
+
+def _owner_alive(row: sqlite3.Row) -> bool:
+    """Whether the process that claimed this 'running' row still runs (a store from before
+    owner identity has no owner column: the pid alone decides)."""
+    return owner_alive(row["pid"], row["owner"] if "owner" in row.keys() else None)
+
+
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    """Columns added since a store was created (an old study.sqlite still opens)."""
+    for table, column, kind in _ADDED_COLUMNS:
+        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 _STEPS_TABLE = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS steps" in s)

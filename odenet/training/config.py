@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the nets layer is imported lazily (training sits above nets
     from odenet.nets import ModelConfig
 
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
+MAX_SEED = 2**63 - 1  # seeds are in [0, 2**63 - 1] (torch.Generator, SQLite INTEGER)
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -95,11 +96,48 @@ class TrainConfig:
                 _positive_int(name, value)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise ConfigError(f"dataset must be a dataset name, got {self.dataset!r}")
+        if self.seed > MAX_SEED:  # torch.Generator seeds are 64-bit; the store's are int64
+            raise ConfigError(
+                f"seed {self.seed} is above 2**63 - 1 = {MAX_SEED}; use a smaller one"
+            )
+        for name in ("dataset", "solver", "block", "shortcut", "schedule", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name} must be a name (a string), got {getattr(self, name)!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise ConfigError(f"data_dir must be a path (a string), got {self.data_dir!r}")
+        for name in ("nesterov", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("amp", "channels_last", "cuda_graphs"):
+            if getattr(self, name) not in (None, True, False):
+                raise ConfigError(
+                    f"{name} must be true, false or unset, got {getattr(self, name)!r}"
+                )
+
         from odenet.nets.layout import check_arch  # names and the family's depth rule
 
         check_arch(self.arch, self.depth, self.downsample)
+
+    def check_dataset(self, dataset) -> None:
+        """ConfigError when this run cannot succeed on ``dataset`` (an ArrayDataset): a
+        --limit-train/--limit-test beyond its splits, or a model whose training (at this
+        batch size and the dataset's image size) cannot fit in memory. Writes nothing."""
+        from odenet.nets.memory import check_fits
+
+        for name, split in (
+            ("limit_train", dataset.train_images),
+            ("limit_test", dataset.test_images),
+        ):
+            limit = getattr(self, name)
+            if limit is not None and limit > len(split):
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{flag} {limit} is more than the {len(split)} images of {dataset.name}'s "
+                    f"{name[6:]} split; use {flag} {len(split)} or less, or omit it"
+                )
+        model = self.model_config(dataset.in_channels, dataset.num_classes)
+        images = self.limit_train or len(dataset.train_images)  # no batch is larger
+        check_fits(model, dataset.image_size, min(self.batch_size, images))
 
     def log_interval(self, steps_per_epoch: int) -> int:
         """Steps between logged losses: ``log_every``, or for 0 max(1, total_steps // 100)."""
