@@ -17,11 +17,18 @@ SMALL = ["--dataset", DATA, "--depths", "8", "--width", "4", "--orders", "1,2", 
 INTERRUPTED = "interrupted; run the same command to resume"
 
 
+def _default_sigint() -> None:
+    # A job started in the background of a non-interactive shell (as CI may start the suite)
+    # inherits SIGINT ignored, and Python then keeps ignoring it by design; the child gets the
+    # default disposition back, as a command typed at a terminal has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _odenet(*args, cwd=None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "odenet", *map(str, args)], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
 
 
