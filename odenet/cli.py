@@ -29,6 +29,7 @@ from odenet.cli_study import (
     study_cmd,
 )
 from odenet.errors import OdenetError
+from odenet.training.config import TrainConfig
 
 INTERRUPTED = "interrupted; run the same command to resume"
 
@@ -102,19 +103,28 @@ def solvers_cmd(
     console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
+_T = TrainConfig()  # option defaults come from the config (never re-typed here)
+
+
 # ---- describe (nets) -----------------------------------------------------------------------
 @app.command("describe")
 def describe_cmd(
-    depth: int = typer.Option(20, "--depth", help="cifar: 6n + 2 (20, 56, ...); single: 2N + 2."),
-    solver: str = typer.Option("euler", "--solver", help="A registry name (see `odenet solvers`)."),
-    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
-    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
-    block: str = typer.Option("postact", "--block", help="postact | preact."),
+    depth: int = typer.Option(
+        _T.depth, "--depth", help="cifar: 6n + 2 (20, 56, ...); single: 2N + 2."
+    ),
+    solver: str = typer.Option(
+        _T.solver, "--solver", help="A registry name (see `odenet solvers`)."
+    ),
+    arch: str = typer.Option(_T.arch, "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option(
+        _T.downsample, "--downsample", help="single arch: stem | field."
+    ),
+    block: str = typer.Option(_T.block, "--block", help="postact | preact."),
     shortcut: str = typer.Option(
-        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+        _T.shortcut, "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
     ),
     norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
-    width: int = typer.Option(16, "--width", help="Channels of stage 1."),
+    width: int = typer.Option(_T.width, "--width", help="Channels of stage 1."),
     in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
     num_classes: int | None = typer.Option(
         None, "--num-classes", help="Number of classes (default: 1000 ImageNet family, else 10)."
@@ -159,44 +169,66 @@ def describe_cmd(
 @app.command("train")
 def train_cmd(
     dataset: str = typer.Option(
-        "cifar10",
+        _T.dataset,
         "--dataset",
         help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic | imagefolder:PATH[,size=N].",
     ),
     depth: int = typer.Option(
-        20, "--depth", help="cifar: 6n + 2 (8, 14, 20, ...); single: 2N + 2."
+        _T.depth, "--depth", help="cifar: 6n + 2 (8, 14, 20, ...); single: 2N + 2."
     ),
-    arch: str = typer.Option("cifar", "--arch", help="cifar | single | resnet18 ... resnet152."),
-    downsample: str = typer.Option("stem", "--downsample", help="single arch: stem | field."),
-    solver: str = typer.Option("euler", "--solver", help="A registry name (`odenet solvers`)."),
-    epochs: int = typer.Option(10, "--epochs", help="Passes over the training set."),
-    lr: float = typer.Option(0.1, "--lr", help="Peak learning rate."),
-    batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
-    schedule: str = typer.Option("onecycle", "--schedule", help="onecycle|cosine|step|constant."),
-    seed: int = typer.Option(0, "--seed", help="Model init seed (the data seed derives from it)."),
-    limit_train: int | None = typer.Option(None, "--limit-train", help="Fixed train subset."),
-    limit_test: int | None = typer.Option(None, "--limit-test", help="Fixed test subset."),
+    arch: str = typer.Option(_T.arch, "--arch", help="cifar | single | resnet18 ... resnet152."),
+    downsample: str = typer.Option(
+        _T.downsample, "--downsample", help="single arch: stem | field."
+    ),
+    solver: str = typer.Option(_T.solver, "--solver", help="A registry name (`odenet solvers`)."),
+    epochs: int = typer.Option(_T.epochs, "--epochs", help="Passes over the training set."),
+    lr: float = typer.Option(_T.lr, "--lr", help="Peak learning rate."),
+    batch_size: int = typer.Option(_T.batch_size, "--batch-size", help="Training batch size."),
+    schedule: str = typer.Option(_T.schedule, "--schedule", help="onecycle|cosine|step|constant."),
+    seed: int = typer.Option(
+        _T.seed, "--seed", help="Model init seed (the data seed derives from it)."
+    ),
+    limit_train: int | None = typer.Option(
+        _T.limit_train, "--limit-train", help="Fixed train subset."
+    ),
+    limit_test: int | None = typer.Option(_T.limit_test, "--limit-test", help="Fixed test subset."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets live."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = typer.Option(_T.device, "--device", help="auto | cpu | cuda."),
     out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    block: str = typer.Option("postact", "--block", help="postact | preact."),
-    shortcut: str = typer.Option(
-        "A", "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    pad: int = typer.Option(_T.pad, "--pad", help="Zero padding of the random crop (0: no crop)."),
+    log_every: int = typer.Option(
+        _T.log_every, "--log-every", help="Log the loss every N steps (0: about 100 points a run)."
     ),
-    width: int = typer.Option(16, "--width", help="Channels of stage 1."),
-    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
-    nesterov: bool = typer.Option(True, "--nesterov/--no-nesterov", help="Nesterov momentum."),
-    weight_decay: float = typer.Option(5e-4, "--weight-decay", help="On conv/linear weights."),
-    warmup_epochs: float = typer.Option(0.0, "--warmup-epochs", help="Linear lr warm-up."),
-    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="In [0, 1)."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Train augmentation."),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA: on)."),
+    block: str = typer.Option(_T.block, "--block", help="postact | preact."),
+    shortcut: str = typer.Option(
+        _T.shortcut, "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
+    ),
+    width: int = typer.Option(_T.width, "--width", help="Channels of stage 1."),
+    momentum: float = typer.Option(_T.momentum, "--momentum", help="SGD momentum."),
+    nesterov: bool = typer.Option(
+        _T.nesterov, "--nesterov/--no-nesterov", help="Nesterov momentum."
+    ),
+    weight_decay: float = typer.Option(
+        _T.weight_decay, "--weight-decay", help="On conv/linear weights."
+    ),
+    warmup_epochs: float = typer.Option(
+        _T.warmup_epochs, "--warmup-epochs", help="Linear lr warm-up."
+    ),
+    label_smoothing: float = typer.Option(
+        _T.label_smoothing, "--label-smoothing", help="In [0, 1)."
+    ),
+    augment: bool = typer.Option(_T.augment, "--augment/--no-augment", help="Train augmentation."),
+    amp: bool | None = typer.Option(_T.amp, "--amp/--no-amp", help="bf16 autocast (CUDA: on)."),
     channels_last: bool | None = typer.Option(
-        None, "--channels-last/--no-channels-last", help="NHWC memory format (CUDA: on)."
+        _T.channels_last,
+        "--channels-last/--no-channels-last",
+        help="NHWC memory format (CUDA: on).",
     ),
     cuda_graphs: bool | None = typer.Option(
-        None, "--cuda-graphs/--no-cuda-graphs", help="Capture the step as CUDA graphs (CUDA: on)."
+        _T.cuda_graphs,
+        "--cuda-graphs/--no-cuda-graphs",
+        help="Capture the step as CUDA graphs (CUDA: on).",
     ),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
@@ -210,7 +242,7 @@ def train_cmd(
         label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
         limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
         amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
-        arch=arch, downsample=downsample,
+        arch=arch, downsample=downsample, pad=pad, log_every=log_every,
     )  # fmt: skip
     if out is not None:  # a file, or a directory that cannot be written: refused before training
         from odenet.studies import check_out_dir
