@@ -9,6 +9,9 @@ import sys
 import time
 from collections import Counter
 
+import pytest
+import torch
+
 from odenet.cli import main
 from odenet.studies import Store
 from odenet.training import train_fused
@@ -34,6 +37,16 @@ ARGS = [
     "cpu",
     "--quiet",
 ]
+
+
+@pytest.fixture
+def one_thread():
+    """The killed subprocess runs with OMP_NUM_THREADS=1; what this process trains (the resume,
+    the reference, a replay) must use one thread too, or reductions split differently."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _kill_when(args, out, ready, what, timeout=180.0):
@@ -100,7 +113,7 @@ def test_sigkill_then_rerun_completes_the_grid(tmp_path, capsys):
     assert len(rows) == len(set(rows)) == sum(r.epochs_done for r in runs.values())
 
 
-def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys):
+def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys, one_thread):
     """The fused executor (the CUDA default) killed mid-group: the same command resumes every
     member from its checkpoint, and the results equal those of an uninterrupted study."""
     args = [*ARGS, "--lrs", "0.1,0.2,0.4", "--executor", "fused"]
