@@ -36,6 +36,7 @@ from odenet.analysis.responses import _Recorder, field_responses, gradient_norms
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
+from odenet.strict_json import finite
 from odenet.studies.records import RunRecord
 from odenet.studies.store import Store
 
@@ -76,7 +77,7 @@ class AnalyzeResult:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _finite(
+        return finite(
             {
                 "settings": self.settings,
                 "models": self.models,
@@ -216,7 +217,7 @@ def _one_run(config: AnalyzeConfig, store: Store, run: RunRecord, device, data: 
         "test_acc": run.test_acc,
         "data": subset.description,
     }
-    result = _finite({**facts, **result})
+    result = finite({**facts, **result})
     store.record_analysis(run.id, "analyze", key, result)
     return {**result, "cached": False}
 
@@ -282,17 +283,6 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     out = store.dir / "analysis"
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     return AnalyzeResult(settings, models, table, figures, notes)
-
-
-def _finite(obj):
-    """obj with every non-finite float replaced by None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def config_from_options(
