@@ -201,6 +201,11 @@ def landscape_cmd(
         points_per_batch=points_per_batch, batch_size=batch_size, device=device,
     )  # fmt: skip
     result = run_landscape(config)
+    _print_measurements(result, summary_table, as_json)
+
+
+def _print_measurements(result, summary_table, as_json: bool) -> None:
+    """A landscape/analyze result: its warnings on stderr, then JSON or the table + figures."""
     for line in result.notes:
         typer.echo(f"warning: {line}", err=True)
     if as_json:
@@ -237,14 +242,7 @@ def analyze_cmd(
         eigen_images=eigen_images, initial=initial, figures=figures, device=device,
     )  # fmt: skip
     result = run_analyze(config)
-    for line in result.notes:
-        typer.echo(f"warning: {line}", err=True)
-    if as_json:
-        print_json(result.to_dict())
-        return
-    console.print(summary_table(result))
-    for p in result.figures:
-        console.print(f"wrote {p}")
+    _print_measurements(result, summary_table, as_json)
 
 
 def reset_cmd(
