@@ -13,13 +13,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from float32_bounds import training_rtol
+from torch.optim.lr_scheduler import LambdaLR
 
 from odenet.data import load_dataset, make_loaders
 from odenet.nets import build_from_config
 from odenet.training import StepLog, TrainCallbacks, TrainConfig, engine, train, train_fused
 from odenet.training import device as device_module
 from odenet.training.device import data_seed
-from odenet.training.schedules import LRSchedule, make_scheduler
+from odenet.training.schedules import LRSchedule
 
 SPEC = "synthetic:train=320,test=64,size=8"  # batch 8: 40 steps an epoch, 2 reads
 STEPS = 40
@@ -48,7 +49,7 @@ def reference(config: TrainConfig, data):
         lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
     )  # fmt: skip
     steps = len(loader)
-    sched = make_scheduler(opt, LRSchedule(config.schedule, steps * config.epochs))
+    sched = LambdaLR(opt, LRSchedule(config.schedule, steps * config.epochs))
     rows = []
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -231,7 +232,7 @@ def test_a_format_1_checkpoint_still_resumes(data, tmp_path):
     )  # fmt: skip
     for name, p in model.named_parameters():
         opt.state[p]["momentum_buffer"] = state["momentum"][name]
-    sched = make_scheduler(opt, LRSchedule(config.schedule, STEPS * config.epochs))
+    sched = LambdaLR(opt, LRSchedule(config.schedule, STEPS * config.epochs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()"
         for _ in range(state["step"]):

@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from torch.optim.lr_scheduler import LambdaLR
 
 from odenet.errors import ConfigError
-from odenet.training.schedules import LRSchedule, make_scheduler, schedule_factor
+from odenet.training.schedules import LRSchedule, schedule_factor
 
 
 def test_step_schedule_is_exactly_tenfold_drops_at_half_and_three_quarters():
@@ -58,7 +59,7 @@ def test_schedule_uses_step_over_total_and_linear_warmup():
 def test_lambdalr_applies_factors_per_step_and_restores_from_state_dict():
     p = torch.nn.Parameter(torch.zeros(3))
     opt = torch.optim.SGD([p], lr=0.2, momentum=0.9)
-    sched = make_scheduler(opt, LRSchedule("step", total_steps=8))
+    sched = LambdaLR(opt, LRSchedule("step", total_steps=8))
     seen = []
     for _ in range(5):
         seen.append(opt.param_groups[0]["lr"])
@@ -67,7 +68,7 @@ def test_lambdalr_applies_factors_per_step_and_restores_from_state_dict():
     assert seen == pytest.approx([0.2, 0.2, 0.2, 0.2, 0.02])
     state = sched.state_dict()
     opt2 = torch.optim.SGD([p], lr=0.2, momentum=0.9)
-    sched2 = make_scheduler(opt2, LRSchedule("constant", total_steps=1))
+    sched2 = LambdaLR(opt2, LRSchedule("constant", total_steps=1))
     opt2.load_state_dict(opt.state_dict())
     sched2.load_state_dict(state)
     assert sched2.lr_lambdas[0](5) == 0.1  # the restored schedule is the step schedule

@@ -10,16 +10,15 @@ A schedule is a pure function of training progress p = step / total_steps in [0,
   (the start factor and peak position of torch's OneCycleLR, with linear annealing).
 
 An optional linear warm-up multiplies the factor by (step + 1) / warmup_steps for the first
-``warmup_steps`` steps. ``LRSchedule`` packs this as a picklable callable for
-``torch.optim.lr_scheduler.LambdaLR``, so the scheduler's state dict restores it exactly.
+``warmup_steps`` steps. ``LRSchedule`` packs this as a picklable callable of the 0-based
+global step; the training engine multiplies each member's peak lr by it (it is also a valid
+``lr_lambda`` for ``torch.optim.lr_scheduler.LambdaLR``, which the tests use as a reference).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
 
 from odenet.errors import ConfigError
 
@@ -64,10 +63,3 @@ class LRSchedule:
         if step < self.warmup_steps:
             factor *= (step + 1) / self.warmup_steps
         return factor
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, schedule: LRSchedule
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepping once per optimizer step; the group's ``initial_lr`` is the peak."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule)
