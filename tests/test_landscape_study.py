@@ -23,12 +23,11 @@ DATASET = "synthetic:train=128,test=32,size=16"
 LIMIT_TRAIN = 96  # the runs train on a fixed random 96 of the 128 training images
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    from odenet.studies import StudySpec, run_study
+def _spec():
+    """The module's study: euler and heun at depth 8, one epoch on a training subset."""
+    from odenet.studies import StudySpec
 
-    out = tmp_path_factory.mktemp("study") / "s"
-    spec = StudySpec(
+    return StudySpec(
         orders=(1, 2),
         depths=(8,),
         lrs=(0.1,),
@@ -39,7 +38,14 @@ def study(tmp_path_factory) -> Path:
         device="cpu",
         limit_train=LIMIT_TRAIN,
     )
-    run_study(spec, out, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    from odenet.studies import run_study
+
+    out = tmp_path_factory.mktemp("study") / "s"
+    run_study(_spec(), out, quiet=True)
     return out
 
 
@@ -391,7 +397,7 @@ def test_a_run_without_a_readable_checkpoint_costs_that_run_only(study, tmp_path
 def test_reset_retrains_a_finished_run_whose_checkpoint_was_lost(study, tmp_path, capsys):
     import shutil
 
-    from odenet.studies import StudySpec, run_study
+    from odenet.studies import run_study
 
     copy = tmp_path / "s"
     shutil.copytree(study, copy)
@@ -418,18 +424,7 @@ def test_reset_retrains_a_finished_run_whose_checkpoint_was_lost(study, tmp_path
     assert store.epochs(before.id) == [] and not (copy / "runs" / before.id).exists()
     assert {r["run_id"] for r in store.analyses("sharpness")} == {"d8-heun-lr0.1-s0"}
     assert store.run("d8-heun-lr0.1-s0").status == "done"  # the other run is untouched
-    spec = StudySpec(
-        orders=(1, 2),
-        depths=(8,),
-        lrs=(0.1,),
-        seeds=(0,),
-        epochs=1,
-        dataset=DATASET,
-        batch_size=64,
-        device="cpu",
-        limit_train=LIMIT_TRAIN,
-    )
-    run_study(spec, copy, quiet=True)
+    run_study(_spec(), copy, quiet=True)
     again = store.run(before.id)
     assert again.status == "done" and (copy / "runs" / before.id / "checkpoint.pt").is_file()
     assert again.test_acc == before.test_acc  # the same deterministic training, redone
