@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import odenet.files
 from odenet.cli import main
 from odenet.data import imagefolder, load_dataset
 from odenet.errors import ConfigError
@@ -127,7 +128,7 @@ def test_read_only_folder_still_loads(folder, monkeypatch):
     def no_tmp(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(imagefolder.tempfile, "mkstemp", no_tmp)
+    monkeypatch.setattr(odenet.files.tempfile, "mkstemp", no_tmp)  # the cache's atomic writer
     ds = load_dataset(f"imagefolder:{root},size=12")
     assert len(ds.train_labels) == 9 and not list(root.glob(".odenet-cache-*"))
 

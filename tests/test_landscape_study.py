@@ -319,7 +319,7 @@ def test_concurrent_writers_never_share_a_temp_file(tmp_path):
     `landscape` processes on one study do) must not clobber its temp file; the old
     "<name>.tmp" scheme failed here with FileNotFoundError at the outer rename."""
     from odenet.analysis.slices import atomic_write_text
-    from odenet.training.checkpoint import _atomic_write
+    from odenet.files import atomic_write
 
     target = tmp_path / "slice.json"
 
@@ -327,7 +327,7 @@ def test_concurrent_writers_never_share_a_temp_file(tmp_path):
         fh.write(b"outer")
         atomic_write_text(target, "inner")  # the other process, in the middle of ours
 
-    _atomic_write(target, outer)
+    atomic_write(target, outer)
     assert target.read_text() == "outer"
     assert [p.name for p in tmp_path.iterdir()] == ["slice.json"]  # no temp file left
 

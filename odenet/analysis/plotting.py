@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from odenet.training.checkpoint import _atomic_write  # the one atomic writer (unique temp)
+from odenet.files import atomic_write
 
 
 def publish(path: Path) -> None:
@@ -28,8 +28,8 @@ def save(fig: Figure, stem: Path) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg``; return both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    _atomic_write(paths[0], lambda fh: fig.savefig(fh, format="png", dpi=200, bbox_inches="tight"))
-    _atomic_write(paths[1], lambda fh: fig.savefig(fh, format="svg", bbox_inches="tight"))
+    atomic_write(paths[0], lambda fh: fig.savefig(fh, format="png", dpi=200, bbox_inches="tight"))
+    atomic_write(paths[1], lambda fh: fig.savefig(fh, format="svg", bbox_inches="tight"))
     for path in paths:
         publish(path)
     return paths

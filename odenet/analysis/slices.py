@@ -31,7 +31,7 @@ from torch.func import functional_call, vmap
 
 from odenet.analysis.directions import Direction, perturbed_parameters
 from odenet.errors import ConfigError
-from odenet.training.checkpoint import _atomic_write  # the one atomic writer (unique temp)
+from odenet.files import atomic_write
 
 Batch = tuple[Tensor, Tensor]  # x (B, C, H, W) float, y (B,) int64, on the model's device
 EVAL_MODES = ("auto", "vmap", "loop")
@@ -226,7 +226,7 @@ def load_slice(path: Path, grid: GridSpec, settings: dict) -> SliceResult:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a uniquely named temp file and an atomic rename, so
     that two processes writing the same file never share (or tear) a temp file."""
-    _atomic_write(path, lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))
     os.chmod(path, 0o644)  # the temp file was private (0600)
 
 
@@ -244,7 +244,7 @@ def save_slice(result: SliceResult) -> None:
             settings=np.array(json.dumps(result.settings)),
         )
 
-    _atomic_write(result.path, write)
+    atomic_write(result.path, write)
     os.chmod(result.path, 0o644)  # the temp file was private (0600)
 
 

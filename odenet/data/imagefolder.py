@@ -19,13 +19,12 @@ image, named) are ConfigError: one line, exit code 2 at the command line.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from odenet.errors import ConfigError
+from odenet.files import atomic_write
 
 PREFIX = "imagefolder"
 DEFAULT_SIZE = 32  # N of N x N when the name gives no size=
@@ -147,16 +146,9 @@ def _write_cache(
 ) -> None:
     """Atomically write ``cache`` and remove stale caches of this size; skip if read-only."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".odenet-cache-", suffix=".tmp", dir=root)
+        atomic_write(cache, lambda f: np.savez(f, classes=np.array(classes), **arrays))
     except OSError:
-        return  # read-only data: decode every time
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, classes=np.array(classes), **arrays)
-        os.replace(tmp, cache)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        return
+        return  # read-only data (or a full disk): decode every time
     for old in root.glob(f".odenet-cache-{size}-*.npz"):
         if old != cache:
             old.unlink(missing_ok=True)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from odenet.errors import ConfigError, DataError
+from odenet.files import atomic_write
 from odenet.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -41,33 +40,17 @@ _IGNORED_ON_RESUME = ("data_dir", "cuda_graphs", "log_every")  # where data live
 # step runs / how often its loss is logged
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file_object) on a temp file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors, dicts, lists, numbers, strings) to out_dir/checkpoint.pt."""
     path = Path(out_dir) / CHECKPOINT
-    _atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
+    atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
     return path
 
 
 def save_bytes(path: str | Path, data: bytes) -> Path:
     """Write a file's bytes as they are (a checkpoint shipped from another machine), atomically."""
     path = Path(path)
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 
@@ -103,7 +86,7 @@ def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
     """Write a result dict as out_dir/result.json (atomically)."""
     path = Path(out_dir) / RESULT
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
     return path
 
 
