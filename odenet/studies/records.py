@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from odenet.studies.identity import Axes
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import TrainConfig
 
@@ -42,10 +43,17 @@ class RunRecord:
     started: str | None = None  # ISO-8601 UTC
     finished: str | None = None
     provenance: dict = field(default_factory=dict)
+    swept: tuple[str, ...] = ()  # the study's swept fields (StudySpec.swept), set by the store
+
+    @property
+    def axes(self) -> Axes:
+        """The run's identity: its value on every axis of the study (odenet.studies.identity)."""
+        return Axes.of_config(self.depth, self.solver, self.lr, self.seed, self.config, self.swept)
 
     def to_dict(self) -> dict:
-        """JSON-able summary (config omitted; see ``config``)."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        """JSON-able summary (config and the study's swept field names omitted)."""
+        skip = ("config", "swept")
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
         out["run_dir"] = str(self.run_dir)
         return out
 
@@ -114,8 +122,8 @@ def owner_alive(pid: int | None, owner: str | None) -> bool:
     return now_there is None or now_there == owner
 
 
-def record_from_row(r: sqlite3.Row, run_dir: Path) -> RunRecord:
-    """A RunRecord from one row of the ``runs`` table."""
+def record_from_row(r: sqlite3.Row, run_dir: Path, swept: tuple[str, ...] = ()) -> RunRecord:
+    """A RunRecord from one row of the ``runs`` table; ``swept``: the study's swept fields."""
     return RunRecord(
         id=r["id"],
         depth=r["depth"],
@@ -139,4 +147,5 @@ def record_from_row(r: sqlite3.Row, run_dir: Path) -> RunRecord:
         started=r["started"],
         finished=r["finished"],
         provenance=json.loads(r["provenance"] or "{}"),
+        swept=swept,
     )

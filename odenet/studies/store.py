@@ -144,17 +144,18 @@ class Store(StoreClaims, StoreMetrics, StoreAnalyses):
 
     # ---- reading ------------------------------------------------------------------------
     def runs(self) -> list[RunRecord]:
-        """Every run in grid order."""
+        """Every run in grid order, each knowing its axes (``RunRecord.axes``)."""
         with self._tx() as con:
             rows = con.execute("SELECT * FROM runs ORDER BY idx").fetchall()
-        return [self._record(r) for r in rows]
+        swept = self.spec().swept
+        return [self._record(r, swept) for r in rows]
 
     def run(self, run_id: str) -> RunRecord:
         with self._tx() as con:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise ConfigError(f"no run {run_id!r} in study {str(self.dir)!r}")
-        return self._record(row)
+        return self._record(row, self.spec().swept)
 
     def counts(self) -> dict[str, int]:
         """status -> number of runs (every status present, zeros included)."""

@@ -81,5 +81,5 @@ class StoreConnection:
             con.execute("PRAGMA synchronous = NORMAL")
         return con
 
-    def _record(self, r: sqlite3.Row) -> RunRecord:
-        return record_from_row(r, self.run_dir(r["id"]))
+    def _record(self, r: sqlite3.Row, swept: tuple[str, ...]) -> RunRecord:
+        return record_from_row(r, self.run_dir(r["id"]), swept)
