@@ -120,7 +120,6 @@ def test_1d_landscape_on_a_study(study):
         assert np.isfinite(m.sharpness["lambda_max"]) and m.sharpness["lambda_max"] > 0
         assert "32 drawn (seed 0) from the run's training subset of 96" in m.data
         assert m.to_dict()["data"] == m.data
-    out = study / "landscape"
     assert {p.name for p in result.figures} == {"slice1d_d8.png", "slice1d_d8.svg"}
     assert all(p.stat().st_size > 0 for p in result.figures)
     assert "training subset of 96" in result.figures[1].read_text()  # the SVG says so
@@ -142,12 +141,19 @@ def test_1d_landscape_on_a_study(study):
     origin = result.models[0].slice.at_origin()[0]
     assert other.models[0].to_dict()["loss_at_0"] == pytest.approx(origin, rel=1e-5)
     assert not np.isclose(other.models[0].slice.loss, origin).any()
-    # the study report picks up the figures and the sharpness columns
+    # the study report picks up landscape's section and its flat sharpness table, whose
+    # columns join the run rows
     from odenet.studies.report import load_study_data
 
     data = load_study_data(study)
-    assert out / "slice1d_d8.png" in data.landscape_figures
-    assert set(data.sharpness) == {"d8-euler-lr0.1-s0", "d8-heun-lr0.1-s0"}
+    assert "![slice1d_d8](landscape/slice1d_d8.png)" in data.sections
+    assert set(data.tables["sharpness"]) == {"d8-euler-lr0.1-s0", "d8-heun-lr0.1-s0"}
+    assert data.analysis_columns == ["lambda_max", "trace"]
+    by_id = {row["id"]: row for row in data.run_rows()}
+    newest = {r["run_id"]: r["result"] for r in Store.open(study).analyses("sharpness")}
+    for run_id, values in newest.items():
+        assert by_id[run_id]["lambda_max"] == values["lambda_max"]
+        assert by_id[run_id]["trace"] == values["trace"]
 
 
 def test_2d_landscape_via_cli_json(study, capsys):
