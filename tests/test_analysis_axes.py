@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from odenet.analysis.selection import RunSelection, select_runs
 from odenet.cli import main
-from odenet.errors import ConfigError
-from odenet.studies.identity import Axes
-from odenet.studies.store import RunRecord, Store
+from odenet.studies.store import Store
 from odenet.tables import FlatTable
 
 STUDY = (
@@ -160,72 +157,6 @@ def test_sections_and_tables_of_the_analyses_reach_the_report(study, run_cli):
     md = (study / "report.md").read_text()
     assert "## What the instruments show (odenet analyze)" in md
     assert md.index("## What the instruments") < md.index("## Runs")
-
-
-# ---- the identity and the selection on records (no training) ------------------------------
-def _record(solver, lr, seed, wd, acc, status="done") -> RunRecord:
-    from dataclasses import replace
-
-    from odenet.training import TrainConfig
-
-    return RunRecord(
-        id=f"d20-{solver}-lr{lr}-wd{wd}-s{seed}",
-        depth=20,
-        solver=solver,
-        lr=lr,
-        seed=seed,
-        status=status,
-        test_acc=acc,
-        epochs_done=1,
-        run_dir=Path("/nonexistent"),
-        config=replace(TrainConfig(), weight_decay=wd),
-        swept=("weight_decay",),
-    )
-
-
-def test_axes_configuration_cell_variant_and_labels():
-    a = _record("rk4", 0.1, 1, 5e-4, 0.5).axes
-    assert a.names == ("depth", "solver", "lr", "weight_decay", "seed")
-    assert a.configuration == Axes.of_run(20, "rk4", 0.1, 0, (("weight_decay", 5e-4),)).without(
-        "seed"
-    )
-    assert a.cell.names == ("depth", "solver", "weight_decay")
-    assert a.variant.names == ("solver", "weight_decay")
-    assert a.variant.label() == "rk4 weight_decay=0.0005"
-    assert a.describe() == "depth 20, rk4, lr 0.1, weight_decay=0.0005, seed 1"
-    assert a.configuration != _record("rk4", 0.1, 1, 0.0, 0.5).axes.configuration
-
-
-def test_selection_picks_the_best_lr_of_each_cell_and_notes_an_unfinished_cell():
-    runs = [
-        _record("euler", 0.1, 0, 0.0, 0.90),
-        _record("euler", 0.1, 1, 0.0, 0.80),
-        _record("euler", 0.4, 0, 0.0, 0.70),
-        _record("euler", 0.1, 0, 5e-4, 0.50),
-        _record("euler", 0.4, 1, 5e-4, 0.95),
-        _record("euler", 0.4, 0, 5e-4, 0.90),
-        _record("rk4", 0.1, 0, 0.0, 0.90),
-        _record("rk4", 0.1, 0, 5e-4, None, "pending"),
-    ]
-    sel = select_runs(runs)
-    assert [r.id for r in sel.runs] == [
-        "d20-euler-lr0.1-wd0.0-s0",  # wd 0: lr 0.1 (mean 0.85 > 0.70), its smallest seed
-        "d20-euler-lr0.4-wd0.0005-s0",  # wd 5e-4: lr 0.4 (0.925 > 0.50)
-        "d20-rk4-lr0.1-wd0.0-s0",
-    ]
-    assert sel.notes == ("skipped depth 20, rk4, weight_decay=0.0005: no finished run",)
-    assert sel.swept == ("weight_decay",)
-    every = select_runs(runs, RunSelection(orders=(1,), all_lrs=True, all_seeds=True))
-    assert len(every.runs) == 6
-    kept_wd = (("weight_decay", (5e-4,)),)
-    kept = select_runs(runs, RunSelection(all_lrs=True, where=kept_wd))
-    assert [r.id for r in kept.runs] == [
-        "d20-euler-lr0.1-wd0.0005-s0",
-        "d20-euler-lr0.4-wd0.0005-s0",
-    ]
-    assert kept.notes == ("skipped depth 20, scheme rk4, weight_decay=0.0005: no finished run",)
-    with pytest.raises(ConfigError, match="no finished run at depth 20, scheme rk4, weight_dec"):
-        select_runs(runs, RunSelection(depths=(20,), orders=(4,), where=kept_wd))
 
 
 def test_flat_tables_are_stored_beside_a_result_and_handed_back_apart(tmp_path):

@@ -16,6 +16,7 @@ from odenet.analysis.selection import RunSelection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig
 from odenet.cli import main
 from odenet.errors import ConfigError
+from odenet.studies.identity import Axes
 from odenet.studies.store import RunRecord, Store
 from odenet.training import TrainConfig
 
@@ -205,9 +206,11 @@ def test_untrained_selection_fails_with_one_line(study, capsys, argv, what):
     assert "depths 8; schemes euler, heun; lrs 0.1" in err
 
 
-def _record(depth, solver, lr, seed, acc, status="done") -> RunRecord:
+def _record(depth, solver, lr, seed, acc, status="done", wd=None) -> RunRecord:
+    """A stored run; ``wd``: its value of a swept weight_decay (None: nothing swept)."""
+    swept = () if wd is None else ("weight_decay",)
     return RunRecord(
-        id=f"d{depth}-{solver}-lr{lr}-s{seed}",
+        id=f"d{depth}-{solver}-lr{lr}" + ("" if wd is None else f"-wd{wd}") + f"-s{seed}",
         depth=depth,
         solver=solver,
         lr=lr,
@@ -216,7 +219,8 @@ def _record(depth, solver, lr, seed, acc, status="done") -> RunRecord:
         test_acc=acc,
         epochs_done=1,
         run_dir=Path("/nonexistent"),
-        config=TrainConfig(),
+        config=TrainConfig() if wd is None else replace(TrainConfig(), weight_decay=wd),
+        swept=swept,
     )
 
 
@@ -261,6 +265,51 @@ def test_selection_best_lr_smallest_seed_and_errors():
         select_runs(runs, RunSelection(lrs=(0.8,)))
     with pytest.raises(ConfigError, match="no finished runs yet"):
         select_runs([_record(20, "euler", 0.1, 0, None, "pending")])
+
+
+def test_axes_configuration_cell_variant_and_labels():
+    a = _record(20, "rk4", 0.1, 1, 0.5, wd=5e-4).axes
+    assert a.names == ("depth", "solver", "lr", "weight_decay", "seed")
+    assert a.configuration == Axes.of_run(20, "rk4", 0.1, 0, (("weight_decay", 5e-4),)).without(
+        "seed"
+    )
+    assert a.cell.names == ("depth", "solver", "weight_decay")
+    assert a.variant.names == ("solver", "weight_decay")
+    assert a.variant.label() == "rk4 weight_decay=0.0005"
+    assert a.describe() == "depth 20, rk4, lr 0.1, weight_decay=0.0005, seed 1"
+    assert a.configuration != _record(20, "rk4", 0.1, 1, 0.5, wd=0.0).axes.configuration
+
+
+def test_selection_picks_the_best_lr_of_each_cell_and_notes_an_unfinished_cell():
+    runs = [
+        _record(20, "euler", 0.1, 0, 0.90, wd=0.0),
+        _record(20, "euler", 0.1, 1, 0.80, wd=0.0),
+        _record(20, "euler", 0.4, 0, 0.70, wd=0.0),
+        _record(20, "euler", 0.1, 0, 0.50, wd=5e-4),
+        _record(20, "euler", 0.4, 1, 0.95, wd=5e-4),
+        _record(20, "euler", 0.4, 0, 0.90, wd=5e-4),
+        _record(20, "rk4", 0.1, 0, 0.90, wd=0.0),
+        _record(20, "rk4", 0.1, 0, None, "pending", wd=5e-4),
+    ]
+    sel = select_runs(runs)
+    assert [r.id for r in sel.runs] == [
+        "d20-euler-lr0.1-wd0.0-s0",  # wd 0: lr 0.1 (mean 0.85 > 0.70), its smallest seed
+        "d20-euler-lr0.4-wd0.0005-s0",  # wd 5e-4: lr 0.4 (0.925 > 0.50)
+        "d20-rk4-lr0.1-wd0.0-s0",
+    ]
+    assert sel.notes == ("skipped depth 20, rk4, weight_decay=0.0005: no finished run",)
+    assert sel.swept == ("weight_decay",)
+    every = select_runs(runs, RunSelection(orders=(1,), all_lrs=True, all_seeds=True))
+    assert len(every.runs) == 6
+    kept_wd = (("weight_decay", (5e-4,)),)
+    kept = select_runs(runs, RunSelection(all_lrs=True, where=kept_wd))
+    assert [r.id for r in kept.runs] == [
+        "d20-euler-lr0.1-wd0.0005-s0",
+        "d20-euler-lr0.4-wd0.0005-s0",
+    ]
+    assert kept.notes == ("skipped depth 20, scheme rk4, weight_decay=0.0005: no finished run",)
+    with pytest.raises(ConfigError, match="no finished run at depth 20, scheme rk4, weight_dec"):
+        select_runs(runs, RunSelection(depths=(20,), orders=(4,), where=kept_wd))
 
 
 def test_option_parsing_errors(tmp_path):
