@@ -41,6 +41,7 @@ from odenet.analysis.inputs import (
     RunUnreadable,
     initial_model,
     load_run,
+    parse_limit,
 )
 from odenet.analysis.report_sections import write_analyze_section
 from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
@@ -278,7 +279,6 @@ def config_from_options(
     **options: object,
 ) -> AnalyzeConfig:
     """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all")."""
-    from odenet.analysis.landscape import parse_limit
     from odenet.analysis.selection import parse_selection
 
     config = AnalyzeConfig(

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from odenet.analysis.directions import make_directions, trained_parameters
-from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run
+from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run, parse_limit
 from odenet.analysis.report_sections import write_landscape_section
 from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig, model_sharpness
@@ -104,19 +104,6 @@ def parse_range(text: str) -> tuple[float, float]:
     if not lo < hi:
         raise ConfigError(f"--range: {text!r} needs A < B (e.g. -1:1)")
     return lo, hi
-
-
-def parse_limit(text: str | int | None) -> int | None:
-    """'all' (or None) -> None; a positive integer -> itself; ConfigError otherwise."""
-    if text is None or str(text).strip().lower() == "all":
-        return None
-    try:
-        n = int(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"--limit-data: {text!r} is not a positive integer or 'all'") from None
-    if n < 1:
-        raise ConfigError(f"--limit-data: {n} is not a positive integer or 'all'")
-    return n
 
 
 @dataclass
