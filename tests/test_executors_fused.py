@@ -13,9 +13,10 @@ import torch
 from float32_bounds import training_rtol
 
 from odenet.errors import ConfigError
-from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
+from odenet.studies.executors import FusedExecutor, SequentialExecutor, make_executor
+from odenet.studies.executors.fused import group_runs
 from odenet.studies.grid import build_grid
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import train
@@ -184,9 +185,9 @@ def test_a_member_the_failed_group_finished_keeps_its_result(tmp_path, monkeypat
 
     real, finished = odenet.training.fused.train_fused, []
 
-    def first_then_fail(configs, *, out_dirs, dataset, callbacks):
+    def first_then_fail(configs, *, out_dirs, dataset, callbacks, execution):
         finished.extend(real(configs[:1], out_dirs=out_dirs[:1], dataset=dataset,
-                             callbacks=callbacks[:1]))  # fmt: skip
+                             callbacks=callbacks[:1], execution=execution))  # fmt: skip
         raise RuntimeError("boom")
 
     monkeypatch.setattr(odenet.training.fused, "train_fused", first_then_fail)
