@@ -16,10 +16,9 @@ import platform
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
-from odenet.studies.executors import make_executor
+from odenet.studies.executors import RayConfig, make_executor
 from odenet.studies.grid import RunSpec, build_grid, first_config
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
@@ -27,9 +26,6 @@ from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from odenet.studies.executors.ray import RayConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
 _KNOWN_SHAPES = {
