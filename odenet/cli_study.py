@@ -100,7 +100,7 @@ def study_cmd(
     """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
     one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
-    from odenet.studies.ray_executor import RayConfig
+    from odenet.studies.executors.ray import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(

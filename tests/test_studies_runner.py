@@ -9,9 +9,10 @@ import pytest
 from rich.console import Console
 
 import odenet.training
+from odenet.studies.executors import SequentialExecutor
 from odenet.studies.grid import build_grid
 from odenet.studies.live import LineLog, LiveView, make_observer
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import EpochMetrics, TrainResult
@@ -19,7 +20,7 @@ from odenet.training import EpochMetrics, TrainResult
 SPEC = StudySpec(orders=(1, 2), depths=(8,), lrs=(0.1, 0.4), epochs=2, dataset="synthetic")
 
 
-def fake_train(config, *, out_dir, dataset, callbacks):
+def fake_train(config, *, out_dir, dataset, callbacks, execution):
     """Two epochs of three steps; heun at lr 0.4 raises; euler at 0.4 diverges in epoch 2."""
     assert dataset.name == config.dataset and out_dir.name.startswith("d8-")
     if (config.solver, config.lr) == ("heun", 0.4):
@@ -49,7 +50,7 @@ def fake_train(config, *, out_dir, dataset, callbacks):
         extra_params=0,
         seconds=0.2,
         device="cpu",
-        provenance={"seed": config.seed},
+        provenance={"seed": config.seed, "execution": execution},
     )
 
 

@@ -140,7 +140,8 @@ def test_claim_with_a_key_takes_one_group_in_grid_order(tmp_path):
 
 
 def test_fused_executor_claims_a_scheme_that_does_not_fuse_alone(tmp_path):
-    from odenet.studies.fused_executor import claim_key, make_executor
+    from odenet.studies.executors import make_executor
+    from odenet.studies.executors.fused import claim_key
 
     spec = StudySpec(orders=(1, 2), solvers=("lm",), depths=(8,), lrs=(0.1, 0.2, 0.4),
                      dataset="synthetic", epochs=1)  # fmt: skip

@@ -21,12 +21,12 @@ import math
 from dataclasses import dataclass, fields
 
 from odenet.errors import ConfigError
+from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
 from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS, parse_list
 from odenet.training.config import TrainConfig
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
-EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
 SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
 # TrainConfig fields that only say how a run executes: a study may change them between
 # invocations (as the checkpoint's resume check allows), and they cannot be swept.
@@ -55,7 +55,7 @@ class StudySpec:
     sweep: tuple[tuple[str, tuple], ...] = ()  # other swept TrainConfig fields: (name, values)
     # in TrainConfig field order, each with >= 2 values
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
-    fuse_max: int = 8  # most runs trained together as one fused network
+    fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
 
     def __init__(self, **options: object) -> None:
         own = {f.name: f.default for f in fields(StudySpec)}
@@ -148,17 +148,8 @@ class StudySpec:
         for name, plural in FAMILIAR.items():
             if getattr(self.base, name) != getattr(default, name):
                 raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
-        if self.executor not in EXECUTORS:
-            valid = ", ".join(EXECUTORS)
-            raise ConfigError(
-                f"--executor: unknown value {self.executor!r}; expected one of: {valid}"
-            )
-        if (
-            isinstance(self.fuse_max, bool)
-            or not isinstance(self.fuse_max, int)
-            or self.fuse_max < 1
-        ):
-            raise ConfigError(f"--fuse-max must be a positive integer, got {self.fuse_max!r}")
+        check_executor(self.executor)
+        check_fuse_max(self.fuse_max)
         if not isinstance(self.base.dataset, str) or not self.base.dataset.strip():
             raise ConfigError(f"--dataset must be a dataset name, got {self.base.dataset!r}")
         build_grid(self)  # every run's TrainConfig.validate(); the dataset name: load_dataset
