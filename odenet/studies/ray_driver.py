@@ -15,9 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from odenet.studies.records import RunRecord
 from odenet.studies.runner import StudyObserver
-from odenet.studies.store import Store
+from odenet.studies.store import RunRecord, Store
 from odenet.training.checkpoint import CHECKPOINT, save_bytes, save_result
 
 if TYPE_CHECKING:

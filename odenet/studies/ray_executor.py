@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError
-from odenet.studies.records import RunRecord
 from odenet.studies.runner import Executor, StudyObserver
-from odenet.studies.store import Store
+from odenet.studies.store import RunRecord, Store
 
 if TYPE_CHECKING:
     from odenet.studies.ray_worker import WorkerSettings

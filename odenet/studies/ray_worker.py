@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from odenet.studies.records import RunRecord
 from odenet.studies.runner import Executor, StudyObserver, _message
+from odenet.studies.store import RunRecord
 from odenet.training.checkpoint import CHECKPOINT
 
 SHIPPED = (CHECKPOINT,)  # the run-directory files that travel to the driver (result.json is
