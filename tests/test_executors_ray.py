@@ -232,7 +232,7 @@ def test_ctrl_c_cancels_the_tasks_and_gives_the_runs_back(tmp_path, caplog):
 
 
 def _alive(pid: int) -> bool:
-    from odenet.studies.records import pid_alive
+    from odenet.studies.store import pid_alive
 
     return pid_alive(pid)
 

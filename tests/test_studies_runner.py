@@ -134,7 +134,7 @@ def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
     import subprocess
     import sys
 
-    from odenet.studies.records import process_identity
+    from odenet.studies.store import process_identity
 
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     (held,) = store.claim(1, "sequential")

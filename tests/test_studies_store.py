@@ -10,9 +10,8 @@ import pytest
 
 from odenet.errors import ConfigError
 from odenet.studies.grid import build_grid
-from odenet.studies.records import pid_alive
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import Store, pid_alive
 
 SPEC = StudySpec(
     orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.2, 0.4), seeds=(0, 1), dataset="synthetic", epochs=2

@@ -37,8 +37,8 @@ from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.strict_json import finite
-from odenet.studies.records import RunRecord
-from odenet.studies.store import Store
+from odenet.studies.store import RunRecord, Store
+from odenet.tables import rich_table
 
 VERSION = 3  # bump when what a cached result holds changes
 
@@ -280,7 +280,7 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(),
     }
-    out = store.dir / "analysis"
+    out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     return AnalyzeResult(settings, models, table, figures, notes)
 
@@ -316,29 +316,13 @@ def config_from_options(
 
 def summary_table(result: AnalyzeResult):
     """A rich Table of the aggregate per (depth, scheme, lr)."""
-    from rich.table import Table
-
-    table = Table(
-        title="analyze: means over seeds per (depth, scheme, lr)",
-        caption="images: " + "; ".join(result.settings["images"]),
-    )
-    cols = (
-        "depth",
-        "scheme",
-        "lr",
-        "n",
-        "test acc %",
-        "response",
-        "step ratio",
-        "|z|",
-        "outside region",
-    )
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("depth", "scheme") else "right")
+    header = ("depth", "scheme", "lr", "n", "test acc %", "response", "step ratio", "|z|",
+              "outside region")  # fmt: skip
 
     def num(v, fmt=".3g"):
         return "-" if v is None else format(v, fmt)
 
+    rows = []
     for r in result.to_dict()["table"]:
         outside = (
             "-"
@@ -346,15 +330,14 @@ def summary_table(result: AnalyzeResult):
             else f"{r['outside_region']:.1f}/{r['fields_with_region']}"
         )
         acc = None if r["test_acc"] is None else 100 * r["test_acc"]
-        table.add_row(
-            str(r["depth"]),
-            r["scheme"],
-            f"{r['lr']:g}",
-            str(r["n"]),
-            num(acc, ".2f"),
-            num(r["response"]),
-            num(r["step_ratio"]),
-            num(r["eig_abs"]),
-            outside,
-        )
-    return table
+        rows.append([
+            str(r["depth"]), r["scheme"], f"{r['lr']:g}", str(r["n"]), num(acc, ".2f"),
+            num(r["response"]), num(r["step_ratio"]), num(r["eig_abs"]), outside,
+        ])  # fmt: skip
+    return rich_table(
+        header,
+        rows,
+        title="analyze: means over seeds per (depth, scheme, lr)",
+        caption="images: " + "; ".join(result.settings["images"]),
+        left=("depth", "scheme"),
+    )

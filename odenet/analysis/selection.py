@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
-from odenet.studies.records import RunRecord
+from odenet.studies.store import RunRecord
 
 
 @dataclass(frozen=True)

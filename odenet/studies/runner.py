@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 from odenet.errors import StoreError
+from odenet.files import atomic_write_bytes
 from odenet.studies.executors.base import Executor
 from odenet.studies.executors.events import (
     EpochEnded,
@@ -32,7 +33,6 @@ from odenet.studies.executors.events import (
 )
 from odenet.studies.records import RunRecord
 from odenet.studies.store import Store
-from odenet.training.checkpoint import save_bytes
 from odenet.training.results import StepLog
 
 
@@ -86,7 +86,7 @@ class Recorder:
             store.record_epoch(run.id, event.metrics)
             observer.on_epoch_end(run, event.metrics)
         elif isinstance(event, FileWritten):
-            save_bytes(run.run_dir / event.name, event.data)
+            atomic_write_bytes(run.run_dir / event.name, event.data)
         elif isinstance(event, RunFinished | RunFailed | RunReleased):
             self._end(run, event)
         else:

@@ -2,8 +2,8 @@
 
 A run directory holds
 
-* ``checkpoint.pt``: written after every completed epoch (temp file + ``os.replace``, so a
-  crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
+* ``checkpoint.pt``: written after every completed epoch (the atomic writer, odenet.files:
+  a crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
   the TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed
   epochs), ``step`` (optimizer steps taken; the lr schedule is a function of it), ``model``
   (state dict), ``momentum`` (parameter name -> SGD momentum buffer; empty for momentum 0),
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from odenet.errors import ConfigError, DataError
-from odenet.files import atomic_write
+from odenet.files import atomic_write, atomic_write_text
 from odenet.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -42,16 +42,9 @@ _IGNORED_ON_RESUME = ("data_dir", "cuda_graphs", "log_every")  # where data live
 
 def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors, dicts, lists, numbers, strings) to out_dir/checkpoint.pt."""
-    path = Path(out_dir) / CHECKPOINT
-    atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
-    return path
-
-
-def save_bytes(path: str | Path, data: bytes) -> Path:
-    """Write a file's bytes as they are (a checkpoint shipped from another machine), atomically."""
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(data))
-    return path
+    return atomic_write(
+        Path(out_dir) / CHECKPOINT, lambda f: torch.save({"format": FORMAT, **payload}, f)
+    )
 
 
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
@@ -85,9 +78,7 @@ def momentum_of(state: dict[str, Any], params: list[tuple[str, torch.Tensor]]) -
 def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
     """Write a result dict as out_dir/result.json (atomically)."""
     path = Path(out_dir) / RESULT
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
-    return path
+    return atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
 def load_result(out_dir: str | Path) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from odenet.data import resolve_device
+from odenet.files import atomic_write_bytes
 from odenet.studies.executors.base import LocalExecutor, error_message
 from odenet.studies.executors.events import FileWritten, RunEvent
 from odenet.studies.executors.fused import FusedExecutor
@@ -85,7 +86,7 @@ def run_task(request: TaskRequest) -> Iterator[list[WorkerMessage]]:
             run_dir = Path(tmp) / run.id
             run_dir.mkdir()
             for name, data in request.files.get(run.id, {}).items():
-                (run_dir / name).write_bytes(data)
+                atomic_write_bytes(run_dir / name, data)
             local[run.id] = dataclasses.replace(run, run_dir=run_dir)
         yield [started]
         outbox = Outbox(local, messages.put)
