@@ -62,6 +62,11 @@ def _run(odenet: list[str], args: str, cwd: Path) -> dict:
 
 
 def _strip(value):
+    if isinstance(value, str) and value.startswith("{"):  # JSON text (a slice's settings)
+        try:
+            return json.dumps(_strip(json.loads(value)), sort_keys=True)
+        except ValueError:
+            return value
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
