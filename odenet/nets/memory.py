@@ -44,6 +44,7 @@ def estimate(config, image_size: int = 32, batch_size: int = 1) -> MemoryEstimat
     """The memory one training step of ``config`` (a valid ModelConfig) needs; allocates
     nothing. Continuous models have one shared field per stage; their activations depend on
     the solver's step count, so one evaluation is counted."""
+    config = config.for_data()  # concrete in_channels
     layout = config.layout()
     continuous = config.continuous
     params = layout.stem_kernel**2 * config.in_channels * layout.stem_channels

@@ -104,7 +104,7 @@ def claim_key(config: TrainConfig) -> Hashable | None:
     from odenet.nets.fused import fusable
     from odenet.training.fused import fusion_key
 
-    return None if fusable(config.model_config(3, 10)) else fusion_key(config)
+    return None if fusable(config.model) else fusion_key(config)
 
 
 class FusedExecutor(Executor):
@@ -125,7 +125,7 @@ class FusedExecutor(Executor):
 
         for group in group_runs(runs, self.capacity):
             config = group[0].config
-            reason = fusable(config.model_config(3, 10))
+            reason = fusable(config.model)
             if reason is not None and reason not in self._warned:
                 self._warned.add(reason)
                 log.warning("fused executor: %s; running its runs sequentially", reason)

@@ -97,8 +97,8 @@ class Store(StoreClaims, StoreMetrics, StoreAnalyses):
                 raise
 
     @classmethod
-    def create(cls, study_dir: str | Path, spec: StudySpec, runs: list, versions: dict) -> Store:
-        """Create (or join) the study at ``study_dir`` holding ``runs`` (RunSpecs).
+    def create(cls, study_dir: str | Path, spec: StudySpec, versions: dict) -> Store:
+        """Create (or join) the study at ``study_dir`` holding the runs of ``spec``.
 
         Safe against a concurrent creator: the first spec written wins and a different one
         is refused with ConfigError. Call ``check_spec`` first to fail without writing.
@@ -125,7 +125,7 @@ class Store(StoreClaims, StoreMetrics, StoreAnalyses):
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (r.id, r.index, r.depth, r.solver, r.lr, r.seed, json.dumps(r.config_dict()))
-                    for r in runs
+                    for r in spec.runs
                 ],
             )
         return store
