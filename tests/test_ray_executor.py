@@ -18,8 +18,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from odenet.nets import ModelConfig
 from odenet.studies import Store, StudyObserver, StudySpec, run_study
 from odenet.studies.ray_executor import RayConfig
+from odenet.training import TrainConfig
 
 DATA = "synthetic:train=256,test=128,size=8"
 ARGS = ["study", "--dataset", DATA, "--depths", "8", "--width", "4", "--device", "cpu"]
@@ -107,9 +109,18 @@ class _KillWorker(StudyObserver):
 def _spec(lrs) -> StudySpec:
     """Epochs of 32 steps: the run is still training when the driver sees its epoch 1."""
     return StudySpec(
-        orders=(1,), depths=(8,), lrs=lrs, epochs=3, dataset="synthetic:train=1024,test=128,size=8",
-        width=4, batch_size=32, device="cpu", executor="ray",
-    )  # fmt: skip
+        base=TrainConfig(
+            epochs=3,
+            dataset="synthetic:train=1024,test=128,size=8",
+            batch_size=32,
+            device="cpu",
+            model=ModelConfig(width=4),
+        ),
+        orders=(1,),
+        depths=(8,),
+        lrs=lrs,
+        executor="ray",
+    )
 
 
 @pytest.mark.usefixtures("cluster")
@@ -241,16 +252,18 @@ def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_p
     """The worker protocol without Ray: run_task on a fused group (the GPU configuration, here
     on CPU), its events replayed by the driver's code on a store, equals the fused executor's
     local study bitwise (same code, same process, same kernels)."""
-    from odenet.studies import build_grid
     from odenet.studies.ray_driver import Driver, Task
     from odenet.studies.ray_worker import WorkerSettings, run_task
 
     spec = StudySpec(
-        orders=(1,), depths=(8,), lrs=(0.1, 0.2), epochs=2, dataset=DATA, width=4, device="cpu",
+        base=TrainConfig(epochs=2, dataset=DATA, device="cpu", model=ModelConfig(width=4)),
+        orders=(1,),
+        depths=(8,),
+        lrs=(0.1, 0.2),
         executor="fused",
-    )  # fmt: skip
+    )
     run_study(spec, tmp_path / "local", quiet=True)
-    store = Store.create(tmp_path / "ray", spec, build_grid(spec), {})
+    store = Store.create(tmp_path / "ray", spec, {})
     claimed = [store.run(i) for i in store.claim(8, "ray")]
     task = Task({r.id: r for r in claimed}, tries=1)
     driver = Driver(None, store, StudyObserver())
@@ -276,7 +289,7 @@ def test_store_proxy_forwards_any_write_after_the_changed_checkpoint(tmp_path):
     by the run's checkpoint when it changed since it was last shipped; reads stay local."""
     from odenet.studies.ray_worker import StoreProxy
 
-    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), _grid(), {}).runs()))
+    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), {}).runs()))
     events = []
     proxy = StoreProxy({run.id: run}, events.append)
     assert proxy.run(run.id) is run and events == []
@@ -291,9 +304,3 @@ def test_store_proxy_forwards_any_write_after_the_changed_checkpoint(tmp_path):
         ("store", "record_epoch", (run.id, {"epoch": 1}), {}),
         ("store", "record_steps", (run.id, [(2, 2.2, 0.1)]), {}),
     ]
-
-
-def _grid():
-    from odenet.studies import build_grid
-
-    return build_grid(_spec((0.1,)))

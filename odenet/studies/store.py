@@ -118,8 +118,9 @@ class Store(StoreClaims, StoreMetrics, StoreAnalyses):
             con.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
             )
-            stored = StudySpec.from_dict(json.loads(read_meta(con, "spec")))
-            _refuse_changed(store.dir, stored, spec)
+            stored = read_meta(con, "spec")
+            if stored != meta["spec"]:  # another creator's (or an older version's) spec
+                _refuse_changed(store.dir, StudySpec.from_dict(json.loads(stored)), spec)
             con.executemany(
                 "INSERT OR IGNORE INTO runs (id, idx, depth, solver, lr, seed, config)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
