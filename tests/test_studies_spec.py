@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+from stored_formats import MAIN_SPEC, V010_SPEC
 
 from odenet.errors import ConfigError
 from odenet.nets import ModelConfig
@@ -157,31 +158,6 @@ def test_sweep_order_differences_and_round_trip():
     assert spec == StudySpec(base=base, orders=(1,), depths=(8,), lrs=(0.1,))
     with pytest.raises(ConfigError, match="unknown keys \\['bogus'\\]"):
         StudySpec.from_dict({**old, "bogus": 1})
-
-
-# The spec as stored by odenet 0.1.0 (flat) and by the main branch before the config tree
-# (format 2: a flat "base"), for `odenet study --dataset synthetic:train=256,test=128,size=8
-# --depths 8 --width 4 --device cpu --epochs 2 --orders 1,2 --lrs 0.1 --seeds 0,1` (and
-# `--axis weight_decay=0,5e-4` for the second).
-V010_SPEC = {
-    "orders": [1, 2], "solvers": [], "depths": [8], "lrs": [0.1], "seeds": [0, 1], "epochs": 2,
-    "dataset": "synthetic:train=256,test=128,size=8", "limit_train": None, "limit_test": None,
-    "batch_size": 128, "schedule": "onecycle", "device": "cpu", "width": 4, "block": "postact",
-    "shortcut": "A", "data_dir": None, "executor": "auto", "fuse_max": 8, "cuda_graphs": None,
-}  # fmt: skip
-MAIN_BASE = {
-    "dataset": "synthetic:train=256,test=128,size=8", "depth": 20, "solver": "euler",
-    "block": "postact", "shortcut": "A", "width": 4, "epochs": 2, "lr": 0.1, "batch_size": 128,
-    "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005, "schedule": "onecycle",
-    "warmup_epochs": 0.0, "label_smoothing": 0.0, "seed": 0, "limit_train": None,
-    "limit_test": None, "data_dir": None, "device": "cpu", "amp": None, "channels_last": None,
-    "augment": True, "cuda_graphs": None, "pad": 4, "divergence_threshold": 10000.0,
-    "log_every": 0, "arch": "cifar", "downsample": "stem",
-}  # fmt: skip
-MAIN_SPEC = {
-    "format": 2, "base": MAIN_BASE, "orders": [1, 2], "solvers": [], "depths": [8], "lrs": [0.1],
-    "seeds": [0, 1], "sweep": {"weight_decay": [0.0, 0.0005]}, "executor": "auto", "fuse_max": 8,
-}  # fmt: skip
 
 
 @pytest.mark.parametrize("stored, axes", [(V010_SPEC, []), (MAIN_SPEC, ["weight_decay=0,5e-4"])])

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from stored_formats import MAIN_CONFIG, V010_CONFIG
 
 from odenet.errors import ConfigError, DataError
 from odenet.nets import ModelConfig
@@ -145,20 +146,6 @@ def test_model_fields_are_validated_and_the_shape_comes_from_the_data():
     assert ModelConfig(arch="resnet18").for_data() == ModelConfig(
         arch="resnet18", in_channels=3, num_classes=1000
     )
-
-
-# What odenet 0.1.0 stored (study.sqlite runs.config, checkpoint.pt, result.json provenance):
-# flat, the model's fields beside the others, without the fields added since.
-V010_CONFIG = {
-    "dataset": "synthetic:train=256,test=128,size=8", "depth": 8, "solver": "euler",
-    "block": "postact", "shortcut": "A", "width": 4, "epochs": 2, "lr": 0.1, "batch_size": 128,
-    "momentum": 0.9, "nesterov": True, "weight_decay": 0.0005, "schedule": "onecycle",
-    "warmup_epochs": 0.0, "label_smoothing": 0.0, "seed": 0, "limit_train": None,
-    "limit_test": None, "data_dir": None, "device": "cpu", "amp": None, "channels_last": None,
-    "augment": True, "cuda_graphs": None, "divergence_threshold": 10000.0,
-}  # fmt: skip
-# ... and what the main branch before the config tree stored: flat, every field of its day
-MAIN_CONFIG = {**V010_CONFIG, "pad": 4, "log_every": 0, "arch": "cifar", "downsample": "stem"}
 
 
 @pytest.mark.parametrize("stored", [V010_CONFIG, MAIN_CONFIG])
