@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 S = "--dataset synthetic:train=512,test=256,size=8 --width 4 --epochs 2 --device cpu -q"
 STUDIES = {
     "rk": f"{S} --depths 8,14 --orders 1,2,4 --solvers lm,plain,ralston --lrs 0.1,0.8 --seeds 0",
@@ -43,7 +45,8 @@ LANDSCAPE = "landscape {dir} --points 5 --limit-data 64 --trace-probes 2 --power
 VOLATILE = {
     "seconds", "started", "finished", "run_dir", "provenance", "device", "executor", "files",
     "figures", "path", "paths", "study_dir", "created", "host", "pid", "elapsed", "time",
-    "torch_version", "odenet_version", "python", "warnings", "members",
+    "torch_version", "odenet_version", "python", "warnings", "members", "images_per_s",
+    "slice_file",  # its name hashes the file's settings; its values are kept as "slice"
 }  # fmt: skip
 
 
@@ -77,7 +80,12 @@ def record(out: Path, odenet: list[str]) -> None:
         found["train"] = _strip(_run(odenet, TRAIN, cwd))
         print("analyze, landscape", file=sys.stderr)
         found["analyze"] = _strip(_run(odenet, ANALYZE.format(dir="rk"), cwd))
-        found["landscape"] = _strip(_run(odenet, LANDSCAPE.format(dir="rk"), cwd))
+        landscape = _run(odenet, LANDSCAPE.format(dir="rk"), cwd)
+        for model in landscape.get("models", []):
+            if model.get("slice_file"):  # the slice itself: every loss and accuracy on the grid
+                with np.load(cwd / model["slice_file"]) as npz:
+                    model["slice"] = {k: npz[k].tolist() for k in sorted(npz.files)}
+        found["landscape"] = _strip(landscape)
     out.write_text(json.dumps(found, indent=1, sort_keys=True))
 
 
@@ -96,7 +104,7 @@ def _diff(a, b, where: str, out: list[str]) -> None:
 
 
 def compare(before: Path, after: Path) -> int:
-    a, b = json.loads(before.read_text()), json.loads(after.read_text())
+    a, b = _strip(json.loads(before.read_text())), _strip(json.loads(after.read_text()))
     diffs: list[str] = []
     for key in a:
         if key in b:
