@@ -16,6 +16,7 @@ layout (``ModelConfig.layout()``: stem and stages of every arch) without buildin
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ def check_fits(config, image_size: int = 32, batch_size: int = 1) -> None:
     )
 
 
+@functools.cache  # the machine's memory does not change while it runs (read once)
 def total_memory() -> int | None:
     """Physical memory in bytes (Linux /proc/meminfo, else sysconf); None when unknown."""
     try:
