@@ -47,7 +47,6 @@ def with_settings(settings: Iterable[Setting], *, given: bool = False) -> Callab
         params = own + [_parameter(s, given) for s in settings]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
-        del command.__wrapped__  # Typer must see the synthesized signature, not fn's
         return command
 
     return wrap

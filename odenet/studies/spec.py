@@ -51,8 +51,8 @@ class StudySpec:
     ``{"weight_decay": (0.0, 5e-4)}``; a one-value sweep is a base setting.
     """
 
-    base: TrainConfig = field(default_factory=TrainConfig)  # every run's settings (depth,
-    # solver, lr, seed: the axes')
+    # every run's settings; its depth, solver, lr and seed stay at their defaults (the axes)
+    base: TrainConfig = field(default_factory=TrainConfig)
     orders: tuple[int, ...] = (1, 2, 4)  # RK orders; each adds for_order(o) (euler, heun, rk4)
     solvers: tuple[str, ...] = ()  # extra registry names (e.g. "lm", "ralston"), after the orders
     depths: tuple[int, ...] = (20, 56, 110)  # 6n + 2 layers each
@@ -64,6 +64,8 @@ class StudySpec:
     fuse_max: int = 8  # most runs trained together as one fused network
 
     def __post_init__(self) -> None:
+        if not isinstance(self.base, TrainConfig):
+            raise ConfigError(f"a study's base must be a TrainConfig, got {self.base!r}")
         for name in LISTS:  # lists given from Python (a notebook) become tuples
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
