@@ -52,7 +52,7 @@ def _with(option, value):
         ("--lrs", "0.1,,0.2", "--lrs: empty item"),
         ("--lrs", "abc", "--lrs: 'abc' is not a number"),
         ("--lrs", "", "--lrs: empty list"),
-        ("--lrs", "-0.1", "--lrs: learning rate -0.1 must be a positive"),
+        ("--lrs", "-0.1", "--lrs: lr must be a positive finite number, got -0.1"),
         ("--seeds", "0,x", "--seeds: 'x' is not an integer"),
         ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
         ("--schedule", "linear", "unknown schedule 'linear'; expected one of: onecycle"),

@@ -19,7 +19,7 @@ and ``--axis FIELD=V1,V2``; reading them is ``spec_sources.py``, typed values
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 from dataclasses import dataclass, field
 
 from odenet import solvers
@@ -28,7 +28,7 @@ from odenet.nets.layout import ARCHS, check_arch
 from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
 from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
-from odenet.training.config import SETTINGS, TrainConfig
+from odenet.training.config import SETTINGS, TrainConfig, check_value
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
@@ -117,8 +117,10 @@ class StudySpec:
         return tuple(name for name, _ in self.sweep)
 
     def _check(self) -> None:
-        """ConfigError naming the first bad option, its value and what is valid (each run's
-        own TrainConfig is checked while the runs are built)."""
+        """ConfigError naming the first bad option, its value and what is valid. The values
+        of the list options are checked as TrainConfig checks them (``check_value``, the
+        message prefixed by the option); each run's whole TrainConfig is checked while the
+        runs are built."""
         for name in ("depths", "lrs", "seeds"):
             _non_empty(name, getattr(self, name))
         if not self.orders and not self.solvers:
@@ -132,13 +134,9 @@ class StudySpec:
         arches = dict(self.sweep).get("arch", (self.base.model.arch,))
         for d in self.depths:
             _check_depth(d, arches)
-        for lr in self.lrs:
-            ok = isinstance(lr, (int, float)) and not isinstance(lr, bool)
-            if not ok or not math.isfinite(lr) or lr <= 0:
-                raise ConfigError(f"--lrs: learning rate {lr!r} must be a positive finite number")
-        for s in self.seeds:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise ConfigError(f"--seeds: seed {s!r} must be a non-negative integer")
+        for option, name in (("lrs", "lr"), ("seeds", "seed")):  # TrainConfig's own checks
+            for value in getattr(self, option):
+                _prefixed(option, functools.partial(check_value, name), value)
         for name in ("depths", "lrs", "seeds", "orders", "solvers"):
             _no_duplicates(name, getattr(self, name))
         for name, values in self.sweep:
@@ -157,8 +155,6 @@ class StudySpec:
             or self.fuse_max < 1
         ):
             raise ConfigError(f"--fuse-max must be a positive integer, got {self.fuse_max!r}")
-        if not isinstance(self.base.dataset, str) or not self.base.dataset:
-            raise ConfigError(f"--dataset must be a dataset name, got {self.base.dataset!r}")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict: ``{"format": 3, "base": asdict(base), ..., "sweep": {}}``."""

@@ -19,6 +19,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from odenet.errors import ConfigError
@@ -84,54 +85,14 @@ class TrainConfig:
                     f"{name} comes from the dataset: leave TrainConfig.model.{name} unset, "
                     f"got {getattr(self.model, name)!r}"
                 )
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        if not isinstance(self.pad, int) or isinstance(self.pad, bool) or self.pad < 0:
-            raise ConfigError(f"pad must be a non-negative integer (0: no crop), got {self.pad!r}")
-        _positive_float("lr", self.lr)
-        _positive_float("divergence_threshold", self.divergence_threshold)
-        _number_in("momentum", self.momentum, 0.0, 1.0, "in [0, 1)", upper_open=True)
-        _number_in("weight_decay", self.weight_decay, 0.0, math.inf, ">= 0", upper_open=True)
-        _number_in(
-            "warmup_epochs", self.warmup_epochs, 0.0, self.epochs, f"in [0, epochs={self.epochs}]"
-        )
-        _number_in("label_smoothing", self.label_smoothing, 0.0, 1.0, "in [0, 1)", upper_open=True)
+        for name in _CHECKS:
+            check_value(name, getattr(self, name))
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(
+                f"warmup_epochs must be in [0, epochs={self.epochs}], got {self.warmup_epochs!r}"
+            )
         if self.nesterov and self.momentum == 0:
             raise ConfigError("nesterov=True needs momentum > 0: set momentum or nesterov=False")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(
-                f"unknown schedule {self.schedule!r}; expected one of: {', '.join(SCHEDULES)}"
-            )
-        if self.device not in DEVICES:
-            valid = ", ".join(DEVICES)
-            raise ConfigError(f"unknown device {self.device!r}; expected one of: {valid}")
-        if not isinstance(self.log_every, int) or isinstance(self.log_every, bool):
-            raise ConfigError(f"log_every must be an integer >= 0, got {self.log_every!r}")
-        if self.log_every < 0:
-            raise ConfigError(f"log_every must be an integer >= 0 (0: auto), got {self.log_every}")
-        for name in ("limit_train", "limit_test"):
-            value = getattr(self, name)
-            if value is not None:
-                _positive_int(name, value)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if self.seed > MAX_SEED:  # torch.Generator seeds are 64-bit; the store's are int64
-            raise ConfigError(
-                f"seed {self.seed} is above 2**63 - 1 = {MAX_SEED}; use a smaller one"
-            )
-        for name in ("dataset", "schedule", "device"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"{name} must be a name (a string), got {getattr(self, name)!r}")
-        if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise ConfigError(f"data_dir must be a path (a string), got {self.data_dir!r}")
-        for name in ("nesterov", "augment"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("amp", "channels_last", "cuda_graphs"):
-            if getattr(self, name) not in (None, True, False):
-                raise ConfigError(
-                    f"{name} must be true, false or unset, got {getattr(self, name)!r}"
-                )
         self.model.validate()
 
     def model_for(self, dataset) -> ModelConfig:
@@ -255,3 +216,94 @@ def _number_in(
         ok = lo <= value and (value < hi if upper_open else value <= hi)
     if not ok:
         raise ConfigError(f"{name} must be {text}, got {value!r}")
+
+
+def _non_negative_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        what = {"pad": " (0: no crop)", "log_every": " (0: auto)"}.get(name, "")
+        raise ConfigError(f"{name} must be a non-negative integer{what}, got {value!r}")
+
+
+def _seed(name: str, value: object) -> None:
+    _non_negative_int(name, value)
+    if value > MAX_SEED:  # torch.Generator seeds are 64-bit; the store's are int64
+        raise ConfigError(f"{name} {value} is above 2**63 - 1 = {MAX_SEED}; use a smaller one")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, object], None]:
+    def check(name: str, value: object) -> None:
+        if value not in choices:
+            valid = ", ".join(choices)
+            raise ConfigError(f"unknown {name} {value!r}; expected one of: {valid}")
+
+    return check
+
+
+def _name(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a name (a string), got {value!r}")
+
+
+def _path(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a path (a string), got {value!r}")
+
+
+def _limit(name: str, value: object) -> None:
+    if value is not None:
+        _positive_int(name, value)
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _flag_or_auto(name: str, value: object) -> None:
+    if value not in (None, True, False):
+        raise ConfigError(f"{name} must be true, false or unset, got {value!r}")
+
+
+def _fraction(name: str, value: object) -> None:
+    _number_in(name, value, 0.0, 1.0, "in [0, 1)", upper_open=True)
+
+
+def _non_negative(name: str, value: object) -> None:
+    _number_in(name, value, 0.0, math.inf, ">= 0", upper_open=True)
+
+
+# How each of TrainConfig's own fields is checked on its own (ModelConfig.validate checks the
+# model's); what involves two fields (warm-up within the epochs, Nesterov needing momentum)
+# is TrainConfig.validate's.
+_CHECKS: dict[str, Callable[[str, object], None]] = {
+    "dataset": _name,
+    "epochs": _positive_int,
+    "lr": _positive_float,
+    "batch_size": _positive_int,
+    "momentum": _fraction,
+    "nesterov": _flag,
+    "weight_decay": _non_negative,
+    "schedule": _choice(SCHEDULES),
+    "warmup_epochs": _non_negative,
+    "label_smoothing": _fraction,
+    "seed": _seed,
+    "limit_train": _limit,
+    "limit_test": _limit,
+    "data_dir": _path,
+    "device": _choice(DEVICES),
+    "amp": _flag_or_auto,
+    "channels_last": _flag_or_auto,
+    "augment": _flag,
+    "cuda_graphs": _flag_or_auto,
+    "pad": _non_negative_int,
+    "divergence_threshold": _positive_float,
+    "log_every": _non_negative_int,
+}
+if set(_CHECKS) != {s.name for s in SETTINGS.values() if not s.in_model}:
+    raise TypeError("every TrainConfig field needs its check in _CHECKS")
+
+
+def check_value(name: str, value: object) -> None:
+    """ConfigError when ``value`` cannot be TrainConfig field ``name`` (one of its own, not
+    the model's), whatever the other fields are: what a study checks its list options with."""
+    _CHECKS[name](name, value)
