@@ -47,6 +47,7 @@ VOLATILE = {
     "figures", "path", "paths", "study_dir", "created", "host", "pid", "elapsed", "time",
     "torch_version", "odenet_version", "python", "warnings", "members", "images_per_s",
     "slice_file",  # its name hashes the file's settings; its values are kept as "slice"
+    "checkpoint",  # a hash of checkpoint.pt, which holds each epoch's wall-clock seconds
 }  # fmt: skip
 
 

@@ -47,7 +47,7 @@ def main() -> None:
     import ray
 
     from odenet.studies import StudySpec, run_study
-    from odenet.studies.ray_executor import RayConfig
+    from odenet.studies.executors.ray import RayConfig
     from odenet.training import TrainConfig
     from odenet.training.checkpoint import CHECKPOINT, save_bytes
 

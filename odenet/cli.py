@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Library errors (OdenetError) print ``error: <message>`` and exit with their code; a file
     system refusal (OSError) exits 1; usage errors exit 2; Ctrl-C prints INTERRUPTED and exits
-    130 (the executors have given their runs back, so the same command resumes).
+    130 (the runner has given the unfinished runs back, so the same command resumes).
     """
     code: int | str | None = 0
     if _main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:

@@ -81,7 +81,7 @@ def study_cmd(
     one run. Every TrainConfig field can be set (its option, --set) or swept (--axis, TOML
     lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
-    from odenet.studies.ray_executor import RayConfig
+    from odenet.studies.executors.ray import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(

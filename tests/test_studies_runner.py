@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 
 import odenet.training
+from odenet.studies.executors import SequentialExecutor
 from odenet.studies.live import LineLog, LiveView, make_observer
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import EpochMetrics, TrainConfig, TrainResult
@@ -23,7 +24,7 @@ SPEC = StudySpec(
 )
 
 
-def fake_train(config, *, out_dir, dataset, callbacks):
+def fake_train(config, *, out_dir, dataset, callbacks, execution):
     """Two epochs of three steps; heun at lr 0.4 raises; euler at 0.4 diverges in epoch 2."""
     assert dataset.name == config.dataset and out_dir.name.startswith("d8-")
     if (config.model.solver, config.lr) == ("heun", 0.4):
@@ -53,7 +54,7 @@ def fake_train(config, *, out_dir, dataset, callbacks):
         extra_params=0,
         seconds=0.2,
         device="cpu",
-        provenance={"seed": config.seed},
+        provenance={"seed": config.seed, "execution": execution},
     )
 
 

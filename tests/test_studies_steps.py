@@ -1,6 +1,7 @@
-"""Step-resolution metrics: the store's steps table (idempotent on resume), the runner's
-on_log callback, report --json "steps" and the loss-by-step figure (rows recorded directly;
-the engine's logging is tested where it is produced)."""
+"""Step-resolution metrics: the store's steps table (idempotent on resume), a run's on_log
+callback through its events and the runner's recorder, report --json "steps" and the
+loss-by-step figure (rows recorded directly; the engine's logging is tested where it is
+produced)."""
 
 import dataclasses
 import json
@@ -11,8 +12,9 @@ import pytest
 
 from odenet.nets import ModelConfig
 from odenet.studies import Store, StudySpec, load_study, report_study
+from odenet.studies.executors.events import RunEvents
 from odenet.studies.figures import _seed_mean
-from odenet.studies.runner import StudyObserver, _callbacks
+from odenet.studies.runner import Recorder, StudyObserver
 from odenet.training.config import TrainConfig
 from odenet.training.results import StepLog, TrainCallbacks
 
@@ -59,15 +61,17 @@ def test_record_steps_accepts_steplogs_and_dicts_and_replaces_on_resume(tmp_path
     store.record_steps(rid, [])  # nothing logged since the last read: no-op
 
 
-def test_runner_callbacks_store_logged_rows_restarting_once_per_attempt(tmp_path):
+def test_run_events_store_logged_rows_restarting_once_per_attempt(tmp_path):
     store = _store(tmp_path / "s")
     run = store.runs()[0]
-    first = _callbacks(run, store, StudyObserver())
+    recorder = Recorder(store, StudyObserver())
+    recorder.track([run.id])
+    first = RunEvents(run.id, recorder.record)
     assert isinstance(first, TrainCallbacks)
     first.on_log([StepLog(s, 1.0, 0.1) for s in range(1, 5)])
     first.on_log([StepLog(s, 1.0, 0.1) for s in range(5, 9)])  # later reads append
     assert [r["step"] for r in store.steps(run.id)] == list(range(1, 9))
-    again = _callbacks(run, store, StudyObserver())  # killed; resumed from step 4's checkpoint
+    again = RunEvents(run.id, recorder.record)  # killed; resumed from step 4's checkpoint
     again.on_log([])
     again.on_log([StepLog(5, 2.0, 0.2)])
     again.on_log([StepLog(6, 2.0, 0.2)])

@@ -145,7 +145,8 @@ def test_claim_with_a_key_takes_one_group_in_grid_order(tmp_path):
 
 
 def test_fused_executor_claims_a_scheme_that_does_not_fuse_alone(tmp_path):
-    from odenet.studies.fused_executor import claim_key, make_executor
+    from odenet.studies.executors import make_executor
+    from odenet.studies.executors.fused import claim_key
 
     spec = StudySpec(
         base=TrainConfig(dataset="synthetic", epochs=1),

@@ -16,10 +16,9 @@ import platform
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
-from odenet.studies.fused_executor import make_executor
+from odenet.studies.executors import RayConfig, make_executor
 from odenet.studies.grid import RunSpec
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
@@ -27,9 +26,6 @@ from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from odenet.studies.ray_executor import RayConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
 _KNOWN_SHAPES = {
@@ -116,8 +112,8 @@ def run_study(
     study's config) before writing anything. Finished runs are skipped; interrupted ones
     resume from their checkpoints; failed ones are retried when ``retry_failed``. Progress
     goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
-    ``quiet``). ``ray``: where the
-    ``ray`` executor runs (``odenet.studies.ray_executor.RayConfig``).
+    ``quiet``). ``ray``: where the ``ray`` executor runs
+    (``odenet.studies.executors.ray.RayConfig``).
     """
     from odenet.data import load_dataset
 

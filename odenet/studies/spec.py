@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from odenet import solvers
 from odenet.errors import ConfigError
 from odenet.nets.layout import ARCHS, check_arch
+from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
 from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
 from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
@@ -32,7 +33,6 @@ from odenet.training.config import SETTINGS, TrainConfig, check_value
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
-EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
 # 1 (implicit): flat, every TrainConfig field a key; 2: {"base": flat TrainConfig, ...};
 # 3: {"base": nested TrainConfig ("model": {...}), ...}. from_dict reads all three.
 SPEC_FORMAT = 3
@@ -61,7 +61,7 @@ class StudySpec:
     sweep: tuple[tuple[str, tuple], ...] = ()  # other swept settings: (name, values), in
     # grid order (odenet.studies.grid.sweep_position), each with >= 2 values
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused | ray
-    fuse_max: int = 8  # most runs trained together as one fused network
+    fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, TrainConfig):
@@ -144,17 +144,8 @@ class StudySpec:
         for name, plural in FAMILIAR.items():
             if self.base.value(name) != SETTINGS[name].default:
                 raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
-        if self.executor not in EXECUTORS:
-            valid = ", ".join(EXECUTORS)
-            raise ConfigError(
-                f"--executor: unknown value {self.executor!r}; expected one of: {valid}"
-            )
-        if (
-            isinstance(self.fuse_max, bool)
-            or not isinstance(self.fuse_max, int)
-            or self.fuse_max < 1
-        ):
-            raise ConfigError(f"--fuse-max must be a positive integer, got {self.fuse_max!r}")
+        check_executor(self.executor)
+        check_fuse_max(self.fuse_max)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict: ``{"format": 3, "base": asdict(base), ..., "sweep": {}}``."""

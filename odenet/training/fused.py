@@ -51,6 +51,7 @@ def train_fused(
     out_dirs: Sequence[str | Path | None] | None = None,
     dataset=None,
     callbacks: Sequence[TrainCallbacks | None] | None = None,
+    execution: dict | None = None,
 ) -> list[TrainResult]:
     """Train K runs (equal but for lr and seed) as one fused network; one result per config.
 
@@ -58,6 +59,9 @@ def train_fused(
     rounding (same initial weights, data order, schedule, divergence rule, files). Members whose
     run dir holds a result are returned as stored; members resumed from checkpoints at different
     epochs are trained as separate fused groups. CUDA graphs: ``TrainConfig.cuda_graphs``.
+    execution: what trains the runs (a study's executor), recorded as each result's
+    ``provenance["execution"]`` with ``"members"`` set to the size of the group its member
+    trained in (default ``{"executor": "fused"}``).
     Raises ConfigError for configs that differ in more than lr and seed or do not fuse.
     """
     from odenet.data import load_dataset
@@ -93,8 +97,8 @@ def train_fused(
     for i in pending:
         by_epoch.setdefault(len(members[i].history), []).append(i)
     for group in by_epoch.values():
-        execution = {"executor": "fused", "members": len(group)}
-        done = train_members([members[i] for i in group], placement, execution)
+        info = {**(execution or {"executor": "fused"}), "members": len(group)}
+        done = train_members([members[i] for i in group], placement, info)
         for i, result in zip(group, done):
             results[i] = result
     return results  # type: ignore[return-value]

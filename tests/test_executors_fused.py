@@ -14,8 +14,9 @@ from float32_bounds import training_rtol
 
 from odenet.errors import ConfigError
 from odenet.nets import ModelConfig
-from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.executors import FusedExecutor, SequentialExecutor, make_executor
+from odenet.studies.executors.fused import group_runs
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import TrainConfig, train
@@ -112,10 +113,19 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
         assert epoch[key] == pytest.approx(getattr(ref.history[0], key), abs=1.01 / images), key
 
 
-def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
-    """lm does not fuse: under --executor fused its runs train one by one and say so."""
+def test_store_names_the_executor_that_actually_trained_each_run(tmp_path, monkeypatch):
+    """lm does not fuse: under --executor fused its runs train one by one and say so; each
+    run's result.json is written once, with that provenance."""
+    import odenet.training.checkpoint as ckpt
     from odenet.studies import Store, StudySpec, run_study
 
+    written, save_result = [], ckpt.save_result
+
+    def counted(out_dir, result):
+        written.append((out_dir.name, result["provenance"]["execution"]))
+        return save_result(out_dir, result)
+
+    monkeypatch.setattr(ckpt, "save_result", counted)
     spec = StudySpec(
         base=TrainConfig(
             dataset="synthetic:train=128,test=64,size=8",
@@ -135,6 +145,8 @@ def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
         execution = run.provenance["execution"]
         assert run.executor == execution["executor"]
         assert execution["executor"] == ("sequential" if "-lm-" in run_id else "fused")
+        assert load_result(run.run_dir)["provenance"]["execution"] == execution
+    assert sorted(written) == sorted((i, r.provenance["execution"]) for i, r in runs.items())
     # the report's run rows (report --json / --csv) carry the executor and the group size
     rows = {row["id"]: (row["executor"], row["members"]) for row in study.run_rows()}
     assert rows == {i: ("sequential", 1) if "-lm-" in i else ("fused", 2) for i in runs}
@@ -210,9 +222,9 @@ def test_a_member_the_failed_group_finished_keeps_its_result(tmp_path, monkeypat
 
     real, finished = odenet.training.fused.train_fused, []
 
-    def first_then_fail(configs, *, out_dirs, dataset, callbacks):
+    def first_then_fail(configs, *, out_dirs, dataset, callbacks, execution):
         finished.extend(real(configs[:1], out_dirs=out_dirs[:1], dataset=dataset,
-                             callbacks=callbacks[:1]))  # fmt: skip
+                             callbacks=callbacks[:1], execution=execution))  # fmt: skip
         raise RuntimeError("boom")
 
     monkeypatch.setattr(odenet.training.fused, "train_fused", first_then_fail)
