@@ -14,8 +14,10 @@ from odenet import solvers as registry
 from odenet.analysis import AnalyzeConfig, RunSelection, run_analyze
 from odenet.analysis.eigen import EigenConfig
 from odenet.cli import main
+from odenet.nets import ModelConfig
 from odenet.solvers.stability import in_region
 from odenet.studies.store import Store
+from odenet.training import TrainConfig
 
 DATASET = "synthetic:train=96,test=32,size=8"
 # plain joins the study once the solvers branch registers it (He et al.'s plain networks)
@@ -29,17 +31,19 @@ def study(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("analyze") / "s"
     spec = StudySpec(
+        base=TrainConfig(
+            epochs=1,
+            dataset=DATASET,
+            batch_size=32,
+            device="cpu",
+            limit_train=64,
+            model=ModelConfig(width=4),
+        ),
         orders=(),
         solvers=SCHEMES,
         depths=(14,),
         lrs=(0.1,),
         seeds=(0,),
-        epochs=1,
-        dataset=DATASET,
-        batch_size=32,
-        device="cpu",
-        limit_train=64,
-        width=4,
     )
     run_study(spec, out, quiet=True)
     return out
@@ -159,14 +163,18 @@ def test_bad_selections_are_one_line_exit_2(study, capsys, argv, what):
 
 
 def test_empty_study_and_missing_checkpoints(study, tmp_path, capsys):
-    from odenet.studies import StudySpec, plan_study
+    from odenet.studies import StudySpec
 
     code, _, err = _run(["analyze", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "no study" in err
     empty = tmp_path / "empty"
-    spec = StudySpec(solvers=("euler",), depths=(8,), lrs=(0.1,), dataset=DATASET, epochs=1)
-    runs, _ = plan_study(spec)
-    Store.create(empty, spec, runs, {})
+    spec = StudySpec(
+        base=TrainConfig(dataset=DATASET, epochs=1),
+        solvers=("euler",),
+        depths=(8,),
+        lrs=(0.1,),
+    )
+    Store.create(empty, spec, {})
     code, _, err = _run(["analyze", str(empty)], capsys)
     assert code == 2 and "no finished runs" in err and len(err.strip().splitlines()) == 1
     copy = tmp_path / "s"

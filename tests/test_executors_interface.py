@@ -17,13 +17,18 @@ from odenet.studies.executors.events import (
     RunStarted,
     StepTaken,
 )
-from odenet.studies.grid import build_grid
 from odenet.studies.runner import Recorder, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.training import TrainConfig
 
 PACKAGE = Path(__file__).resolve().parents[1] / "odenet"
-SPEC = StudySpec(orders=(1, 2), depths=(8,), lrs=(0.1, 0.2, 0.4), epochs=1, dataset="synthetic")
+SPEC = StudySpec(
+    base=TrainConfig(epochs=1, dataset="synthetic"),
+    orders=(1, 2),
+    depths=(8,),
+    lrs=(0.1, 0.2, 0.4),
+)
 
 
 class InFlight(Executor):
@@ -70,7 +75,7 @@ class Ends(StudyObserver):
 
 @pytest.fixture
 def store(tmp_path):
-    return Store.create(tmp_path, SPEC, build_grid(SPEC), {})
+    return Store.create(tmp_path, SPEC, {})
 
 
 def test_the_runner_keeps_an_executor_with_room_full_and_records_what_it_reports(store):

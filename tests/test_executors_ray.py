@@ -18,8 +18,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from odenet.nets import ModelConfig
 from odenet.studies import Store, StudyObserver, StudySpec, run_study
 from odenet.studies.executors.ray import RayConfig
+from odenet.training import TrainConfig
 
 DATA = "synthetic:train=256,test=128,size=8"
 ARGS = ["study", "--dataset", DATA, "--depths", "8", "--width", "4", "--device", "cpu"]
@@ -107,9 +109,18 @@ class _KillWorker(StudyObserver):
 def _spec(lrs) -> StudySpec:
     """Epochs of 32 steps: the run is still training when the driver sees its epoch 1."""
     return StudySpec(
-        orders=(1,), depths=(8,), lrs=lrs, epochs=3, dataset="synthetic:train=1024,test=128,size=8",
-        width=4, batch_size=32, device="cpu", executor="ray",
-    )  # fmt: skip
+        base=TrainConfig(
+            epochs=3,
+            dataset="synthetic:train=1024,test=128,size=8",
+            batch_size=32,
+            device="cpu",
+            model=ModelConfig(width=4),
+        ),
+        orders=(1,),
+        depths=(8,),
+        lrs=lrs,
+        executor="ray",
+    )
 
 
 @pytest.mark.usefixtures("cluster")
@@ -242,7 +253,6 @@ def test_worker_messages_recorded_record_a_fused_group_as_the_fused_executor(tmp
     on CPU), its messages received by the driver's Task and recorded by the runner's recorder,
     equals the fused executor's local study bitwise (same code, same process, same kernels);
     result.json arrives as the worker wrote it, with the Ray provenance."""
-    from odenet.studies import build_grid
     from odenet.studies.executors.events import FileWritten, RunFinished
     from odenet.studies.executors.ray.executor import Task
     from odenet.studies.executors.ray.messages import TaskRequest, WorkerSettings, WorkerStarted
@@ -251,11 +261,14 @@ def test_worker_messages_recorded_record_a_fused_group_as_the_fused_executor(tmp
     from odenet.training.checkpoint import load_result
 
     spec = StudySpec(
-        orders=(1,), depths=(8,), lrs=(0.1, 0.2), epochs=2, dataset=DATA, width=4, device="cpu",
+        base=TrainConfig(epochs=2, dataset=DATA, device="cpu", model=ModelConfig(width=4)),
+        orders=(1,),
+        depths=(8,),
+        lrs=(0.1, 0.2),
         executor="fused",
-    )  # fmt: skip
+    )
     run_study(spec, tmp_path / "local", quiet=True)
-    store = Store.create(tmp_path / "ray", spec, build_grid(spec), {})
+    store = Store.create(tmp_path / "ray", spec, {})
     recorder = Recorder(store, StudyObserver())
     claimed = recorder.track(store.claim(8, "ray"))
     task = Task({r.id: r for r in claimed}, tries=1)
@@ -287,7 +300,7 @@ def test_outbox_sends_changed_files_before_each_event_and_never_the_ones_it_got(
     from odenet.studies.executors.events import EpochEnded, FileWritten, StepsLogged
     from odenet.studies.executors.ray.worker import Outbox
 
-    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), _grid(), {}).runs()))
+    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), {}).runs()))
     run.run_dir.mkdir()
     (run.run_dir / "checkpoint.pt").write_bytes(b"from the driver")
     sent = []
@@ -300,9 +313,3 @@ def test_outbox_sends_changed_files_before_each_event_and_never_the_ones_it_got(
     outbox.emit(ended)
     outbox.emit(logged)  # unchanged checkpoint: not sent again
     assert sent == [logged, FileWritten(run.id, "checkpoint.pt", b"epoch 1"), ended, logged]
-
-
-def _grid():
-    from odenet.studies import build_grid
-
-    return build_grid(_spec((0.1,)))

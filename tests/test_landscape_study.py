@@ -28,15 +28,13 @@ def _spec():
     from odenet.studies import StudySpec
 
     return StudySpec(
+        base=TrainConfig(
+            epochs=1, dataset=DATASET, batch_size=64, device="cpu", limit_train=LIMIT_TRAIN
+        ),
         orders=(1, 2),
         depths=(8,),
         lrs=(0.1,),
         seeds=(0,),
-        epochs=1,
-        dataset=DATASET,
-        batch_size=64,
-        device="cpu",
-        limit_train=LIMIT_TRAIN,
     )
 
 

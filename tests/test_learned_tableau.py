@@ -77,8 +77,9 @@ def test_coefficients_get_gradients_and_no_weight_decay():
     assert a_rk4.numel() == 6 and (a_rk4.grad != 0).all()
     # weight decay alone (zero gradients, no momentum) moves the weights, never the coefficients
     config = TrainConfig(
-        dataset=SPEC, depth=32, solver="learn-rk4", weight_decay=1.0, momentum=0.0, nesterov=False
-    )
+        dataset=SPEC, model=ModelConfig(depth=32, solver="learn-rk4"), weight_decay=1.0,
+        momentum=0.0, nesterov=False,
+    )  # fmt: skip
     opt = MemberSGD(model, 1, config, [0.5])
     before = {id(p): p.detach().clone() for p in model.parameters()}
     for p in model.parameters():
@@ -121,8 +122,8 @@ class StopAfter(TrainCallbacks):
 def test_trains_resumes_bitwise_and_reports_the_learned_tableau(depth, tmp_path):
     data = load_dataset(SPEC)
     config = TrainConfig(
-        dataset=SPEC, depth=depth, width=4, solver="learn-rk4", epochs=2, batch_size=32,
-        device="cpu",
+        dataset=SPEC, model=ModelConfig(depth=depth, width=4, solver="learn-rk4"), epochs=2,
+        batch_size=32, device="cpu",
     )  # fmt: skip
     full = train(config, dataset=data, out_dir=tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):

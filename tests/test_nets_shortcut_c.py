@@ -39,7 +39,9 @@ def test_describe_says_how_c_applies_and_flags_the_mismatch():
 def test_dry_run_budget_check_flags_the_mismatch():
     from odenet.studies import plan_study, spec_from_sources
 
-    spec = spec_from_sources(None, orders="1,2,4", depths="20", lrs="0.1", shortcut="C")
+    spec = spec_from_sources(
+        None, orders="1,2,4", depths="20", lrs="0.1", settings={"shortcut": "C"}
+    )
     _, rows = plan_study(spec)
     got = {r.solver: (r.params, r.matched) for r in rows}
     assert got == {

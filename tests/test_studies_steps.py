@@ -10,19 +10,25 @@ import sqlite3
 
 import pytest
 
-from odenet.studies import Store, StudySpec, build_grid, load_study, report_study
+from odenet.nets import ModelConfig
+from odenet.studies import Store, StudySpec, load_study, report_study
 from odenet.studies.executors.events import RunEvents
 from odenet.studies.figures import _seed_mean
 from odenet.studies.runner import Recorder, StudyObserver
 from odenet.training.config import TrainConfig
 from odenet.training.results import StepLog, TrainCallbacks
 
-SPEC = StudySpec(orders=(1, 4), depths=(8,), lrs=(0.1, 0.4), seeds=(0, 1), dataset="synthetic",
-                 epochs=2, width=4)  # fmt: skip
+SPEC = StudySpec(
+    base=TrainConfig(dataset="synthetic", epochs=2, model=ModelConfig(width=4)),
+    orders=(1, 4),
+    depths=(8,),
+    lrs=(0.1, 0.4),
+    seeds=(0, 1),
+)
 
 
 def _store(path):
-    return Store.create(path, SPEC, build_grid(SPEC), {})
+    return Store.create(path, SPEC, {})
 
 
 def _finish(store, rid, status="done"):
@@ -38,7 +44,7 @@ def _loss(rid: str, step: int) -> float:
 
 def test_record_steps_accepts_steplogs_and_dicts_and_replaces_on_resume(tmp_path):
     store = _store(tmp_path / "s")
-    rid, other = build_grid(SPEC)[0].id, build_grid(SPEC)[1].id
+    rid, other = SPEC.runs[0].id, SPEC.runs[1].id
     store.record_steps(rid, [StepLog(s, _loss(rid, s), 0.1 * s) for s in range(1, 11)])
     store.record_steps(other, [{"step": 1, "loss": 1.5, "lr": 0.05}])
     assert [r["step"] for r in store.steps(rid)] == list(range(1, 11))

@@ -31,7 +31,7 @@ def data():
 
 def cfg(**kw) -> TrainConfig:
     base = dict(dataset=SPEC, depth=8, width=4, epochs=2, batch_size=48, lr=0.05, device="cpu")
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig().replace(**{**base, **kw})
 
 
 class Recorder:
@@ -142,16 +142,16 @@ def test_the_study_switch_reaches_every_run(monkeypatch, tmp_path, executor):
         def on_epoch_end(self, run, metrics):
             raise KeyboardInterrupt
 
-    spec = StudySpec(orders=(1,), depths=(8,), lrs=(0.05, 0.2), epochs=2, dataset=SPEC,
-                     batch_size=48, width=4, device="cpu", executor=executor,
-                     cuda_graphs=False)  # fmt: skip
+    base = TrainConfig(epochs=2, dataset=SPEC, batch_size=48, device="cpu", cuda_graphs=False)
+    spec = StudySpec(base=base.replace(width=4), orders=(1,), depths=(8,), lrs=(0.05, 0.2),
+                     executor=executor)  # fmt: skip
     reference = run_study(spec, tmp_path / "reference", quiet=True)
     recorder = Recorder(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_study(spec, tmp_path / "study", observer=StopAfterAnEpoch())
     assert recorder.calls == []
-    resumed = run_study(dataclasses.replace(spec, cuda_graphs=None), tmp_path / "study",
-                        quiet=True)  # fmt: skip
+    unset = dataclasses.replace(spec, base=spec.base.replace(cuda_graphs=None))
+    resumed = run_study(unset, tmp_path / "study", quiet=True)
     # 5 full batches an epoch: fused, both runs' second epoch at once; sequential, the first
     # run's second epoch and both epochs of the second run
     assert len(recorder.calls) == (5 if executor == "fused" else 15)

@@ -7,20 +7,23 @@ import os
 
 import pytest
 
-from odenet.studies.grid import build_grid
 from odenet.studies.report import _table_cells, load_study_data, write_report
 from odenet.studies.robustness import MIN_EPOCHS_TO_90, Outcome, robustness_table
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.training import TrainConfig
 
 
 def _study(path, epochs=2, status=lambda run_id: "done", seeds=(0,)):
     """A stored study whose runs 'finished' with made-up results (no training)."""
     spec = StudySpec(
-        orders=(1, 2), depths=(8,), lrs=(0.1, 0.2), seeds=seeds, dataset="synthetic",
-        epochs=epochs,
-    )  # fmt: skip
-    store = Store.create(path, spec, build_grid(spec), {"odenet_version": "test"})
+        base=TrainConfig(dataset="synthetic", epochs=epochs),
+        orders=(1, 2),
+        depths=(8,),
+        lrs=(0.1, 0.2),
+        seeds=seeds,
+    )
+    store = Store.create(path, spec, {"odenet_version": "test"})
     while ids := store.claim(1, "sequential"):
         (rid,) = ids
         if status(rid) == "diverged":

@@ -11,22 +11,32 @@ from pathlib import Path
 import pytest
 
 from odenet.errors import ConfigError, StoreError
+from odenet.nets import ModelConfig
 from odenet.studies import run_study
-from odenet.studies.grid import build_grid
 from odenet.studies.runner import StudyObserver
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store, owner_alive, process_identity
 from odenet.studies.store.database import Database
+from odenet.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = StudySpec(
-    orders=(1, 2), depths=(8,), lrs=(0.1, 0.2), seeds=(0,), epochs=1, width=4,
-    dataset="synthetic:train=64,test=32,size=8", executor="sequential", device="cpu",
-)  # fmt: skip
+    base=TrainConfig(
+        epochs=1,
+        dataset="synthetic:train=64,test=32,size=8",
+        device="cpu",
+        model=ModelConfig(width=4),
+    ),
+    orders=(1, 2),
+    depths=(8,),
+    lrs=(0.1, 0.2),
+    seeds=(0,),
+    executor="sequential",
+)
 
 
 def _store(path, spec=SPEC):
-    return Store.create(path, spec, build_grid(spec), {"odenet_version": "test"})
+    return Store.create(path, spec, {"odenet_version": "test"})
 
 
 def _own_all(store, pid, owner):

@@ -20,7 +20,7 @@ from odenet.studies.executors import (
     SequentialExecutor,
     make_executor,
 )
-from odenet.studies.grid import RunSpec, build_grid, run_id
+from odenet.studies.grid import RunSpec, run_id
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import StudyObserver, run_pending
@@ -41,7 +41,6 @@ __all__ = [
     "StudyData",
     "StudyObserver",
     "StudySpec",
-    "build_grid",
     "check_out_dir",
     "load_study",
     "load_toml",

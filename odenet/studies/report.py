@@ -79,7 +79,7 @@ class StudyData:
         rows = []
         for r in self.records:
             row = {k: getattr(r, k) for k in RUN_FIELDS[:_AXES_END]}  # id, depth .. seed
-            row |= {k: getattr(r.config, k) for k in self.swept}
+            row |= {k: r.config.value(k) for k in self.swept}
             row |= {k: getattr(r, k) for k in RUN_FIELDS[_AXES_END:]}
             row["members"] = r.provenance.get("execution", {}).get("members")
             if self.sharpness:
@@ -297,7 +297,7 @@ def _cell(v: object) -> str:
 
 def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Outcome:
     curve = tuple(m["test_acc"] for m in hist if m.get("test_acc") is not None)
-    axes = tuple((name, getattr(r.config, name)) for name in swept)
+    axes = tuple((name, r.config.value(name)) for name in swept)
     return Outcome(
         r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, axes, r.config.epochs
     )

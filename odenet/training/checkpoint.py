@@ -4,7 +4,8 @@ A run directory holds
 
 * ``checkpoint.pt``: written after every completed epoch (the atomic writer, odenet.files:
   a crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
-  the TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed
+  the TrainConfig; flat in earlier versions, see ``config_from_dict``), ``model_config``
+  (asdict of the model's ModelConfig, its data shape resolved), ``epoch`` (completed
   epochs), ``step`` (optimizer steps taken; the lr schedule is a function of it), ``model``
   (state dict), ``momentum`` (parameter name -> SGD momentum buffer; empty for momentum 0),
   ``history`` (EpochMetrics dicts) and ``rng`` (the state of every generator the run draws
@@ -25,7 +26,8 @@ import torch
 
 from odenet.errors import ConfigError, DataError
 from odenet.files import atomic_write, atomic_write_text
-from odenet.training.config import TrainConfig
+from odenet.nets.config import ModelConfig
+from odenet.training.config import SETTINGS, TrainConfig
 
 if TYPE_CHECKING:
     from odenet.nets import ResNet
@@ -93,14 +95,13 @@ def load_result(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) -> None:
-    """ConfigError when ``stored`` (an asdict) describes a different run than ``config``."""
-    current = dataclasses.asdict(config)
-    # a field the writer did not know yet had its default there
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    """ConfigError when ``stored`` (an asdict, of any version) describes a different run than
+    ``config``; the differences are named by their flat names (``depth``, ``epochs``)."""
+    there, now = config_from_dict(stored).settings(), config.settings()
     diff = [
-        f"{k}: {stored.get(k, defaults[k])!r} there, {v!r} now"
-        for k, v in current.items()
-        if k not in _IGNORED_ON_RESUME and stored.get(k, defaults[k]) != v
+        f"{k}: {there[k]!r} there, {v!r} now"
+        for k, v in now.items()
+        if k not in _IGNORED_ON_RESUME and there[k] != v
     ]
     if diff:
         raise ConfigError(
@@ -110,12 +111,23 @@ def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) 
 
 
 def config_from_dict(stored: dict[str, Any]) -> TrainConfig:
-    """Rebuild a TrainConfig from its asdict (unknown keys are an error)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(stored) - names)
+    """Rebuild a TrainConfig from its asdict: nested (``"model": {...}``), or flat as earlier
+    versions stored it (the model's fields beside the others). A field the writer did not know
+    yet gets its default; an unknown one is a DataError."""
+    stored = dict(stored)
+    nested = stored.pop("model", None)
+    if nested is not None and not isinstance(nested, dict):
+        raise DataError(f"stored config has a model that is not a dict: {nested!r}")
+    model = dict(nested or {})
+    own = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    for name in [k for k in stored if k not in own]:  # flat: a model field at the top level
+        if name in SETTINGS and SETTINGS[name].in_model and name not in model:
+            model[name] = stored.pop(name)
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted((set(stored) - own) | (set(model) - names))
     if unknown:
         raise DataError(f"stored config has unknown fields {unknown}; written by a newer odenet?")
-    return TrainConfig(**stored)
+    return TrainConfig(**stored, model=ModelConfig(**model))
 
 
 def load_trained(
@@ -125,7 +137,7 @@ def load_trained(
 
     Raises DataError when out_dir has no checkpoint.
     """
-    from odenet.nets import ModelConfig, build_from_config
+    from odenet.nets import build_from_config
 
     state = load_checkpoint(out_dir)
     if state is None:

@@ -11,7 +11,6 @@ unchanged. The epoch's wall time is shared by all members.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ insi
 
 def fusion_key(config: TrainConfig) -> tuple:
     """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
-    return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
+    return tuple((k, v) for k, v in config.settings().items() if k not in FUSION_FREE)
 
 
 def _check_group(configs: Sequence[TrainConfig]) -> None:
@@ -39,9 +38,9 @@ def _check_group(configs: Sequence[TrainConfig]) -> None:
     key = fusion_key(configs[0])
     for c in configs[1:]:
         if fusion_key(c) != key:
-            diff = [k for k, v in key if getattr(c, k) != v]
+            diff = [k for k, v in key if c.value(k) != v]
             raise ConfigError(f"runs differ in {', '.join(diff)}: only lr and seed may differ")
-    reason = fusable(configs[0].model_config(3, 10))
+    reason = fusable(configs[0].model)
     if reason is not None:
         raise ConfigError(f"{reason}; train these runs one by one (executor 'sequential')")
 

@@ -53,7 +53,7 @@ def group_runs(runs: list[RunRecord], fuse_max: int) -> list[list[RunRecord]]:
 def claim_key(config: TrainConfig) -> Hashable | None:
     """The fused executor's claim key: the run's fusion group (``fusion_key``); None for a
     scheme that does not fuse, so the run is claimed alone."""
-    return None if fusable(config.model_config(3, 10)) else fusion_key(config)
+    return None if fusable(config.model) else fusion_key(config)
 
 
 class FusedExecutor(LocalExecutor):
@@ -73,7 +73,7 @@ class FusedExecutor(LocalExecutor):
 
     def submit(self, runs: list[RunRecord], emit: Emit) -> None:
         for group in group_runs(runs, self.capacity):
-            reason = fusable(group[0].config.model_config(3, 10))
+            reason = fusable(group[0].config.model)
             if reason is not None and reason not in self._warned:
                 self._warned.add(reason)
                 log.warning("fused executor: %s; running its runs sequentially", reason)

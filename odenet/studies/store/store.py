@@ -103,8 +103,8 @@ class Store:
                 raise
 
     @classmethod
-    def create(cls, study_dir: str | Path, spec: StudySpec, runs: list, versions: dict) -> Store:
-        """Create (or join) the study at ``study_dir`` holding ``runs`` (RunSpecs).
+    def create(cls, study_dir: str | Path, spec: StudySpec, versions: dict) -> Store:
+        """Create (or join) the study at ``study_dir`` holding the runs of ``spec``.
 
         Safe against a concurrent creator: the first spec written wins and a different one
         is refused with ConfigError. Call ``check_spec`` first to fail without writing.
@@ -123,9 +123,10 @@ class Store:
             con.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()]
             )
-            stored = StudySpec.from_dict(json.loads(read_meta(con, "spec")))
-            _refuse_changed(store.dir, stored, spec)
-            runs_sql.insert_runs(con, runs)
+            stored = read_meta(con, "spec")
+            if stored != meta["spec"]:  # another creator's (or an older version's) spec
+                _refuse_changed(store.dir, StudySpec.from_dict(json.loads(stored)), spec)
+            runs_sql.insert_runs(con, spec.runs)
         return store
 
     def spec(self) -> StudySpec:
