@@ -113,3 +113,12 @@ def test_lm_stage_carries_its_coefficients_and_they_learn():
     assert k.shape == (3,) and bool(((k >= -0.1) & (k <= 0.0)).all())
     stage(torch.randn(2, 4, 5, 5, generator=g)).square().sum().backward()
     assert k.grad is not None and k.grad.abs().sum() > 0
+
+
+def test_lm_with_zero_k_is_euler():
+    lin, x, _ = _linear_problem()
+    fields = [LinearField(0.2 * lin) for _ in range(5)]
+    lm = Stage(get("lm"), fields)
+    with torch.no_grad():
+        lm.coefficients.k.zero_()
+    assert torch.equal(lm(x), Stage(get("euler"), fields)(x))
