@@ -1,11 +1,14 @@
-"""Every stacked scheme against the published formulas, bitwise, outputs and gradients.
+"""Every stacked scheme against the published formulas, bitwise: outputs, gradients and
+Hessian-vector products.
 
 The reference below is written from the papers' update rules (Runge-Kutta tableaux; AB2,
 leapfrog and LM-ResNet's two-step updates; the plain net's x <- F(x)) in the operation order
-the stage promises: per step k1 = F_1(u), then s (shortcut on the first step, projection with
-shortcut C, else u), then the combination left to right, a coefficient 0 skipped and a
-coefficient 1 not multiplied, then the ReLU of post-activation networks. Any change in what a
-stage computes, or in the order it computes it, changes some bit of an output or a gradient.
+the results were recorded with: s (shortcut on the first step, projection with shortcut C,
+else u) before k1 = F_1(u) in a Runge-Kutta step and in the two-step methods' Euler start,
+after F(u_n) in their later steps; each combination left to right, a coefficient 0 skipped and
+a coefficient 1 not multiplied; then the ReLU of post-activation networks. A change in what a
+stage computes, or in the order it computes it, changes some bit of an output, a gradient or a
+Hessian-vector product (the sharpness measures' double backward).
 """
 
 from __future__ import annotations
@@ -36,46 +39,46 @@ def _terms(terms: list[tuple[float | Tensor, Tensor]], base: Tensor | None = Non
     return out
 
 
-def _tableau(stage: Stage, i: int, scheme: str):
-    """(A rows, b) of step i: the registry's tableau, or the stage's learned coefficients."""
-    if stage.coefficients is None:
-        tab = S.get(scheme).tableau
-        return tab.a, tab.b
-    c = stage.coefficients
-    b = [c.b[i][j] for j in range(len(c.b[i]))]
-    flat = c.a[str(i)] if str(i) in c.a else []
-    return [[flat[r * (r - 1) // 2 + j] for j in range(r)] for r in range(len(b))], b
-
-
 def reference(stage: Stage, x: Tensor) -> Tensor:
     name = stage.solver.name
     fields = list(stage.fields)
     u, used, prev, f_prev = x, 0, None, None
+
+    def start(i: int, u: Tensor) -> Tensor:
+        if stage.projections is not None:
+            return stage.projections[i](u)
+        if i == 0 and stage.shortcut is not None:
+            return stage.shortcut(u)
+        return u
+
     for i, plan in enumerate(stage.plan()):
         fs = fields[used : used + plan.fields]
         used += plan.fields
-        k1 = fs[0](u)
-        if stage.projections is not None:
-            s = stage.projections[i](u)
-        elif i == 0 and stage.shortcut is not None:
-            s = stage.shortcut(u)
-        else:
-            s = u
         if name == "plain":
-            new = k1
-        elif name in TWO_STEP or name == "lm":
+            new = fs[0](u)
+        elif name in TWO_STEP or name == "lm":  # s first on the Euler start, F(u_n) first after
             if i == 0:
+                s = start(i, u)
+                k1 = fs[0](u)
                 new = s + k1
-            elif name == "lm":
-                k = stage.coefficients.k[i - 1]
-                new = (1 - k) * s + k * prev + k1
             else:
-                a1, a0, b1, b0 = TWO_STEP[name]
-                new = _terms([(a1, s), (a0, prev), (b1, k1), (b0, f_prev)])
+                k1 = fs[0](u)
+                s = start(i, u)
+                if name == "lm":
+                    k = stage.coefficients.k[i - 1]
+                    new = (1 - k) * s + k * prev + k1
+                else:
+                    a1, a0, b1, b0 = TWO_STEP[name]
+                    new = _terms([(a1, s), (a0, prev), (b1, k1), (b0, f_prev)])
             prev, f_prev = (s if i == 0 else u), k1
-        else:
-            a, b = _tableau(stage, i, plan.scheme.removeprefix("learn-"))
-            ks = [k1]
+        else:  # Runge-Kutta: s, (learned: its coefficients,) then k1 = F_1(u)
+            s = start(i, u)
+            if stage.coefficients is None:
+                tab = S.get(plan.scheme).tableau
+                a, b = tab.a, tab.b
+            else:
+                a, b = stage.coefficients.step(i)  # step i's rows of A and b, as 0-dim tensors
+            ks = [fs[0](u)]
             for r in range(1, len(b)):
                 ks.append(fs[r](_terms(list(zip(a[r], ks)), s)))
             new = _terms(list(zip(b, ks)), s)
@@ -83,10 +86,21 @@ def reference(stage: Stage, x: Tensor) -> Tensor:
     return u
 
 
-def _grads(stage: Stage, out: Tensor) -> dict[str, Tensor | None]:
-    stage.zero_grad(set_to_none=True)
-    (out * torch.linspace(-1.0, 1.0, out.numel()).view_as(out)).sum().backward()
-    return {n: None if p.grad is None else p.grad.clone() for n, p in stage.named_parameters()}
+def _grads(stage: Stage, forward) -> dict[str, Tensor | None]:
+    """Gradients of a fixed loss, and a Hessian-vector product (the double backward that the
+    sharpness measures take), for every parameter."""
+    params = dict(stage.named_parameters())
+    out = forward()
+    loss = (out * torch.linspace(-1.0, 1.0, out.numel()).view_as(out)).square().sum()
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
+    g = torch.Generator().manual_seed(2)
+    dot = sum((d * torch.randn(d.shape, generator=g)).sum() for d in grads if d is not None)
+    hvp = torch.autograd.grad(dot, list(params.values()), allow_unused=True)
+    found: dict[str, Tensor | None] = {}
+    for key, d, h in zip(params, grads, hvp):
+        found["grad " + key] = None if d is None else d.detach()
+        found["hvp " + key] = h
+    return found
 
 
 @pytest.mark.parametrize(("block", "shortcut", "stride"), VARIANTS)
@@ -101,10 +115,8 @@ def test_stage_is_the_published_scheme_bitwise(name, block, shortcut, stride):
         for p in stage.parameters():  # norms and coefficients off their initial values too
             p.add_(0.1 * torch.randn(p.shape, generator=g))
     x = torch.randn(3, 4, 6, 6, generator=g)
-    out = stage(x)
-    ref = reference(stage, x)
-    assert torch.equal(out, ref)
-    expected, got = _grads(stage, ref), _grads(stage, stage(x))
+    assert torch.equal(stage(x), reference(stage, x))
+    expected, got = _grads(stage, lambda: reference(stage, x)), _grads(stage, lambda: stage(x))
     assert expected.keys() == got.keys()
     for key, grad in expected.items():
         assert (grad is None) == (got[key] is None), key

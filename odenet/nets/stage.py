@@ -10,11 +10,11 @@ the network's wiring around it:
 * multistep methods (lm, ab2, leapfrog) start each stage with an Euler step, then take one
   two-step update per field; their previous state at the start is shortcut(x).
 
-Each step: k1 = F_1(u), the step's first field at its input u (the downsampling field, stride
-2 and channels doubled, is k1 of the first step); then s, the state the step builds on:
-shortcut(u) on the first step (identity where the shape is unchanged), u on the others; then
-the solver's combination of s, k1 and the step's other fields; then the post-activation ReLU
-of post-activation networks. Every field is used exactly once, so the fields' parameters and
+Each step from its input u: the solver evaluates the step's fields (the first sees u: the
+downsampling field, stride 2 and channels doubled, is k1 of the first step) and combines them
+with s, the state the step builds on, which the stage gives it: shortcut(u) on the first step
+(identity where the shape is unchanged), u on the others; then the stage applies the ReLU of
+post-activation networks. Every field is used exactly once, so the fields' parameters and
 convolution FLOPs do not depend on the solver.
 
 Shortcut C puts a 1x1 conv + norm projection P_i on every step i of the plan: the step builds
@@ -25,16 +25,17 @@ multi-field scheme is lower than euler's (``describe`` says so; the budget check
 
 Refinement (``substeps`` m > 1, built by odenet.nets.refine): every step is taken m times
 through the same fields, each field's output scaled by 1/m (h is absorbed into the fields, so
-that is the step h/m); only the first of the m sub-steps applies the shortcut, and the ReLU of
-a post-activation network follows the m sub-steps once (it is a map between the trained steps,
-not part of the vector field). The first step of a downsampling stage (the one with a
-shortcut) is the transition between resolutions: its field cannot be applied to its own
-output, so it is taken once, as trained. m = 1 is the trained stage, bitwise.
+that is the step h/m), and the ReLU of a post-activation network follows the m sub-steps once
+(it is a map between the trained steps, not part of the vector field). The first step of a
+downsampling stage (the one with a shortcut) is the transition between resolutions: its first
+field cannot be applied to its own output, so that step is taken once, as trained, and the
+shortcut applies once. m = 1 is the trained stage, bitwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -112,8 +113,8 @@ class Stage(nn.Module):
             step_fields = fields[used : used + plan.fields]
             used += plan.fields
             m = 1 if i == 0 and self.shortcut is not None else self.substeps
-            for j in range(m):
-                state = self._step(i, plan.scheme, state, step_fields, carry, j == 0, m)
+            for _ in range(m):
+                state = self._step(i, plan.scheme, state, step_fields, carry, m)
             if self.post_relu:
                 state = F.relu(state)
         return state
@@ -125,16 +126,14 @@ class Stage(nn.Module):
         u: Tensor,
         fields: list[nn.Module],
         carry: Carry,
-        first: bool,
         m: int,
     ) -> Tensor:
-        """One (sub-)step from u: k1 first, then the state s it builds on, then the solver."""
+        """One (sub-)step of step i from u, its fields' outputs scaled by 1/m."""
         step_fields: Sequence[ResidualField] = (
             fields if m == 1 else [_scaled(f, 1.0 / m) for f in fields]
         )
-        k1 = step_fields[0](u)
-        s = self._start(i, u) if first else u
-        return self.solver.step(StepInput(i, scheme, u, s, k1, step_fields[1:], carry))
+        start = partial(self._start, i, u)  # the solver calls it where its order puts it
+        return self.solver.step(StepInput(i, scheme, u, start, step_fields, carry))
 
     def _start(self, i: int, u: Tensor) -> Tensor:
         """s of step i: its projection (C), the shortcut on the first step, else u itself."""

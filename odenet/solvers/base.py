@@ -4,9 +4,9 @@ A solver has two uses:
 
 * classic: ``solve(f, y0, t0, t1, steps)`` integrates y' = f(t, y) with a fixed step;
 * stacked: ``plan(n)`` groups n distinct residual fields (h absorbed, each used exactly once)
-  into steps, and ``step(StepInput)`` computes one step's combination. The network
-  (odenet.nets.stage.Stage) walks the plan and owns everything else: which state a step
-  builds on (shortcut, projection), the first field's evaluation and the activation after it.
+  into steps, and ``step(StepInput)`` computes one step: its fields and their combination.
+  The network (odenet.nets.stage.Stage) walks the plan and owns the rest of the wiring: the
+  state s a step builds on (the input, its shortcut or its projection) and the activation.
 
 Concrete solvers are final; this module holds only the abstract interface and the data that
 passes between a stage and its solver.
@@ -101,16 +101,20 @@ class Carry:
 class StepInput:
     """What a stage hands its solver for step ``index`` of ``plan(n)``.
 
-    ``s`` and ``k1`` have the state's shape (N, C, H, W) (any shape for tests); ``u`` is the
-    step's input, which for the first step of a downsampling stage has the stage input's shape.
+    ``u`` is the step's input: the state (N, C, H, W), or for the first step of a downsampling
+    stage the stage input, of another shape. The step's first field sees u (the downsampling
+    field is k1 of the first step); ``start()`` gives s, the state in the output's shape that
+    the step builds on (u itself, its shortcut or its projection: the network decides). A
+    step calls ``start()`` once, where its scheme's operation order puts it (before k1 in a
+    Runge-Kutta step, after it in a two-step update), so that outputs, gradients and their
+    double-backward products stay bitwise those the results were recorded with.
     """
 
     index: int  # the step's position in plan(n); 0 is the stage's first step
     scheme: str  # plan(n)[index].scheme, e.g. a leftover "euler" step of a heun stage
     u: Tensor  # the step's input state
-    s: Tensor  # the state the step builds on: u, or its shortcut / projection
-    k1: Tensor  # the step's first field at u (the downsampling field sees the raw input)
-    fields: Sequence[ResidualField]  # the step's other fields, in order
+    start: Callable[[], Tensor]  # s, the state the step builds on (call once)
+    fields: Sequence[ResidualField]  # the step's fields, in order (plan(n)[index].fields)
     carry: Carry  # the stage's pass: its coefficients, a two-step method's previous step
 
 
@@ -131,8 +135,8 @@ class StackedSolver(Solver):
 
     @abstractmethod
     def step(self, step: StepInput) -> Tensor:
-        """The combination of one step: its new state (before any activation), in s's shape.
+        """One step: its new state (before any activation), in s's shape.
 
-        Runge-Kutta: s + sum_i b_i k_i with k_i = F_i(s + sum_j a_ij k_j) for the other fields;
-        a two-step method also reads (and updates) the previous step in ``step.carry``.
+        Runge-Kutta: s + sum_i b_i k_i with k_1 = F_1(u), k_i = F_i(s + sum_j a_ij k_j); a
+        two-step method also reads (and updates) the previous step in ``step.carry``.
         """

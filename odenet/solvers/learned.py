@@ -118,5 +118,6 @@ class LearnedRungeKutta(StackedSolver):
         return RKCoefficients(self.base.steps(n))
 
     def step(self, step: StepInput) -> Tensor:
+        s = step.start()  # s, the coefficients, then k1: the recorded operation order
         rows, b = RKCoefficients.carried(step, self.name).step(step.index)
-        return rk_stacked_step(rows, b, step.s, step.k1, step.fields, _combine_all)
+        return rk_stacked_step(rows, b, step.u, s, step.fields, _combine_all)

@@ -142,18 +142,23 @@ Update = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # (u_n, u_{n-1}, F(
 
 def _two_step(step: StepInput, update: Update) -> Tensor:
     """The stacked two-step driver: step 0 is Euler (s + k1, s = shortcut(x) becoming u_{n-1}),
-    step n >= 1 is update(s, u_{n-1}, k1, F(u_{n-1})). ``step.carry`` keeps u_{n-1} and F(u_{n-1}).
+    step n >= 1 is update(s, u_{n-1}, F(u_n), F(u_{n-1})); ``step.carry`` keeps u_{n-1} and
+    F(u_{n-1}). With shortcut C, s is step n's projection of u_n, while the older state u_{n-1}
+    enters as it is (not projected again).
 
-    With shortcut C, s is step n's projection of u_n, while the older state u_{n-1} enters as
-    it is (not projected again).
+    Step 0 takes s before F(x), later steps F(u_n) before s: the operation order the results
+    were recorded with (with C, lm's gradients depend on it in the last bit).
     """
-    carry = step.carry
+    carry, field = step.carry, step.fields[0]
     if step.index == 0:
-        out = step.s + step.k1
-        carry.prev = step.s
+        s = step.start()
+        fu = field(step.u)
+        out = s + fu
+        carry.prev = s
     else:
         assert carry.prev is not None and carry.f_prev is not None, "step 0 comes first"
-        out = update(step.s, carry.prev, step.k1, carry.f_prev)
+        fu = field(step.u)
+        out = update(step.start(), carry.prev, fu, carry.f_prev)
         carry.prev = step.u
-    carry.f_prev = step.k1
+    carry.f_prev = fu
     return out

@@ -43,4 +43,4 @@ class Plain(StackedSolver):
         return (StepPlan(self.name, 1),) * n
 
     def step(self, step: StepInput) -> Tensor:
-        return step.k1  # x <- F(x): no identity path, the stage gives it no shortcut
+        return step.fields[0](step.u)  # x <- F(x): no identity path (s is not used)

@@ -2,8 +2,9 @@
 
 Classic use:  y <- y + h * sum_i b_i k_i,   k_i = f(t + c_i h, y + h * sum_j a_ij k_j).
 Stacked use:  x <- s + sum_i b_i k_i,       k_i = F_i(s + sum_j a_ij k_j)   (h absorbed in F_i),
-where each k_i comes from its own field F_i. The stage hands the step k_1 = F_1(x) (on the raw
-step input, which may downsample) and s, the state the other stages are built from.
+where each k_i comes from its own field F_i, k_1 = F_1(x) sees the raw step input (it may
+downsample) and s (the stage's business: x, shortcut(x) or a projection) is the state the
+other stages are built from.
 """
 
 from __future__ import annotations
@@ -50,19 +51,19 @@ def rk_step(tableau: ButcherTableau, f: VectorField, t: float, y: Tensor, h: flo
 def rk_stacked_step(
     a: Sequence[Sequence],
     b: Sequence,
+    x: Tensor,
     s: Tensor,
-    k1: Tensor,
     fields: Sequence[ResidualField],
     combine: Combine = _combine,
 ) -> Tensor:
-    """One stacked RK step: s + sum_i b_i k_i, k_i = F_i(s + sum_j a_ij k_j) for i >= 2.
+    """One stacked RK step: s + sum_i b_i k_i, k_1 = F_1(x), k_i = F_i(s + sum_j a_ij k_j).
 
-    a: the rows of A (row i holds a_i0..a_i(i-1); row 0 is not read); b: the weights; k1: the
-    first stage, already evaluated; fields: F_2..F_s. ``combine(base, coeffs, ks)`` adds the
-    terms: floats skipping exact zeros (a fixed tableau), or tensors (learned coefficients).
+    a: the rows of A (row i holds a_i0..a_i(i-1)); b: the weights; fields: F_1..F_s.
+    ``combine(base, coeffs, ks)`` adds the terms: floats skipping exact zeros (a fixed
+    tableau), or tensors (learned coefficients).
     """
-    ks = [k1]
-    for row, field in zip(a[1:], fields, strict=True):
+    ks = [fields[0](x)]
+    for row, field in zip(a[1:], fields[1:], strict=True):
         ks.append(field(combine(s, row, ks)))
     return combine(s, b, ks)
 
@@ -129,4 +130,5 @@ class RungeKutta(StackedSolver):
 
     def step(self, step: StepInput) -> Tensor:
         tab = self.tableau if step.scheme == self.name else _TABLEAUX[step.scheme]
-        return rk_stacked_step(tab.a, tab.b, step.s, step.k1, step.fields)
+        s = step.start()  # before k1: the operation order the results were recorded with
+        return rk_stacked_step(tab.a, tab.b, step.u, s, step.fields)
