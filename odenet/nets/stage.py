@@ -1,8 +1,8 @@
 """Stage: n residual fields integrated by one stacked solver from the registry.
 
-The grouping of fields into steps is the solver's ``plan(n)`` and each step's combination is
-the solver's ``step`` (the numerics live in odenet.solvers); the stage walks the plan and owns
-the network's wiring around it:
+The grouping of fields into steps is the solver's ``plan(n)`` and each step (its fields and
+their combination) the solver's ``step`` (the numerics live in odenet.solvers); the stage
+walks the plan and owns the network's wiring around it:
 
 * an s-stage Runge-Kutta method takes floor(n / s) full steps; the n mod s fields left over
   form one final step of the same-family default method with that many stages (1: euler,

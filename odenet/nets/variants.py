@@ -14,10 +14,11 @@ trained model's BatchNorm running statistics: measure in eval mode (``.eval()``)
   field's output scaled by 1/m), so a stage of n fields integrates the same vector fields with
   m times as many steps. The choices that keep shapes and keep m = 1 the trained network:
   the first step of a downsampling stage (the stage with a shortcut: stride 2, channels
-  changed) is the transition between resolutions and is taken once, as trained (its first
-  field cannot be applied to its own output); only the first sub-step of a step applies the
-  shortcut; a post-activation network's ReLU follows each trained step once, after its m
-  sub-steps (it is a map between steps, not part of the vector field).
+  changed) is the transition between resolutions and is taken once, as trained, shortcut
+  included (its first field cannot be applied to its own output); every other step builds on
+  its input (no shortcut), so its m sub-steps are m plain steps of h/m; a post-activation
+  network's ReLU follows each trained step once, after its m sub-steps (it is a map between
+  steps, not part of the vector field).
 
 These are the ``odenet analyze --ode-tests`` building blocks (issue 21: is the trained network
 an ODE?): if it is, swapping the scheme changes little and refinement converges at the
