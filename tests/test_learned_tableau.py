@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 import odenet.solvers as S
 from odenet.cli import app
 from odenet.data import load_dataset
-from odenet.errors import ConfigError
 from odenet.nets import ModelConfig, build_model, count_parameters, describe
 from odenet.nets.stage import scheme_coefficients
 from odenet.solvers.stability import stability_function
@@ -100,11 +99,6 @@ def test_classic_solve_and_stability_are_the_initial_tableau():
         z = np.linspace(-3, 1, 11) + 0.5j
         assert np.array_equal(stability_function("learn-" + base)(z), stability_function(base)(z))
         assert S.get("learn-" + base).order == S.get(base).order
-
-
-def test_missing_coefficients_fail_clearly():
-    with pytest.raises(ConfigError, match="make_coefficients"):
-        S.get("learn-rk4").integrate([lambda x: x] * 4, torch.ones(2))
 
 
 def test_every_runge_kutta_method_has_a_learnable_variant():

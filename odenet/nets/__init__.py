@@ -25,6 +25,7 @@ from odenet.nets.fused import FusedResNet, fusable, fuse, unfuse
 from odenet.nets.layout import ARCHS, DOWNSAMPLES, IMAGENET, default_num_classes
 from odenet.nets.resnet import ResNet, build_from_config, build_model
 from odenet.nets.stage import Stage, make_stage
+from odenet.nets.variants import refine, rewire
 
 __all__ = [
     "ARCHS",
@@ -58,5 +59,7 @@ __all__ = [
     "make_norm",
     "make_shortcut",
     "make_stage",
+    "refine",
+    "rewire",
     "unfuse",
 ]
