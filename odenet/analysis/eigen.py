@@ -104,11 +104,11 @@ def dominant_eigenvalues(
         basis, products, hess = _arnoldi(matvec, v, krylov)
         ritz, vecs = torch.linalg.eig(hess.cpu())  # (N, m), (N, m, m)
         best = ritz.abs().argmax(dim=1)
-        z = ritz[rows, best].to(start.device)
-        y = vecs[rows, :, best].to(start.device)  # (N, m) complex
+        z, y = ritz[rows, best], vecs[rows, :, best]  # (N,), (N, m) complex
         # fix the phase (largest component real): for a real eigenpair u is then real
         big = y.abs().argmax(dim=1)
         y = y / (y[rows, big] / y[rows, big].abs().clamp_min(1e-300))[:, None]
+        z, y = z.to(start.device), y.to(start.device)
         u = torch.einsum("mnd,nm->nd", basis.to(torch.complex128), y)
         ju = torch.einsum("mnd,nm->nd", products.to(torch.complex128), y)
         res = (ju - z[:, None] * u).abs().norm(dim=1)
