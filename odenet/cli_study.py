@@ -203,8 +203,13 @@ def analyze_cmd(
     seed: str | None = typer.Option(None, help=_SELECT_HELP["seed"]),
     limit_data: str = typer.Option("1024", help=_SELECT_HELP["limit_data"]),
     batch_size: int = typer.Option(256, help="Evaluation batch size."),
-    krylov: int = typer.Option(10, help="Arnoldi steps per cycle (Jacobian-vector products)."),
-    restarts: int = typer.Option(4, help="Arnoldi cycles."),
+    krylov: int = typer.Option(20, help="Arnoldi steps per cycle (Jacobian-vector products)."),
+    restarts: int = typer.Option(
+        20, help="Most Arnoldi cycles; fewer once every estimate has converged."
+    ),
+    eigen_tol: float = typer.Option(
+        1e-4, help="Relative residual an eigenvalue estimate must reach to count as converged."
+    ),
     eigen_images: int = typer.Option(64, help="Images the field spectra are averaged over."),
     initial: bool = typer.Option(True, help="Also gradient norms at the initial weights."),
     figures: bool = typer.Option(True, help="Draw the figures (PNG + SVG)."),
@@ -217,7 +222,8 @@ def analyze_cmd(
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
         limit_data=limit_data, batch_size=batch_size, krylov=krylov, restarts=restarts,
-        eigen_images=eigen_images, initial=initial, figures=figures, device=device,
+        eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial, figures=figures,
+        device=device,
     )  # fmt: skip
     result = run_analyze(config)
     _print_measurements(result, summary_table, as_json)

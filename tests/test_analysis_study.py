@@ -87,6 +87,20 @@ def test_analyze_writes_figures_and_json(study, capsys):
         ]
         assert m["outside_region"] == (placed.count(False) if placed else None)
         assert m["fields_with_region"] == len(placed)
+        # every estimate says whether it reached the tolerance (4 vectors x 2 cycles: rarely)
+        tol = payload["settings"]["eigen"]["tol"]
+        for e in m["eigenvalues"]:
+            if e["re"] is None:
+                assert e["unconverged"] is None and e["residual"] is None
+                continue
+            assert 0 <= e["unconverged"] <= 4 and 1 <= e["cycles"] <= 2
+            assert (e["unconverged"] == 0) == (e["residual"] <= tol)
+        flagged = sum(bool(e["unconverged"]) for e in m["eigenvalues"])
+        assert m["unconverged_fields"] == flagged
+    assert sum(m["unconverged_fields"] for m in payload["models"]) > 0
+    assert {r["scheme"]: r["unconverged_fields"] for r in payload["table"]} == {
+        m["solver"]: m["unconverged_fields"] for m in payload["models"]
+    }
     names = {Path(p).name for p in payload["figures"]}
     for stem in ("responses_d14", "step_ratios_d14", "grad_norms_d14", "eigenvalues_d14"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
@@ -98,6 +112,7 @@ def test_analyze_writes_figures_and_json(study, capsys):
     md = (study / "report.md").read_text()
     assert "What the instruments show (odenet analyze)" in md
     assert "analysis/responses_d14.png" in md and "d14-rk4-lr0.1-s0" in md
+    assert "unconverged)" in md  # the outside counts rest on flagged estimates
 
 
 def test_responses_of_a_run_match_own_hooks_on_its_own_subset(study):
@@ -154,6 +169,8 @@ def test_cache_is_keyed_by_settings(study):
         (["--seed", "5"], "seed 5"),
         (["--lr", "abc"], "--lr"),
         (["--krylov", "0"], "krylov"),
+        (["--eigen-tol", "0"], "tol"),
+        (["--restarts", "0"], "restarts"),
         (["--limit-data", "0"], "--limit-data"),
     ],
 )

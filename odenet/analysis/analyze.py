@@ -95,8 +95,10 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
     samples; per sample the dominant eigenvalue (Im >= 0) is estimated, then averaged. Each
     entry: {"field", "scheme", "re", "im", "abs" (mean |z| over samples), "inside" (the mean z
     in the region of the field's step scheme; None without a region), "fraction_outside"
-    (of the samples), "change" (mean relative change over the last Arnoldi restart)};
-    re/im/abs are None for a field that changes the shape.
+    (of the samples), "residual" (the largest relative residual of the samples' estimates),
+    "unconverged" (samples whose estimate did not reach ``config.tol``; the mean is flagged
+    wherever it is shown when this is nonzero), "cycles" (Arnoldi cycles run)}; re/im/abs
+    (and the rest) are None for a field that changes the shape.
     """
     model.eval()
     fields = model_fields(model)
@@ -126,11 +128,13 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
                     "abs": None,
                     "inside": None,
                     "fraction_outside": None,
-                    "change": None,
+                    "residual": None,
+                    "unconverged": None,
+                    "cycles": None,
                 }
             )
             continue
-        z, change = found
+        z = found.value
         mean = z.mean()
         kwargs = _scheme_kwargs(f)
         inside = place_on_region(f.scheme, mean.reshape(1), **kwargs)
@@ -143,7 +147,9 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
                 "abs": float(z.abs().mean()),
                 "inside": None if inside is None else bool(inside[0]),
                 "fraction_outside": None if each is None else float((~each).double().mean()),
-                "change": float(change.mean()),
+                "residual": float(found.residual.max()),
+                "unconverged": int((~found.converged).sum()),
+                "cycles": found.cycles,
             }
         )
     return out
@@ -165,7 +171,8 @@ def analyze_model(
 ) -> dict:
     """Every measurement of one model on ``batches``: {"fields", "schemes", "responses"
     ({"network_order", "sorted"}), "step_ratios", "grad_norms" ({"trained", "initial"}),
-    "eigenvalues", "outside_region", "fields_with_region"}."""
+    "eigenvalues", "outside_region", "fields_with_region", "unconverged_fields" (fields whose
+    eigenvalue estimate did not converge for some sample)}."""
     resp = field_responses(model, batches)
     eig = spectra(model, batches, eigen)
     placed = [e["inside"] for e in eig if e["inside"] is not None]
@@ -184,6 +191,7 @@ def analyze_model(
         "eigenvalues": eig,
         "outside_region": sum(not i for i in placed) if placed else None,
         "fields_with_region": len(placed),
+        "unconverged_fields": sum(bool(e["unconverged"]) for e in eig),
     }
 
 
@@ -224,7 +232,8 @@ def _one_run(config: AnalyzeConfig, store: Store, run: RunRecord, device, data: 
 
 def aggregate(models: list[dict]) -> list[dict]:
     """Per (depth, scheme, lr), means over seeds: n, test accuracy, mean response, mean step
-    ratio, mean |z| of the fields with eigenvalues, fields outside the region."""
+    ratio, mean |z| of the fields with eigenvalues, fields outside the region, and the total
+    count of unconverged field estimates (over seeds; results cached before it: None)."""
     cells: dict[tuple, list[dict]] = {}
     for m in models:
         cells.setdefault((m["depth"], m["solver"], m["lr"]), []).append(m)
@@ -248,9 +257,14 @@ def aggregate(models: list[dict]) -> list[dict]:
                 "eig_abs": mean([mean([e["abs"] for e in m["eigenvalues"]]) for m in ms]),
                 "outside_region": mean([m["outside_region"] for m in ms]),
                 "fields_with_region": ms[0]["fields_with_region"],
+                "unconverged_fields": _total([m.get("unconverged_fields") for m in ms]),
             }
         )
     return rows
+
+
+def _total(values: list) -> int | None:
+    return None if any(v is None for v in values) else sum(values)
 
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
@@ -294,8 +308,9 @@ def config_from_options(
     lr: str | float | None = None,
     seed: str | int | None = None,
     limit_data: str | int | None = "1024",
-    krylov: int = 10,
-    restarts: int = 4,
+    krylov: int = EigenConfig.krylov,
+    restarts: int = EigenConfig.restarts,
+    eigen_tol: float = EigenConfig.tol,
     eigen_images: int = 64,
     **options: object,
 ) -> AnalyzeConfig:
@@ -307,7 +322,7 @@ def config_from_options(
         study_dir=str(study_dir),
         selection=parse_selection(depth, orders, solvers, lr, seed),
         limit_data=parse_limit(limit_data),
-        eigen=EigenConfig(krylov=krylov, restarts=restarts, images=eigen_images),
+        eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
         **options,  # type: ignore[arg-type]
     )
     config.validate()
@@ -317,7 +332,7 @@ def config_from_options(
 def summary_table(result: AnalyzeResult):
     """A rich Table of the aggregate per (depth, scheme, lr)."""
     header = ("depth", "scheme", "lr", "n", "test acc %", "response", "step ratio", "|z|",
-              "outside region")  # fmt: skip
+              "outside region", "unconv.")  # fmt: skip
 
     def num(v, fmt=".3g"):
         return "-" if v is None else format(v, fmt)
@@ -330,14 +345,18 @@ def summary_table(result: AnalyzeResult):
             else f"{r['outside_region']:.1f}/{r['fields_with_region']}"
         )
         acc = None if r["test_acc"] is None else 100 * r["test_acc"]
+        unconverged = r["unconverged_fields"]
         rows.append([
             str(r["depth"]), r["scheme"], f"{r['lr']:g}", str(r["n"]), num(acc, ".2f"),
             num(r["response"]), num(r["step_ratio"]), num(r["eig_abs"]), outside,
+            "-" if unconverged is None else str(unconverged),
         ])  # fmt: skip
     return rich_table(
         header,
         rows,
         title="analyze: means over seeds per (depth, scheme, lr)",
-        caption="images: " + "; ".join(result.settings["images"]),
+        caption="images: " + "; ".join(result.settings["images"]) + "; unconv.: fields whose "
+        f"eigenvalue estimate stayed above --eigen-tol {result.settings['eigen']['tol']:g} "
+        "(summed over seeds)",
         left=("depth", "scheme"),
     )

@@ -320,6 +320,8 @@ def _analysis_md(data: StudyData) -> list[str]:
         out = a.get("outside_region")
         resp, ratios = a["responses"]["network_order"], a["step_ratios"]
         outside = "-" if out is None else f"{out}/{a.get('fields_with_region')}"
+        if a.get("unconverged_fields"):  # flag counts built on unconverged eigenvalues
+            outside += f" ({a['unconverged_fields']} unconverged)"
         mean_resp, mean_ratio = sum(resp) / len(resp), sum(ratios) / len(ratios)
         rows.append([run_id, outside, _cell(mean_resp), _cell(mean_ratio), _cell(a.get("data"))])
     lines += markdown_table(cols, rows) + [""]
