@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 S = "--dataset synthetic:train=512,test=256,size=8 --width 4 --epochs 2 --device cpu -q"
 STUDIES = {
     "rk": f"{S} --depths 8,14 --orders 1,2,4 --solvers lm,plain,ralston --lrs 0.1,0.8 --seeds 0",
@@ -43,7 +45,9 @@ LANDSCAPE = "landscape {dir} --points 5 --limit-data 64 --trace-probes 2 --power
 VOLATILE = {
     "seconds", "started", "finished", "run_dir", "provenance", "device", "executor", "files",
     "figures", "path", "paths", "study_dir", "created", "host", "pid", "elapsed", "time",
-    "torch_version", "odenet_version", "python", "warnings", "members",
+    "torch_version", "odenet_version", "python", "warnings", "members", "images_per_s",
+    "slice_file",  # its name hashes the file's settings; its values are kept as "slice"
+    "checkpoint",  # a hash of checkpoint.pt, which holds each epoch's wall-clock seconds
 }  # fmt: skip
 
 
@@ -58,6 +62,11 @@ def _run(odenet: list[str], args: str, cwd: Path) -> dict:
 
 
 def _strip(value):
+    if isinstance(value, str) and value.startswith("{"):  # JSON text (a slice's settings)
+        try:
+            return json.dumps(_strip(json.loads(value)), sort_keys=True)
+        except ValueError:
+            return value
     if isinstance(value, dict):
         return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
@@ -77,7 +86,12 @@ def record(out: Path, odenet: list[str]) -> None:
         found["train"] = _strip(_run(odenet, TRAIN, cwd))
         print("analyze, landscape", file=sys.stderr)
         found["analyze"] = _strip(_run(odenet, ANALYZE.format(dir="rk"), cwd))
-        found["landscape"] = _strip(_run(odenet, LANDSCAPE.format(dir="rk"), cwd))
+        landscape = _run(odenet, LANDSCAPE.format(dir="rk"), cwd)
+        for model in landscape.get("models", []):
+            if model.get("slice_file"):  # the slice itself: every loss and accuracy on the grid
+                with np.load(cwd / model["slice_file"]) as npz:
+                    model["slice"] = {k: npz[k].tolist() for k in sorted(npz.files)}
+        found["landscape"] = _strip(landscape)
     out.write_text(json.dumps(found, indent=1, sort_keys=True))
 
 
@@ -96,7 +110,7 @@ def _diff(a, b, where: str, out: list[str]) -> None:
 
 
 def compare(before: Path, after: Path) -> int:
-    a, b = json.loads(before.read_text()), json.loads(after.read_text())
+    a, b = _strip(json.loads(before.read_text())), _strip(json.loads(after.read_text()))
     diffs: list[str] = []
     for key in a:
         if key in b:

@@ -47,14 +47,16 @@ def main() -> None:
     import ray
 
     from odenet.studies import StudySpec, run_study
-    from odenet.studies.ray_executor import RayConfig
+    from odenet.studies.executors.ray import RayConfig
+    from odenet.training import TrainConfig
     from odenet.training.checkpoint import CHECKPOINT, save_bytes
 
     cpus = 1  # one task at a time, one torch thread: the sequential executor's conditions
     lrs = tuple(round(0.05 * (i + 1), 2) for i in range(args.runs))
+    base = TrainConfig(dataset=args.dataset, epochs=args.epochs, device="cpu")
     spec = StudySpec(
-        orders=(1,), depths=(args.depth,), lrs=lrs, epochs=args.epochs, dataset=args.dataset,
-        width=args.width, device="cpu", executor="sequential",
+        base=base.replace(width=args.width), orders=(1,), depths=(args.depth,), lrs=lrs,
+        executor="sequential",
     )  # fmt: skip
     ray_spec = replace(spec, executor="ray")
     with tempfile.TemporaryDirectory() as tmp:

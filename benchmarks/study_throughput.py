@@ -32,6 +32,7 @@ import torch
 from train_throughput import dataloader_loop, engine_rate, odenet_loop, random_dataset
 
 from odenet.data import ArrayDataset
+from odenet.nets import ModelConfig
 from odenet.training import TrainConfig
 from odenet.training.device import resolve
 from odenet.training.fused import train_fused
@@ -53,8 +54,8 @@ def sweep(depth: int, args: argparse.Namespace, data: ArrayDataset) -> list[dict
     (run by run, every run costs the same, so their aggregate rate does not depend on K)."""
     sizes, b = sorted(args.members), args.batch_size
     base = TrainConfig(
-        dataset="bench", depth=depth, solver=args.solver, width=args.width, epochs=1,
-        batch_size=b, schedule="constant", device=args.device, limit_test=b,
+        dataset="bench", model=ModelConfig(depth=depth, solver=args.solver, width=args.width),
+        epochs=1, batch_size=b, schedule="constant", device=args.device, limit_test=b,
         limit_train=(args.warmup + args.steps) * b,
     )  # fmt: skip
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from odenet.data import ArrayDataset
-from odenet.nets import build_from_config
+from odenet.nets import ModelConfig, build_from_config
 from odenet.training import TrainConfig, TrainResult, train
 from odenet.training.device import resolve, synchronize
 
@@ -60,7 +60,7 @@ def dataloader_loop(config: TrainConfig, data: ArrayDataset, steps: int, warmup:
     """(a): images/s of the classic fp32 DataLoader loop over ``steps`` timed steps."""
     device = resolve(config).device
     model = build_from_config(
-        config.model_config(data.in_channels, data.num_classes),
+        config.model_for(data),
         torch.Generator().manual_seed(config.seed),
     ).to(device)
     params = list(model.parameters())  # torch's SGD, weight decay on conv/linear weights
@@ -148,8 +148,8 @@ def main() -> None:
     data = random_dataset((args.warmup + args.steps) * args.batch_size, args.batch_size,
                           args.image_size)  # fmt: skip
     config = TrainConfig(
-        dataset="bench", depth=args.depth, solver=args.solver, width=args.width, epochs=1,
-        lr=0.05, batch_size=args.batch_size, schedule="constant", device=args.device,
+        dataset="bench", model=ModelConfig(depth=args.depth, solver=args.solver, width=args.width),
+        epochs=1, lr=0.05, batch_size=args.batch_size, schedule="constant", device=args.device,
         limit_test=args.batch_size,
     )  # fmt: skip
     placement = resolve(config)

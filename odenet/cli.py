@@ -14,13 +14,13 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from pathlib import Path  # noqa: F401  (used by the commands' option types)
-from typing import Optional  # noqa: F401
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from odenet.cli_output import console, print_json
+from odenet.cli_settings import with_settings
 from odenet.cli_study import (
     analyze_cmd,
     landscape_cmd,
@@ -29,7 +29,7 @@ from odenet.cli_study import (
     study_cmd,
 )
 from odenet.errors import OdenetError
-from odenet.training.config import TrainConfig
+from odenet.training.config import SETTINGS, TrainConfig, model_settings
 
 INTERRUPTED = "interrupted; run the same command to resume"
 
@@ -103,62 +103,21 @@ def solvers_cmd(
     console.print(rich_table(header, map(_cells, rows), title="odenet solvers", left=left))
 
 
-_T = TrainConfig()  # option defaults come from the config (never re-typed here)
-
-
 # ---- describe (nets) -----------------------------------------------------------------------
 @app.command("describe")
+@with_settings(model_settings().values())
 def describe_cmd(
-    depth: int = typer.Option(
-        _T.depth, "--depth", help="cifar: 6n + 2 (20, 56, ...); single: 2N + 2."
-    ),
-    solver: str = typer.Option(
-        _T.solver, "--solver", help="A registry name (see `odenet solvers`)."
-    ),
-    arch: str = typer.Option(_T.arch, "--arch", help="cifar | single | resnet18 ... resnet152."),
-    downsample: str = typer.Option(
-        _T.downsample, "--downsample", help="single arch: stem | field."
-    ),
-    block: str = typer.Option(_T.block, "--block", help="postact | preact."),
-    shortcut: str = typer.Option(
-        _T.shortcut, "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
-    ),
-    norm: str | None = typer.Option(None, "--norm", help="bn | gn (default: bn; ODE field gn)."),
-    width: int = typer.Option(_T.width, "--width", help="Channels of stage 1."),
-    in_channels: int = typer.Option(3, "--in-channels", help="Image channels."),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="Number of classes (default: 1000 ImageNet family, else 10)."
-    ),
+    values: dict,
     image_size: int | None = typer.Option(
         None, "--image-size", help="Input height = width (default: 224 ImageNet family, else 32)."
     ),
-    ode_t1: float = typer.Option(1.0, "--ode-t1", help="Continuous mode: integrate over [0, T]."),
-    ode_rtol: float = typer.Option(1e-3, "--ode-rtol", help="Continuous mode: rtol."),
-    ode_atol: float = typer.Option(1e-4, "--ode-atol", help="Continuous mode: atol."),
-    ode_step_size: float | None = typer.Option(None, "--ode-step-size", help="Fixed grids."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Layers, parameters, forward FLOPs and the steps of each stage of one network."""
-    from odenet.nets import ModelConfig, default_num_classes, describe
+    from odenet.nets import ModelConfig, describe
     from odenet.nets.budget import summary_table
 
-    config = ModelConfig(
-        arch=arch,
-        downsample=downsample,
-        depth=depth,
-        solver=solver,
-        block=block,
-        shortcut=shortcut,
-        norm=norm,
-        width=width,
-        in_channels=in_channels,
-        num_classes=default_num_classes(arch) if num_classes is None else num_classes,
-        ode_t1=ode_t1,
-        ode_rtol=ode_rtol,
-        ode_atol=ode_atol,
-        ode_step_size=ode_step_size,
-    )
-    summary = describe(config, image_size=image_size)
+    summary = describe(ModelConfig(**values), image_size=image_size)
     if as_json:
         print_json(summary.to_dict())
     else:
@@ -167,89 +126,25 @@ def describe_cmd(
 
 # ---- train (training) ----------------------------------------------------------------------
 @app.command("train")
+@with_settings(SETTINGS.values())
 def train_cmd(
-    dataset: str = typer.Option(
-        _T.dataset,
-        "--dataset",
-        help="cifar10 | cifar100 | fashion-mnist | mnist | synthetic | imagefolder:PATH[,size=N].",
-    ),
-    depth: int = typer.Option(
-        _T.depth, "--depth", help="cifar: 6n + 2 (8, 14, 20, ...); single: 2N + 2."
-    ),
-    arch: str = typer.Option(_T.arch, "--arch", help="cifar | single | resnet18 ... resnet152."),
-    downsample: str = typer.Option(
-        _T.downsample, "--downsample", help="single arch: stem | field."
-    ),
-    solver: str = typer.Option(_T.solver, "--solver", help="A registry name (`odenet solvers`)."),
-    epochs: int = typer.Option(_T.epochs, "--epochs", help="Passes over the training set."),
-    lr: float = typer.Option(_T.lr, "--lr", help="Peak learning rate."),
-    batch_size: int = typer.Option(_T.batch_size, "--batch-size", help="Training batch size."),
-    schedule: str = typer.Option(_T.schedule, "--schedule", help="onecycle|cosine|step|constant."),
-    seed: int = typer.Option(
-        _T.seed, "--seed", help="Model init seed (the data seed derives from it)."
-    ),
-    limit_train: int | None = typer.Option(
-        _T.limit_train, "--limit-train", help="Fixed train subset."
-    ),
-    limit_test: int | None = typer.Option(_T.limit_test, "--limit-test", help="Fixed test subset."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets live."),
-    device: str = typer.Option(_T.device, "--device", help="auto | cpu | cuda."),
+    values: dict,
     out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    pad: int = typer.Option(_T.pad, "--pad", help="Zero padding of the random crop (0: no crop)."),
-    log_every: int = typer.Option(
-        _T.log_every, "--log-every", help="Log the loss every N steps (0: about 100 points a run)."
-    ),
-    block: str = typer.Option(_T.block, "--block", help="postact | preact."),
-    shortcut: str = typer.Option(
-        _T.shortcut, "--shortcut", help="A (zero-pad) | B (1x1 projection) | C (on every step)."
-    ),
-    width: int = typer.Option(_T.width, "--width", help="Channels of stage 1."),
-    momentum: float = typer.Option(_T.momentum, "--momentum", help="SGD momentum."),
-    nesterov: bool = typer.Option(
-        _T.nesterov, "--nesterov/--no-nesterov", help="Nesterov momentum."
-    ),
-    weight_decay: float = typer.Option(
-        _T.weight_decay, "--weight-decay", help="On conv/linear weights."
-    ),
-    warmup_epochs: float = typer.Option(
-        _T.warmup_epochs, "--warmup-epochs", help="Linear lr warm-up."
-    ),
-    label_smoothing: float = typer.Option(
-        _T.label_smoothing, "--label-smoothing", help="In [0, 1)."
-    ),
-    augment: bool = typer.Option(_T.augment, "--augment/--no-augment", help="Train augmentation."),
-    amp: bool | None = typer.Option(_T.amp, "--amp/--no-amp", help="bf16 autocast (CUDA: on)."),
-    channels_last: bool | None = typer.Option(
-        _T.channels_last,
-        "--channels-last/--no-channels-last",
-        help="NHWC memory format (CUDA: on).",
-    ),
-    cuda_graphs: bool | None = typer.Option(
-        _T.cuda_graphs,
-        "--cuda-graphs/--no-cuda-graphs",
-        help="Capture the step as CUDA graphs (CUDA: on).",
-    ),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
-    from odenet.training import TrainConfig, train
+    from odenet.training import train
     from odenet.training.console import EpochProgress, print_result
 
-    config = TrainConfig(
-        dataset=dataset, depth=depth, solver=solver, block=block, shortcut=shortcut, width=width,
-        epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, nesterov=nesterov,
-        weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
-        label_smoothing=label_smoothing, seed=seed, limit_train=limit_train,
-        limit_test=limit_test, data_dir=str(data_dir) if data_dir else None, device=device,
-        amp=amp, channels_last=channels_last, augment=augment, cuda_graphs=cuda_graphs,
-        arch=arch, downsample=downsample, pad=pad, log_every=log_every,
-    )  # fmt: skip
+    config = TrainConfig().replace(**values)
     if out is not None:  # a file, or a directory that cannot be written: refused before training
         from odenet.studies import check_out_dir
 
         check_out_dir(out)
     con = Console(stderr=True) if as_json else console
-    result = train(config, out_dir=out, callbacks=EpochProgress(con, epochs, batch_size))
+    result = train(
+        config, out_dir=out, callbacks=EpochProgress(con, config.epochs, config.batch_size)
+    )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -270,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Library errors (OdenetError) print ``error: <message>`` and exit with their code; a file
     system refusal (OSError) exits 1; usage errors exit 2; Ctrl-C prints INTERRUPTED and exits
-    130 (the executors have given their runs back, so the same command resumes).
+    130 (the runner has given the unfinished runs back, so the same command resumes).
     """
     code: int | str | None = 0
     if _main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:

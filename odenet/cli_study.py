@@ -6,50 +6,46 @@ registers these functions on its app, after train, and turns errors into exit co
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import typer
 
 from odenet.cli_output import console, print_json
+from odenet.cli_settings import with_settings
+from odenet.studies.spec import StudySpec
+from odenet.studies.spec_values import FAMILIAR
+from odenet.training.config import SETTINGS
 
 
 # ---- study / report (studies) --------------------------------------------------------------
-def _study_default(name: str) -> str:
-    """'(default X)' for a StudySpec or TrainConfig field: the dataclasses hold the defaults."""
-    from dataclasses import fields
-
-    from odenet.studies import StudySpec
-    from odenet.training import TrainConfig
-
-    for f in (*fields(StudySpec), *fields(TrainConfig)):
-        if f.name == name:
-            value = f.default
-            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-            return f"(default {shown})"
-    raise KeyError(name)
+def _default(name: str) -> str:
+    """'(default X)' for a StudySpec field: the dataclass holds the defaults."""
+    value = next(f.default for f in fields(StudySpec) if f.name == name)
+    return f"(default {','.join(map(str, value)) if isinstance(value, tuple) else value})"
 
 
-def _train_fields() -> str:
-    from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS
+def _study_settings() -> list:
+    """The settings a study's options set for every run: all but the axes' own."""
+    return [s for s in SETTINGS.values() if s.name not in FAMILIAR]
 
-    return ", ".join(f for f in TRAIN_FIELDS if f not in FAMILIAR)
 
-
+@with_settings(_study_settings(), given=True)
 def study_cmd(
+    values: dict,
     out: Path | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
-    orders: str | None = typer.Option(
-        None, help=f"RK orders, e.g. 1,4 {_study_default('orders')}."
-    ),
+    orders: str | None = typer.Option(None, help=f"RK orders, e.g. 1,4 {_default('orders')}."),
     solvers: str | None = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
-    depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_study_default('depths')}."),
-    lrs: str | None = typer.Option(None, help=f"Peak lrs {_study_default('lrs')}."),
-    seeds: str | None = typer.Option(None, help=f"Seeds, e.g. 0,1 {_study_default('seeds')}."),
+    depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_default('depths')}."),
+    lrs: str | None = typer.Option(None, help=f"Peak lrs {_default('lrs')}."),
+    seeds: str | None = typer.Option(None, help=f"Seeds, e.g. 0,1 {_default('seeds')}."),
     sets: list[str] | None = typer.Option(
         None,
         "--set",
         metavar="FIELD=VALUE",
         help="Set a TrainConfig field for every run (repeatable; none for an optional field), "
-        f"e.g. --set weight_decay=0 --set pad=2. Fields: {_train_fields()}.",
+        "e.g. --set weight_decay=0 --set pad=2. Fields: "
+        f"{', '.join(s.name for s in _study_settings())}.",
     ),
     axes: list[str] | None = typer.Option(
         None,
@@ -59,17 +55,6 @@ def study_cmd(
         "named in the run id, e.g. --axis weight_decay=0,5e-4 -> d20-rk4-lr0.1-wd0.0005-s0 "
         "(dataset, data_dir, device and cuda_graphs hold one value per study).",
     ),
-    epochs: int | None = typer.Option(None, help=f"Epochs per run {_study_default('epochs')}."),
-    dataset: str | None = typer.Option(None, help=f"Dataset {_study_default('dataset')}."),
-    limit_train: int | None = typer.Option(None, help="Use N training images."),
-    limit_test: int | None = typer.Option(None, help="Use N test images."),
-    batch_size: int | None = typer.Option(None, help=f"Batch size {_study_default('batch_size')}."),
-    schedule: str | None = typer.Option(None, help="onecycle|cosine|step|constant."),
-    device: str | None = typer.Option(None, help=f"auto|cpu|cuda {_study_default('device')}."),
-    width: int | None = typer.Option(None, help=f"Stage-1 channels {_study_default('width')}."),
-    block: str | None = typer.Option(None, help="postact|preact."),
-    shortcut: str | None = typer.Option(None, help="A|B|C."),
-    data_dir: str | None = typer.Option(None, help="Where datasets live."),
     executor: str | None = typer.Option(
         None, help="auto|sequential|fused|ray (auto: fused on CUDA, sequential on CPU)."
     ),
@@ -80,17 +65,12 @@ def study_cmd(
         None, help="Ray: GPUs per task (default 1 where the cluster has GPUs, else 0)."
     ),
     cpus_per_run: float = typer.Option(1.0, help="Ray: CPUs per task (its torch threads)."),
-    fuse_max: int | None = typer.Option(
-        None, help=f"Runs per fused group {_study_default('fuse_max')}."
-    ),
-    cuda_graphs: bool | None = typer.Option(
-        None, "--cuda-graphs/--no-cuda-graphs", help="Capture steps as CUDA graphs (CUDA: on)."
-    ),
+    fuse_max: int | None = typer.Option(None, help=f"Runs per fused group {_default('fuse_max')}."),
     config: Path | None = typer.Option(
         None,
         "--config",
-        help="TOML study file: any field above; a TrainConfig field given a "
-        "list is swept (flags win).",
+        help="TOML study file: any option here; a TrainConfig field given a list is swept "
+        "(flags win).",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
@@ -98,17 +78,15 @@ def study_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
-    one run. Every TrainConfig field can be set (--set) or swept (--axis, TOML lists)."""
+    one run. Every TrainConfig field can be set (its option, --set) or swept (--axis, TOML
+    lists)."""
     from odenet.studies import plan_study, run_study, spec_from_sources
-    from odenet.studies.ray_executor import RayConfig
+    from odenet.studies.executors.ray import RayConfig
     from odenet.studies.report import plan_table, summary_table
 
     spec = spec_from_sources(
-        config, sets=sets or (), axes=axes or (), orders=orders, solvers=solvers, depths=depths,
-        lrs=lrs, seeds=seeds, epochs=epochs, dataset=dataset, limit_train=limit_train,
-        limit_test=limit_test, batch_size=batch_size, schedule=schedule, device=device,
-        width=width, block=block, shortcut=shortcut, data_dir=data_dir, executor=executor,
-        fuse_max=fuse_max, cuda_graphs=cuda_graphs,
+        config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
+        settings=values, sets=sets or (), axes=axes or (), executor=executor, fuse_max=fuse_max,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -230,8 +208,13 @@ def analyze_cmd(
     where: list[str] = typer.Option([], "--where", help=_SELECT_HELP["where"]),
     limit_data: str = typer.Option("1024", help=_SELECT_HELP["limit_data"]),
     batch_size: int = typer.Option(256, help="Evaluation batch size."),
-    krylov: int = typer.Option(10, help="Arnoldi steps per cycle (Jacobian-vector products)."),
-    restarts: int = typer.Option(4, help="Arnoldi cycles."),
+    krylov: int = typer.Option(20, help="Arnoldi steps per cycle (Jacobian-vector products)."),
+    restarts: int = typer.Option(
+        20, help="Most Arnoldi cycles; fewer once every estimate has converged."
+    ),
+    eigen_tol: float = typer.Option(
+        1e-4, help="Relative residual an eigenvalue estimate must reach to count as converged."
+    ),
     eigen_images: int = typer.Option(64, help="Images the field spectra are averaged over."),
     initial: bool = typer.Option(True, help="Also gradient norms at the initial weights."),
     figures: bool = typer.Option(True, help="Draw the figures (PNG + SVG)."),
@@ -244,7 +227,8 @@ def analyze_cmd(
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
         where=tuple(where), limit_data=limit_data, batch_size=batch_size, krylov=krylov,
-        restarts=restarts, eigen_images=eigen_images, initial=initial, figures=figures,
+        restarts=restarts, eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial,
+        figures=figures,
         device=device,
     )  # fmt: skip
     result = run_analyze(config)

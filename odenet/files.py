@@ -1,28 +1,83 @@
-"""Writing files so that a reader never sees half of one (imports nothing of odenet: every
-layer may use it)."""
+"""The one writer of odenet's files (imports nothing of odenet: every layer may use it).
+
+Every file odenet writes (checkpoints, results, figures, report.md, exported CSVs, analysis
+outputs, downloads, caches) goes through ``atomic_write``: the content goes to a new, uniquely
+named temp file in the target's directory, is flushed and fsynced, and the temp file is then
+renamed over the target. Hence:
+
+* a reader never sees half a file, and concurrent writers never share a temp file (the last
+  rename wins);
+* whatever stood at the target is replaced, never written through: a hard link or a symlink
+  there is swapped for the new file, and the file it shared its data with is left as it was;
+* the file gets the mode ``open()`` would give it: 0666 less the process's umask (0644 under
+  the usual umask 022), so files of a study are readable to whoever may read the directory.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # matplotlib is heavy and only the figures' writers need it
+    from matplotlib.figure import Figure
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call write(file_object) on a unique temp file next to ``path`` (created 0600), flush and
-    fsync it, then rename it into place; on any error the temp file is removed and the error
-    raised. Concurrent writers never share a temp file; the last rename wins."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a new temp file beside ``path``, then rename it into place.
+
+    ``f`` is a binary file opened on the temp file (``f.name`` is its path, e.g. for checking
+    the content before it is published); raising from ``write`` leaves ``path`` untouched. The
+    parent directory is created when missing. On any error the temp file is removed and the
+    error raised. Returns ``path``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    f, tmp = _new_temp(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # replaces a link at ``path`` itself, never its target
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` as the whole content of ``path`` (``atomic_write``)."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """``text`` (UTF-8) as the whole content of ``path`` (``atomic_write``)."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_figure(
+    fig: Figure, stem: str | Path, *, dpi: float, bbox_inches: str | None = None
+) -> list[Path]:
+    """``fig`` as ``stem.png`` (``dpi`` dots per inch) and ``stem.svg`` (vector; anything
+    rasterized at the figure's own dpi), each through ``atomic_write``; the two paths.
+    ``stem`` is a path without the suffix (a dot in its name stays part of the name)."""
+    stem = Path(stem)
+    png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
+    atomic_write(png, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches=bbox_inches))
+    atomic_write(svg, lambda f: fig.savefig(f, format="svg", bbox_inches=bbox_inches))
+    return [png, svg]
+
+
+def _new_temp(path: Path) -> tuple[BinaryIO, Path]:
+    """A new file beside ``path`` opened for writing, and its path. Created exclusively with
+    mode 0666 (the kernel applies the umask, as for any ``open``), named ``.NAME.<random>.tmp``
+    so that a directory listing shows it as a hidden leftover should a crash leave it."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return open(tmp, "xb"), tmp  # noqa: SIM115 - closed by atomic_write
+        except FileExistsError:
+            continue

@@ -1,6 +1,6 @@
 """The analyze measurements on a model and batches, each against an independent computation:
 responses and step ratios from the test's own forward hooks, gradient norms from
-``backward()``, and field spectra from dense Jacobians."""
+``backward()`` (field spectra: tests/test_analysis_eigen.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from odenet.analysis.eigen import EigenConfig, dominant_eigenvalues, field_eigenvalues
 from odenet.analysis.responses import field_responses, gradient_norms, model_fields
 from odenet.nets import ModelConfig, build_from_config
-from odenet.nets.fields import make_field
-
-EPS32 = torch.finfo(torch.float32).eps
 
 
 def _model(solver: str, depth: int = 14) -> torch.nn.Module:
@@ -131,55 +127,3 @@ def test_fields_follow_the_solvers_plan():
         ("heun", 0, False),
         ("euler", 1, True),
     ]
-
-
-def _tiny_field(seed: int) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    field = make_field("postact", 2, 2, 1, "bn")
-    with torch.no_grad():
-        for p in field.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.7)
-        for norm in (field.norm1, field.norm2):
-            norm.running_mean.copy_(torch.randn(2, generator=gen) * 0.1)
-            norm.running_var.copy_(torch.rand(2, generator=gen) + 0.5)
-    return field.eval()
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_field_eigenvalue_matches_dense_spectral_radius(seed):
-    field = _tiny_field(seed)
-    x = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(10 + seed))
-    radius = []
-    for i in range(3):
-        jac = torch.autograd.functional.jacobian(lambda t: field(t[None])[0], x[i])
-        radius.append(torch.linalg.eigvals(jac.reshape(32, 32).double()).abs().max())
-    z, change = field_eigenvalues(field, x, EigenConfig(krylov=8, restarts=8))
-    assert z.abs().tolist() == pytest.approx(torch.stack(radius).tolist(), rel=1e-3)
-    assert (z.imag >= 0).all() and (change < 1e-3).all()
-
-
-def test_arnoldi_finds_a_dominant_complex_pair_per_block():
-    """Row-wise block-diagonal maps with known spectra: a rotation-scaling pair dominates in
-    one row, a real eigenvalue in the other."""
-    gen = torch.Generator().manual_seed(0)
-    d = 12
-    q = torch.linalg.qr(torch.randn(2, d, d, generator=gen, dtype=torch.float64))[0]
-    diag = torch.zeros(2, d, d, dtype=torch.float64)
-    diag[0, :2, :2] = torch.tensor([[-1.5, 2.0], [-2.0, -1.5]])  # eigenvalues -1.5 +- 2i
-    diag[0, 2:, 2:] = torch.diag(torch.linspace(-1.0, 1.0, d - 2, dtype=torch.float64))
-    diag[1] = torch.diag(torch.cat([torch.tensor([-3.0]), torch.linspace(-1, 2, d - 1)]))
-    mats = (q @ diag @ q.transpose(1, 2)).float()
-    z, _ = dominant_eigenvalues(
-        lambda v: torch.einsum("nij,nj->ni", mats, v),
-        torch.randn(2, d, generator=gen),
-        krylov=6,
-        restarts=10,
-    )
-    tol = 1e3 * EPS32  # float32 products, a 12-dimensional space
-    assert abs(z[0].real + 1.5) < tol and abs(abs(z[0].imag) - 2.0) < tol
-    assert abs(z[1] + 3.0) < tol
-
-
-def test_downsampling_fields_have_no_eigenvalues():
-    field = make_field("postact", 2, 4, 2, "bn").eval()
-    assert field_eigenvalues(field, torch.randn(2, 2, 4, 4)) is None

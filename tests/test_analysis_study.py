@@ -14,8 +14,10 @@ from odenet import solvers as registry
 from odenet.analysis import AnalyzeConfig, RunSelection, run_analyze
 from odenet.analysis.eigen import EigenConfig
 from odenet.cli import main
+from odenet.nets import ModelConfig
 from odenet.solvers.stability import in_region
 from odenet.studies.store import Store
+from odenet.training import TrainConfig
 
 DATASET = "synthetic:train=96,test=32,size=8"
 # plain joins the study once the solvers branch registers it (He et al.'s plain networks)
@@ -29,17 +31,19 @@ def study(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("analyze") / "s"
     spec = StudySpec(
+        base=TrainConfig(
+            epochs=1,
+            dataset=DATASET,
+            batch_size=32,
+            device="cpu",
+            limit_train=64,
+            model=ModelConfig(width=4),
+        ),
         orders=(),
         solvers=SCHEMES,
         depths=(14,),
         lrs=(0.1,),
         seeds=(0,),
-        epochs=1,
-        dataset=DATASET,
-        batch_size=32,
-        device="cpu",
-        limit_train=64,
-        width=4,
     )
     run_study(spec, out, quiet=True)
     return out
@@ -83,6 +87,20 @@ def test_analyze_writes_figures_and_json(study, capsys):
         ]
         assert m["outside_region"] == (placed.count(False) if placed else None)
         assert m["fields_with_region"] == len(placed)
+        # every estimate says whether it reached the tolerance (4 vectors x 2 cycles: rarely)
+        tol = payload["settings"]["eigen"]["tol"]
+        for e in m["eigenvalues"]:
+            if e["re"] is None:
+                assert e["unconverged"] is None and e["residual"] is None
+                continue
+            assert 0 <= e["unconverged"] <= 4 and 1 <= e["cycles"] <= 2
+            assert (e["unconverged"] == 0) == (e["residual"] <= tol)
+        flagged = sum(bool(e["unconverged"]) for e in m["eigenvalues"])
+        assert m["unconverged_fields"] == flagged
+    assert sum(m["unconverged_fields"] for m in payload["models"]) > 0
+    assert {r["scheme"]: r["unconverged_fields"] for r in payload["table"]} == {
+        m["solver"]: m["unconverged_fields"] for m in payload["models"]
+    }
     names = {Path(p).name for p in payload["figures"]}
     for stem in ("responses_d14", "step_ratios_d14", "grad_norms_d14", "eigenvalues_d14"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
@@ -94,6 +112,7 @@ def test_analyze_writes_figures_and_json(study, capsys):
     md = (study / "report.md").read_text()
     assert "What the instruments show (odenet analyze)" in md
     assert "analysis/responses_d14.png" in md and "d14-rk4-lr0.1-s0" in md
+    assert "unconverged)" in md  # the outside counts rest on flagged estimates
 
 
 def test_responses_of_a_run_match_own_hooks_on_its_own_subset(study):
@@ -150,6 +169,8 @@ def test_cache_is_keyed_by_settings(study):
         (["--seed", "5"], "seed 5"),
         (["--lr", "abc"], "--lr"),
         (["--krylov", "0"], "krylov"),
+        (["--eigen-tol", "0"], "tol"),
+        (["--restarts", "0"], "restarts"),
         (["--limit-data", "0"], "--limit-data"),
     ],
 )
@@ -159,14 +180,18 @@ def test_bad_selections_are_one_line_exit_2(study, capsys, argv, what):
 
 
 def test_empty_study_and_missing_checkpoints(study, tmp_path, capsys):
-    from odenet.studies import StudySpec, plan_study
+    from odenet.studies import StudySpec
 
     code, _, err = _run(["analyze", str(tmp_path / "nothing")], capsys)
     assert code == 2 and "no study" in err
     empty = tmp_path / "empty"
-    spec = StudySpec(solvers=("euler",), depths=(8,), lrs=(0.1,), dataset=DATASET, epochs=1)
-    runs, _ = plan_study(spec)
-    Store.create(empty, spec, runs, {})
+    spec = StudySpec(
+        base=TrainConfig(dataset=DATASET, epochs=1),
+        solvers=("euler",),
+        depths=(8,),
+        lrs=(0.1,),
+    )
+    Store.create(empty, spec, {})
     code, _, err = _run(["analyze", str(empty)], capsys)
     assert code == 2 and "no finished runs" in err and len(err.strip().splitlines()) == 1
     copy = tmp_path / "s"

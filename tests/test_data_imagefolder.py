@@ -128,7 +128,7 @@ def test_read_only_folder_still_loads(folder, monkeypatch):
     def no_tmp(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(odenet.files.tempfile, "mkstemp", no_tmp)  # the cache's atomic writer
+    monkeypatch.setattr(odenet.files, "_new_temp", no_tmp)  # the temp file of the cache's writer
     ds = load_dataset(f"imagefolder:{root},size=12")
     assert len(ds.train_labels) == 9 and not list(root.glob(".odenet-cache-*"))
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import odenet.data
 from odenet.data import ArrayDataset, DeviceLoader, make_loaders
 from odenet.errors import ConfigError
+from odenet.nets import ModelConfig
 from odenet.training import TrainConfig, train
 
 MEAN, STD = (0.5,), (0.25,)
@@ -77,7 +78,7 @@ def test_make_loaders_and_config_carry_pad(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(odenet.data, "make_loaders", spy)
-    config = TrainConfig(dataset="tiny", depth=8, width=2, epochs=1, batch_size=16, pad=2,
-                         device="cpu")  # fmt: skip
+    config = TrainConfig(dataset="tiny", epochs=1, batch_size=16, pad=2, device="cpu",
+                         model=ModelConfig(depth=8, width=2))  # fmt: skip
     train(config, dataset=ds)
     assert seen == [2]

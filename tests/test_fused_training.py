@@ -15,12 +15,15 @@ from float32_bounds import assert_close_tensor, training_rtol
 
 from odenet.data import load_dataset
 from odenet.errors import ConfigError
+from odenet.nets import ModelConfig
 from odenet.training import TrainCallbacks, TrainConfig, load_trained, train
 from odenet.training.checkpoint import load_checkpoint, load_result
 from odenet.training.fused import train_fused
 
 DATASET = "synthetic:train=96,test=32,size=8"
-BASE = TrainConfig(dataset=DATASET, depth=8, width=4, epochs=2, batch_size=32, device="cpu")
+BASE = TrainConfig(
+    dataset=DATASET, epochs=2, batch_size=32, device="cpu", model=ModelConfig(depth=8, width=4)
+)
 MEMBERS = [(0.05, 0), (0.2, 1), (0.5, 2)]  # (lr, seed)
 DIVERGING = (1e4, 3)
 # fused (grouped) vs plain convolutions sum in other orders: the longest sum is a weight
@@ -129,9 +132,9 @@ def test_interrupted_group_resumes_fused_or_sequentially(env):
 def test_only_lr_and_seed_may_differ():
     a, b = configs(MEMBERS[:2])
     with pytest.raises(ConfigError, match="depth"):
-        train_fused([a, dataclasses.replace(b, depth=14)])
+        train_fused([a, b.replace(depth=14)])
     with pytest.raises(ConfigError, match="sequential"):
-        train_fused([dataclasses.replace(c, solver="lm") for c in (a, b)])
+        train_fused([c.replace(solver="lm") for c in (a, b)])
 
 
 def test_channels_last_group_matches_separate_runs(env):

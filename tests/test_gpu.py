@@ -29,7 +29,7 @@ def data():
 def cfg(**kw) -> TrainConfig:
     base = dict(dataset=SPEC, depth=14, width=8, solver="rk4", epochs=2, batch_size=48,
                 lr=0.05, device="cuda")  # fmt: skip
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig().replace(**{**base, **kw})
 
 
 def assert_close_runs(a, b) -> None:

@@ -29,15 +29,13 @@ def _spec():
     from odenet.studies import StudySpec
 
     return StudySpec(
+        base=TrainConfig(
+            epochs=1, dataset=DATASET, batch_size=64, device="cpu", limit_train=LIMIT_TRAIN
+        ),
         orders=(1, 2),
         depths=(8,),
         lrs=(0.1,),
         seeds=(0,),
-        epochs=1,
-        dataset=DATASET,
-        batch_size=64,
-        device="cpu",
-        limit_train=LIMIT_TRAIN,
     )
 
 
@@ -367,24 +365,6 @@ def test_non_finite_range_is_one_line_exit_2(study, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "finite" in err
-
-
-def test_concurrent_writers_never_share_a_temp_file(tmp_path):
-    """A writer that starts while another is mid-write on the same file (what two
-    `landscape` processes on one study do) must not clobber its temp file; the old
-    "<name>.tmp" scheme failed here with FileNotFoundError at the outer rename."""
-    from odenet.analysis.slices import atomic_write_text
-    from odenet.files import atomic_write
-
-    target = tmp_path / "slice.json"
-
-    def outer(fh) -> None:
-        fh.write(b"outer")
-        atomic_write_text(target, "inner")  # the other process, in the middle of ours
-
-    atomic_write(target, outer)
-    assert target.read_text() == "outer"
-    assert [p.name for p in tmp_path.iterdir()] == ["slice.json"]  # no temp file left
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import odenet.solvers as S
 from odenet.cli import app
 from odenet.errors import ConfigError
-from odenet.nets import ModelConfig, ShortcutA, build_model, describe, fuse
+from odenet.nets import ModelConfig, ShortcutA, Stage, build_model, describe, fuse
 from odenet.nets.fields import ShortcutB
 from odenet.nets.fused import stack_inputs
 from odenet.solvers.stability import in_region, real_extent, stability_function
@@ -84,7 +84,7 @@ def test_plain_is_refused_where_it_means_nothing():
         with pytest.raises(ConfigError, match="no identity path"):
             call()
     with pytest.raises(ConfigError, match="no shortcut"):
-        S.get("plain").integrate([lambda x: x], torch.ones(2), shortcut=lambda x: x)
+        Stage(S.get("plain"), [torch.nn.Identity()], shortcut=torch.nn.Identity())
 
 
 def test_listed_without_order():

@@ -152,7 +152,9 @@ def test_build_model_records_its_config():
     model = build_model(
         20, get("heun"), width=8, num_classes=5, generator=torch.Generator().manual_seed(0)
     )
-    assert model.config == ModelConfig(depth=20, solver="heun", width=8, num_classes=5)
+    assert model.config == ModelConfig(
+        depth=20, solver="heun", width=8, in_channels=3, num_classes=5
+    )
     assert model.nfe is None
 
 

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from odenet.errors import ConfigError
-from odenet.nets import ModelConfig, build_model, describe
+from odenet.nets import ModelConfig, Stage, build_model, describe
 from odenet.nets.fields import ShortcutB
+from odenet.solvers import get
 
 EULER_A = 269_722  # He et al. ResNet-20, option A
 # Per stage (n = 3 fields at depth 20) a C projection costs c_in c_out (1x1 conv) + 2 c_out (BN):
@@ -39,7 +40,9 @@ def test_describe_says_how_c_applies_and_flags_the_mismatch():
 def test_dry_run_budget_check_flags_the_mismatch():
     from odenet.studies import plan_study, spec_from_sources
 
-    spec = spec_from_sources(None, orders="1,2,4", depths="20", lrs="0.1", shortcut="C")
+    spec = spec_from_sources(
+        None, orders="1,2,4", depths="20", lrs="0.1", settings={"shortcut": "C"}
+    )
     _, rows = plan_study(spec)
     got = {r.solver: (r.params, r.matched) for r in rows}
     assert got == {
@@ -85,16 +88,23 @@ def test_heun_c_projects_each_steps_start_state():
         torch.testing.assert_close(model(x), ref, rtol=0, atol=1e-5)
 
 
+class Linear(torch.nn.Module):
+    def __init__(self, m: torch.Tensor, identity: bool = False) -> None:
+        super().__init__()
+        self.m, self.identity = m, identity
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u + self.m @ u if self.identity else self.m @ u
+
+
 def test_two_step_c_projects_the_current_state_only():
     """ab2 with projections: u1 = P0(x) + F0(x); u_{i+1} = P_i(u_i) + 3/2 F_i(u_i) - 1/2 F_{i-1}."""
-    import odenet.solvers as S
-
     g = torch.Generator().manual_seed(0)
     mats = [torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.3 for _ in range(6)]
-    fields = [lambda u, m=m: m @ u for m in mats[:3]]
-    projections = [lambda u, m=m: u + m @ u for m in mats[3:]]
+    fields = [Linear(m) for m in mats[:3]]
+    projections = [Linear(m, identity=True) for m in mats[3:]]
     x = torch.randn(3, generator=g, dtype=torch.float64)
-    out = S.get("ab2").integrate(fields, x, projections=projections)
+    out = Stage(get("ab2"), fields, projections=projections)(x)
     f0 = fields[0](x)
     u = projections[0](x) + f0
     f1 = fields[1](u)
@@ -102,7 +112,7 @@ def test_two_step_c_projects_the_current_state_only():
     u = projections[2](u) + 1.5 * fields[2](u) - 0.5 * f1
     torch.testing.assert_close(out, u, rtol=1e-14, atol=1e-14)
     with pytest.raises(ConfigError, match="one per step"):
-        S.get("ab2").integrate(fields, x, projections=projections[:2])
+        Stage(get("ab2"), fields, projections=projections[:2])
 
 
 @pytest.mark.parametrize("solver", ["euler", "heun"])

@@ -117,18 +117,17 @@ def test_cifar_rejects_a_field_downsample():
 
 def test_train_config_carries_arch_and_downsample(tmp_path):
     cfg = TrainConfig(
-        dataset="synthetic:train=64,test=32,size=12,classes=3",
-        arch="single", downsample="field", depth=6, width=4, epochs=1, batch_size=32,
-        device="cpu",
+        dataset="synthetic:train=64,test=32,size=12,classes=3", epochs=1, batch_size=32,
+        device="cpu", model=ModelConfig(arch="single", downsample="field", depth=6, width=4),
     )  # fmt: skip
-    mc = cfg.model_config(3, 3)
+    mc = cfg.model
     assert (mc.arch, mc.downsample, mc.blocks_per_stage) == ("single", "field", 2)
     result = train(cfg, out_dir=tmp_path / "run")
     assert result.status == "done"
     assert result.params == _params(3, 4, 2, 3)
     model, stored = load_trained(tmp_path / "run")  # the checkpoint rebuilds the same network
-    assert (stored.arch, stored.downsample) == ("single", "field")
-    assert model.config == mc and model.stem_conv.stride == (1, 1)
+    assert (stored.model.arch, stored.model.downsample) == ("single", "field")
+    assert model.config == mc.for_data(3, 3) and model.stem_conv.stride == (1, 1)
 
 
 def test_describe_command_single():
@@ -175,7 +174,7 @@ def test_downsample_is_a_study_axis(tmp_path, capsys):
     strides = {}
     for r in runs:
         model, config = load_trained(out / "runs" / r["id"])
-        assert (config.arch, config.downsample) == ("single", r["downsample"])
+        assert (config.model.arch, config.model.downsample) == ("single", r["downsample"])
         strides[r["downsample"]] = model.stem_conv.stride
     assert strides == {"stem": (2, 2), "field": (1, 1)}
 

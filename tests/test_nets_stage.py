@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from linear_fields import LinearField, linear_problem
 from torch import nn
 
 from odenet.nets import ShortcutA, Stage, make_stage
@@ -11,24 +12,6 @@ from odenet.solvers import RungeKutta, StackedSolver, available, get, solve
 
 RK_METHODS = [n for n in available() if isinstance(get(n), RungeKutta)]
 TWO_STEP = ["ab2", "leapfrog"]  # fixed coefficients: stacked and classic agree exactly
-
-
-class LinearField(nn.Module):
-    """F(x) = h L x over the channel axis of an (N, C, H, W) tensor."""
-
-    def __init__(self, hl: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("hl", hl)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,njhw->nihw", self.hl, x)
-
-
-def _linear_problem(c: int = 3):
-    g = torch.Generator().manual_seed(1)
-    lin = torch.randn(c, c, generator=g, dtype=torch.float64) / c
-    x = torch.randn(2, c, 4, 4, generator=g, dtype=torch.float64)
-    return lin, x, (lambda t, y: torch.einsum("ij,njhw->nihw", lin, y))
 
 
 def _stage(name: str, n: int, hl: torch.Tensor) -> Stage:
@@ -39,7 +22,7 @@ def _stage(name: str, n: int, hl: torch.Tensor) -> Stage:
 
 @pytest.mark.parametrize("name", RK_METHODS + TWO_STEP)
 def test_stage_equals_classic_solve_when_n_is_a_multiple_of_the_stages(name):
-    lin, x, f = _linear_problem()
+    lin, x, f = linear_problem()
     steps, t1 = 3, 0.6
     h = t1 / steps
     n = steps * get(name).stages
@@ -65,7 +48,7 @@ LEFTOVER = {
 @pytest.mark.parametrize(("name", "extra"), REMAINDERS)
 def test_remainder_fields_form_steps_of_the_default_methods(name, extra):
     stages = get(name).stages
-    lin, x, f = _linear_problem()
+    lin, x, f = linear_problem()
     h, full = 0.15, 2
     stage = _stage(name, full * stages + extra, h * lin)
     plan = stage.plan()
@@ -113,3 +96,12 @@ def test_lm_stage_carries_its_coefficients_and_they_learn():
     assert k.shape == (3,) and bool(((k >= -0.1) & (k <= 0.0)).all())
     stage(torch.randn(2, 4, 5, 5, generator=g)).square().sum().backward()
     assert k.grad is not None and k.grad.abs().sum() > 0
+
+
+def test_lm_with_zero_k_is_euler():
+    lin, x, _ = linear_problem()
+    fields = [LinearField(0.2 * lin) for _ in range(5)]
+    lm = Stage(get("lm"), fields)
+    with torch.no_grad():
+        lm.coefficients.k.zero_()
+    assert torch.equal(lm(x), Stage(get("euler"), fields)(x))

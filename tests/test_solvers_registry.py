@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-from torch import nn
 
 import odenet.solvers as S
 from odenet.errors import ConfigError
@@ -95,85 +94,42 @@ def test_remainder_rule():
             assert sum(f for _, f in plan(name, n)) == n
 
 
-@pytest.mark.parametrize("name", [n for n in S.available() if isinstance(S.get(n), S.RungeKutta)])
-def test_stacked_equals_classic_for_linear_fields(name):
-    """n copies of F(x) = h L x, stacked, equal the classic solve of y' = L y with step h."""
-    solver = S.get(name)
-    g = torch.Generator().manual_seed(1)
-    L = torch.randn(4, 4, generator=g, dtype=torch.float64) * 0.5
-    y0 = torch.randn(4, generator=g, dtype=torch.float64)
-    steps = 5
-    h = 0.7 / steps
-    fields = [lambda x: h * (L @ x)] * (steps * solver.stages)
-    stacked = solver.integrate(fields, y0)
-    classic = S.solve(lambda t, y: L @ y, y0, 0.0, 0.7, steps, name)
-    torch.testing.assert_close(stacked, classic, rtol=1e-14, atol=1e-14)
+def test_default_methods_are_registered_with_their_tableau():
+    from odenet.solvers.runge_kutta import DEFAULT_METHODS
+
+    for order, (name, tableau) in DEFAULT_METHODS.items():
+        assert (S.get(name).tableau, S.get(name).order) == (tableau, order)
+    assert S.ORDER_TO_SOLVER == {order: name for order, (name, _) in DEFAULT_METHODS.items()}
 
 
-def test_multistep_stacked_equals_classic():
-    g = torch.Generator().manual_seed(2)
-    L = torch.randn(3, 3, generator=g, dtype=torch.float64) * 0.3
-    y0 = torch.randn(3, generator=g, dtype=torch.float64)
-    h, n = 0.1, 9
-    fields = [lambda x: h * (L @ x)] * n
-    for name in ("ab2", "leapfrog"):
-        stacked = S.get(name).integrate(fields, y0)
-        classic = S.solve(lambda t, y: L @ y, y0, 0.0, h * n, n, name)
-        torch.testing.assert_close(stacked, classic, rtol=1e-14, atol=1e-14)
-
-
-def test_lm_with_zero_k_is_euler_and_k_is_trainable():
-    lm, euler = S.get("lm"), S.get("euler")
-    fields = nn.ModuleList(nn.Linear(6, 6) for _ in range(5))
-    coeffs = lm.make_coefficients(5, torch.Generator().manual_seed(0))
-    assert coeffs.k.shape == (4,) and coeffs.k.requires_grad
-    assert (coeffs.k >= -0.1).all() and (coeffs.k <= 0.0).all()
-    x = torch.randn(2, 6)
-    with torch.no_grad():
-        coeffs.k.zero_()
-    torch.testing.assert_close(
-        lm.integrate(list(fields), x, coefficients=coeffs),
-        euler.integrate(list(fields), x),
-        rtol=0,
-        atol=0,
-    )
-
-    class Stage(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fields, self.coeffs = fields, lm.make_coefficients(5)
-
-        def forward(self, x):
-            return lm.integrate(list(self.fields), x, coefficients=self.coeffs)
-
-    stage = Stage()
-    assert any(p is stage.coeffs.k for p in stage.parameters())
-    stage(x).square().sum().backward()
-    assert stage.coeffs.k.grad is not None and stage.coeffs.k.grad.abs().sum() > 0
-
-
-def test_lm_without_coefficients_fails_clearly():
-    with pytest.raises(ConfigError, match="make_coefficients"):
-        S.get("lm").integrate([lambda x: x] * 3, torch.ones(2))
-
-
-def test_downsampling_first_field_sees_raw_input():
-    """k1 = F1(x) on the raw input; later stages build on s = shortcut(x)."""
-    shortcut = lambda x: x[::2]  # noqa: E731  (a 'downsampling' shortcut: 4 -> 2)
-    f1 = lambda x: x[::2] * 2.0  # noqa: E731
-    f2 = lambda x: x + 1.0  # noqa: E731
+def test_a_step_gets_its_start_state_from_the_stage():
+    """heun's step: s + (k1 + k2) / 2, k1 = F1(x) on the raw input, k2 = F2(s + k1), where s
+    (here a 'downsampling' shortcut x[::2]) is the stage's business."""
+    f1 = lambda y: y[::2] * 2.0  # noqa: E731
+    f2 = lambda y: y + 1.0  # noqa: E731
     x = torch.arange(4, dtype=torch.float64)
-    out = S.get("heun").integrate([f1, f2], x, shortcut=shortcut)
     s, k1 = x[::2], x[::2] * 2.0
-    k2 = s + k1 + 1.0
-    torch.testing.assert_close(out, s + 0.5 * (k1 + k2))
+    step = S.StepInput(0, "heun", x, lambda: x[::2], [f1, f2], S.Carry())
+    out = S.get("heun").step(step)
+    torch.testing.assert_close(out, s + 0.5 * k1 + 0.5 * (s + k1 + 1.0), rtol=0, atol=0)
+    # a leftover step of a rk4 stage is an rk3 step, chosen by the plan's scheme name
+    step = S.StepInput(0, "rk3", x, lambda: x[::2], [f1, f2, f2], S.Carry())
+    assert torch.equal(S.get("rk3").step(step), S.get("rk4").step(step))
 
 
-def test_post_applied_after_each_step():
-    seen = []
-    post = lambda x: (seen.append(1), torch.relu(x))[1]  # noqa: E731
-    S.get("rk4").integrate([lambda x: -x] * 9, torch.ones(3), post=post)
-    assert len(seen) == 3  # rk4, rk4, euler
+@pytest.mark.parametrize("name", ["lm", "learn-rk4"])
+def test_learned_schemes_need_their_coefficients(name):
+    x = torch.ones(2)
+    with pytest.raises(ConfigError, match="make_coefficients") as err:
+        S.get(name).step(S.StepInput(1, name, x, lambda: x, [lambda y: y] * 4, S.Carry()))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", [n for n in S.available() if not n.startswith("ode-")])
+def test_fusable_is_declared(name):
+    solver = S.get(name)
+    learned = solver.make_coefficients(3) is not None
+    assert solver.fusable is not learned  # K members fuse unless each learns coefficients
 
 
 def test_cli_solvers_json():

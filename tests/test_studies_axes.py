@@ -8,16 +8,16 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import pytest
 import torch
 
 from odenet.errors import ConfigError
-from odenet.studies import Store, StudySpec, build_grid, load_study
+from odenet.studies import Store, StudySpec, load_study
 from odenet.studies.grid import run_id
 from odenet.studies.spec_sources import spec_from_sources
-from odenet.training.config import TrainConfig
+from odenet.training.config import SETTINGS, TrainConfig
 
 DATASET = "synthetic:train=256,test=128,size=8"
 QUICK = ["--dataset", DATASET, "--depths", "8", "--width", "4", "--epochs", "1", "--device", "cpu"]
@@ -49,12 +49,14 @@ def test_toml_list_is_an_axis_scalar_a_setting(tmp_path):
     spec = spec_from_sources(path)
     assert spec.sweep == (("weight_decay", (0.0, 5e-4)),)
     assert spec.base.warmup_epochs == 1.0 and isinstance(spec.base.warmup_epochs, float)
-    flags = dict(orders="1,4", depths="8", lrs="0.1,0.4", dataset=DATASET, width=4, epochs=1)
+    flags = dict(orders="1,4", depths="8", lrs="0.1,0.4")
+    settings = dict(dataset=DATASET, width=4, epochs=1)
     cli = spec_from_sources(
-        None, **flags, device="cpu", sets=["warmup_epochs=1"], axes=["weight_decay=0,5e-4"]
-    )
+        None, **flags, settings={**settings, "device": "cpu"}, sets=["warmup_epochs=1"],
+        axes=["weight_decay=0,5e-4"],
+    )  # fmt: skip
     assert cli == spec
-    runs = build_grid(spec)
+    runs = spec.runs
     assert [r.id for r in runs] == [
         f"d8-{s}-lr{lr}-wd{wd}-s0"
         for s in ("euler", "rk4")
@@ -63,11 +65,12 @@ def test_toml_list_is_an_axis_scalar_a_setting(tmp_path):
     ]
     for r in runs:
         assert r.config.weight_decay == float(r.id.split("-wd")[1].split("-")[0])
-        assert r.config.warmup_epochs == 1.0 and (r.config.lr, r.config.solver) == (r.lr, r.solver)
+        assert r.config.warmup_epochs == 1.0
+        assert (r.config.lr, r.config.model.solver) == (r.lr, r.solver)
     # a one-value list is a setting for the whole study: no axis, no id part
-    one = spec_from_sources(None, **flags, axes=["weight_decay=0"])
+    one = spec_from_sources(None, **flags, settings=settings, axes=["weight_decay=0"])
     assert one.sweep == () and one.base.weight_decay == 0.0
-    assert [r.id for r in build_grid(one)][0] == "d8-euler-lr0.1-s0"
+    assert one.runs[0].id == "d8-euler-lr0.1-s0"
 
 
 def test_run_ids_short_keys_and_fallback():
@@ -79,14 +82,18 @@ def test_run_ids_short_keys_and_fallback():
     )
 
 
-def test_every_train_field_is_settable_and_typed_from_its_annotation():
-    """Each TrainConfig field (those added later too) can be set with --set and is parsed by
-    its annotation; the axes' own fields point to their options."""
+def test_every_setting_is_settable_and_typed_from_its_annotation():
+    """Each field of TrainConfig and of its ModelConfig (those added later too, but not the
+    data's in_channels / num_classes) can be set with --set and is parsed by its annotation;
+    the axes' own fields point to their options."""
     samples = {int: "3", float: "0.25", bool: "false", str: "x"}
-    from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS, coerce_value
+    from odenet.nets import ModelConfig
+    from odenet.studies.spec_values import FAMILIAR, coerce_value
 
-    assert list(TRAIN_FIELDS) == [f.name for f in fields(TrainConfig)]
-    for name, (kind, optional) in TRAIN_FIELDS.items():
+    model = [f.name for f in fields(ModelConfig) if f.name not in ("in_channels", "num_classes")]
+    assert set(SETTINGS) == {f.name for f in fields(TrainConfig) if f.name != "model"} | set(model)
+    for name, setting in SETTINGS.items():
+        kind, optional = setting.kind, setting.optional
         if name in FAMILIAR:
             with pytest.raises(ConfigError, match=f"{name} is an axis of every study"):
                 spec_from_sources(None, sets=[f"{name}=1"])
@@ -99,13 +106,15 @@ def test_every_train_field_is_settable_and_typed_from_its_annotation():
 
 def test_spec_rejects_sweeping_one_per_study_fields_and_placeholder_axes():
     with pytest.raises(ConfigError, match="device holds one value per study"):
-        StudySpec(sweep={"device": ("cpu", "cuda")}).validate()
+        StudySpec(sweep={"device": ("cpu", "cuda")})
     with pytest.raises(ConfigError, match="lr is an axis of every study: set it with --lrs"):
-        StudySpec(lr=0.3).validate()
+        StudySpec(base=TrainConfig(lr=0.3))
+    with pytest.raises(ConfigError, match="depth is an axis of every study: set it with --dep"):
+        StudySpec(base=TrainConfig().replace(depth=8))
     with pytest.raises(ConfigError, match="--axis momentum: empty list"):
-        StudySpec(sweep={"momentum": ()}).validate()
+        StudySpec(sweep={"momentum": ()})
     with pytest.raises(ConfigError, match="cannot sweep 'bogus': not a TrainConfig field"):
-        StudySpec(sweep={"bogus": (1, 2)}).validate()
+        StudySpec(sweep={"bogus": (1, 2)})
     with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
         StudySpec(bogus=1)
 
@@ -204,7 +213,7 @@ def _old_study(path) -> None:
     dead.wait()
     for i, rid in enumerate(OLD_IDS):
         _, solver, lr, _ = rid.split("-")
-        config = {k: v for k, v in asdict(TrainConfig()).items() if k in OLD_CONFIG_KEYS}
+        config = {k: v for k, v in TrainConfig().settings().items() if k in OLD_CONFIG_KEYS}
         config |= {"dataset": DATASET, "depth": 8, "solver": solver, "width": 4, "epochs": 1,
                    "lr": float(lr[2:]), "device": "cpu"}  # fmt: skip
         status, pid = (
@@ -226,14 +235,14 @@ def _old_study(path) -> None:
 def test_old_spec_reads_as_the_same_study(tmp_path):
     _old_study(tmp_path / "old")
     store = Store.open(tmp_path / "old")
-    spec = spec_from_sources(None, orders="1,4", lrs="0.1,0.4", depths="8", width=4, epochs=1,
-                             dataset=DATASET, device="cpu")  # fmt: skip
+    settings = dict(width=4, epochs=1, dataset=DATASET, device="cpu")
+    spec = spec_from_sources(None, orders="1,4", lrs="0.1,0.4", depths="8", settings=settings)
     assert store.spec() == spec and store.spec().differences(spec) == []
-    assert [r.id for r in build_grid(spec)] == OLD_IDS
-    assert [r.config for r in store.runs()] == [r.config for r in build_grid(spec)]
+    assert [r.id for r in spec.runs] == OLD_IDS
+    assert [r.config for r in store.runs()] == [r.config for r in spec.runs]
     assert store.steps() == []  # no steps table yet: nothing logged, no error
-    other = spec_from_sources(None, orders="1,4", lrs="0.1,0.4", depths="8", width=4, epochs=1,
-                              dataset=DATASET, device="cpu", sets=["pad=2"])  # fmt: skip
+    other = spec_from_sources(None, orders="1,4", lrs="0.1,0.4", depths="8", settings=settings,
+                              sets=["pad=2"])  # fmt: skip
     with pytest.raises(ConfigError, match=r"different config \(pad: 4 -> 2\)"):
         store.check_spec(other)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from odenet.studies import Store, StudySpec, build_grid
+from odenet.nets import ModelConfig
+from odenet.studies import Store, StudySpec
+from odenet.training import TrainConfig
 
 BASE = [
     "study",
@@ -50,7 +52,7 @@ def _with(option, value):
         ("--lrs", "0.1,,0.2", "--lrs: empty item"),
         ("--lrs", "abc", "--lrs: 'abc' is not a number"),
         ("--lrs", "", "--lrs: empty list"),
-        ("--lrs", "-0.1", "--lrs: learning rate -0.1 must be a positive"),
+        ("--lrs", "-0.1", "--lrs: lr must be a positive finite number, got -0.1"),
         ("--seeds", "0,x", "--seeds: 'x' is not an integer"),
         ("--dataset", "imagenet", "unknown dataset 'imagenet'"),
         ("--schedule", "linear", "unknown schedule 'linear'; expected one of: onecycle"),
@@ -100,14 +102,14 @@ def test_unwritable_out(tmp_path, run_cli):
 
 def test_changed_config_on_existing_study_is_refused(tmp_path, run_cli):
     spec = StudySpec(
+        base=TrainConfig(
+            epochs=1, dataset="synthetic:train=64,test=32,size=8", model=ModelConfig(width=4)
+        ),
         orders=(1,),
         depths=(8,),
         lrs=(0.1,),
-        epochs=1,
-        width=4,
-        dataset="synthetic:train=64,test=32,size=8",
     )
-    Store.create(tmp_path / "study", spec, build_grid(spec), {})
+    Store.create(tmp_path / "study", spec, {})
     # opening the database may create and remove its -wal/-shm files (a directory mtime
     # change); the files themselves must be untouched
     before = {

@@ -9,27 +9,32 @@ import pytest
 from rich.console import Console
 
 import odenet.training
-from odenet.studies.grid import build_grid
+from odenet.studies.executors import SequentialExecutor
 from odenet.studies.live import LineLog, LiveView, make_observer
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
-from odenet.training import EpochMetrics, TrainResult
+from odenet.training import EpochMetrics, TrainConfig, TrainResult
 
-SPEC = StudySpec(orders=(1, 2), depths=(8,), lrs=(0.1, 0.4), epochs=2, dataset="synthetic")
+SPEC = StudySpec(
+    base=TrainConfig(epochs=2, dataset="synthetic"),
+    orders=(1, 2),
+    depths=(8,),
+    lrs=(0.1, 0.4),
+)
 
 
-def fake_train(config, *, out_dir, dataset, callbacks):
+def fake_train(config, *, out_dir, dataset, callbacks, execution):
     """Two epochs of three steps; heun at lr 0.4 raises; euler at 0.4 diverges in epoch 2."""
     assert dataset.name == config.dataset and out_dir.name.startswith("d8-")
-    if (config.solver, config.lr) == ("heun", 0.4):
+    if (config.model.solver, config.lr) == ("heun", 0.4):
         raise RuntimeError("boom")
     history = []
     for epoch in (1, 2):
         callbacks.on_epoch_start(epoch, 3)
         for step in (1, 2, 3):
             callbacks.on_step(epoch, step, 1.0 / step)
-        if (config.solver, config.lr, epoch) == ("euler", 0.4, 2):
+        if (config.model.solver, config.lr, epoch) == ("euler", 0.4, 2):
             break
         m = EpochMetrics(epoch, 1.0 / epoch, 0.5, 1.0, 0.4 + 0.1 * epoch, config.lr, 0.1, 1e3)
         history.append(m)
@@ -49,7 +54,7 @@ def fake_train(config, *, out_dir, dataset, callbacks):
         extra_params=0,
         seconds=0.2,
         device="cpu",
-        provenance={"seed": config.seed},
+        provenance={"seed": config.seed, "execution": execution},
     )
 
 
@@ -67,7 +72,7 @@ class Recorder(StudyObserver):
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(odenet.training, "train", fake_train)
-    return Store.create(tmp_path, SPEC, build_grid(SPEC), {})
+    return Store.create(tmp_path, SPEC, {})
 
 
 def _executor():
@@ -133,7 +138,7 @@ def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
     import subprocess
     import sys
 
-    from odenet.studies.records import process_identity
+    from odenet.studies.store import process_identity
 
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     (held,) = store.claim(1, "sequential")

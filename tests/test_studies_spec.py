@@ -1,23 +1,20 @@
 """StudySpec: list parsing, TOML equivalence with flags, validation messages, the grid."""
 
+import dataclasses
+
 import pytest
+from stored_formats import MAIN_SPEC, V010_SPEC
 
 from odenet.errors import ConfigError
-from odenet.studies.grid import build_grid, run_id
+from odenet.nets import ModelConfig
+from odenet.studies.grid import run_id
 from odenet.studies.spec import StudySpec, parse_list
 from odenet.studies.spec_sources import spec_from_sources
+from odenet.training import TrainConfig
 
-FLAGS = dict(
-    orders="1,2",
-    solvers="lm",
-    depths="8,14",
-    lrs="0.1,0.4",
-    seeds="0,1",
-    epochs=2,
-    dataset="synthetic",
-    limit_train=256,
-    width=4,
-)
+SETTINGS = dict(epochs=2, dataset="synthetic", limit_train=256, width=4)
+FLAGS = dict(orders="1,2", solvers="lm", depths="8,14", lrs="0.1,0.4", seeds="0,1",
+             settings=SETTINGS)  # fmt: skip
 TOML = """
 [study]
 orders = [1, 2]
@@ -53,7 +50,11 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
     path.write_text(TOML)
     from_flags = spec_from_sources(None, **FLAGS)
     assert spec_from_sources(path) == from_flags
-    assert spec_from_sources(path, epochs=3) == StudySpec(**{**vars(from_flags), "epochs": 3})
+    three = dataclasses.replace(from_flags, base=from_flags.base.replace(epochs=3))
+    assert spec_from_sources(path, settings={"epochs": 3}) == three
+    assert from_flags.base == TrainConfig(
+        dataset="synthetic", epochs=2, limit_train=256, model=ModelConfig(width=4)
+    )
     assert from_flags.schemes == ("euler", "heun", "lm")
     path.write_text("[study]\nlrate = [0.1]\n")
     with pytest.raises(ConfigError, match="unknown key 'lrate'; valid keys: orders"):
@@ -75,13 +76,18 @@ def test_toml_equals_flags_and_flags_win(tmp_path):
         ({"depths": "2"}, "--depths: depth 2 is not 6n\\+2"),
         ({"solvers": "rk5"}, "--solvers: unknown solver 'rk5'; expected one of: euler"),
         ({"orders": "3,7"}, "--orders: unknown order 7; expected one of: 1, 2, 3, 4, 5, 6, 8"),
-        ({"lrs": "0.1,-0.2"}, "--lrs: learning rate -0.2 must be a positive"),
-        ({"lrs": "0.1,nan"}, "--lrs: learning rate nan"),
+        ({"lrs": "0.1,-0.2"}, "--lrs: lr must be a positive finite number, got -0.2"),
+        ({"lrs": "0.1,nan"}, "--lrs: lr must be a positive finite number, got nan"),
         ({"lrs": "0.1,0.1"}, "--lrs: 0.1 appears twice"),
-        ({"seeds": "-1"}, "--seeds: seed -1"),
-        ({"epochs": 0}, "epochs must be a positive integer, got 0 \\(run d8-euler-lr0.1-s0\\)"),
-        ({"schedule": "linear"}, "unknown schedule 'linear'; expected one of: onecycle"),
-        ({"width": "x"}, "--width: 'x' is not an integer"),
+        ({"seeds": "-1"}, "--seeds: seed must be a non-negative integer, got -1"),
+        ({"seeds": "0,9223372036854775808"}, "--seeds: seed 9223372036854775808 is above 2"),
+        (
+            {"settings": {"epochs": 0}},
+            "epochs must be a positive integer, got 0 \\(run d8-euler-lr0.1-s0\\)",
+        ),
+        ({"settings": {"schedule": "linear"}}, "unknown schedule 'linear'; expected one of: onec"),
+        ({"settings": {"width": "x"}}, "--width: 'x' is not an integer"),
+        ({"settings": {"norm": "ln"}}, "unknown norm 'ln'; expected one of: bn, gn \\(run d8-"),
         ({"executor": "dask"}, "--executor: unknown value 'dask'; expected one of: auto, seq"),
         ({"fuse_max": 0}, "--fuse-max"),
         ({"orders": "", "solvers": ""}, "--orders: empty list"),
@@ -94,27 +100,27 @@ def test_bad_options_name_the_option(options, words):
 
 def test_grid_ids_order_and_configs():
     spec = spec_from_sources(None, **{**FLAGS, "solvers": "rk2,lm"})  # rk2 = heun: deduplicated
-    runs = build_grid(spec)
+    runs = spec.runs
     assert len(runs) == 2 * 3 * 2 * 2
     assert [r.index for r in runs] == list(range(len(runs)))
     assert runs[0].id == "d8-euler-lr0.1-s0" and runs[1].id == "d8-euler-lr0.1-s1"
     assert runs[-1].id == "d14-lm-lr0.4-s1"
     assert len({r.id for r in runs}) == len(runs)
     r = runs[5]
-    assert (r.config.depth, r.config.solver, r.config.lr, r.config.seed) == (
+    assert (r.config.model.depth, r.config.model.solver, r.config.lr, r.config.seed) == (
         r.depth,
         r.solver,
         r.lr,
         r.seed,
     )
-    assert (r.config.epochs, r.config.limit_train, r.config.width) == (2, 256, 4)
+    assert (r.config.epochs, r.config.limit_train, r.config.model.width) == (2, 256, 4)
     assert run_id(110, "rk4", 1.6, 3) == "d110-rk4-lr1.6-s3"
     assert run_id(20, "heun", 0.05, 0) == "d20-heun-lr0.05-s0"
 
 
 def test_differences_name_fields_and_ignore_executor():
     a = spec_from_sources(None, **FLAGS)
-    b = StudySpec(**{**vars(a), "lrs": (0.1,), "solvers": ()})
+    b = dataclasses.replace(a, lrs=(0.1,), solvers=())
     assert a.differences(b) == ["solvers: lm -> (none)", "lrs: 0.1,0.4 -> 0.1"]
     assert a.differences(a) == []
     assert StudySpec.from_dict(a.to_dict()) == a
@@ -135,11 +141,13 @@ def test_sweep_order_differences_and_round_trip():
         "weight_decay",
         "seed",
     ]
-    assert [r.id for r in build_grid(a)][:2] == [
+    assert [r.id for r in a.runs][:2] == [
         "d8-euler-lr0.1-mom0.8-wd0.0-s0",
         "d8-euler-lr0.1-mom0.8-wd0.0005-s0",
     ]
-    b = StudySpec(depths=(8,), lrs=(0.1,), sweep={"momentum": (0.8, 0.9)}, weight_decay=0.0)
+    b = StudySpec(
+        base=TrainConfig(weight_decay=0.0), depths=(8,), lrs=(0.1,), sweep={"momentum": (0.8, 0.9)}
+    )
     assert a.differences(b) == ["weight_decay: 0.0,0.0005 -> 0.0"]
     assert StudySpec.from_dict(json.loads(json.dumps(a.to_dict()))) == a
     # the flat format of earlier versions: its TrainConfig fields become the base
@@ -147,7 +155,46 @@ def test_sweep_order_differences_and_round_trip():
            "dataset": "synthetic", "width": 4, "executor": "auto", "fuse_max": 8,
            "cuda_graphs": None}  # fmt: skip
     spec = StudySpec.from_dict(old)
-    assert spec == StudySpec(orders=(1,), depths=(8,), lrs=(0.1,), epochs=3, dataset="synthetic",
-                             width=4)  # fmt: skip
+    base = TrainConfig(epochs=3, dataset="synthetic", model=ModelConfig(width=4))
+    assert spec == StudySpec(base=base, orders=(1,), depths=(8,), lrs=(0.1,))
     with pytest.raises(ConfigError, match="unknown keys \\['bogus'\\]"):
         StudySpec.from_dict({**old, "bogus": 1})
+
+
+@pytest.mark.parametrize("stored, axes", [(V010_SPEC, []), (MAIN_SPEC, ["weight_decay=0,5e-4"])])
+def test_stored_specs_of_earlier_versions_are_the_same_command(stored, axes):
+    settings = dict(dataset="synthetic:train=256,test=128,size=8", width=4, device="cpu", epochs=2)
+    now = spec_from_sources(
+        None, depths="8", orders="1,2", lrs="0.1", seeds="0,1", settings=settings, axes=axes
+    )
+    old = StudySpec.from_dict(stored)
+    assert old == now and old.differences(now) == []
+    assert [r.id for r in old.runs] == [r.id for r in now.runs]
+    assert now.runs[0].id == ("d8-euler-lr0.1-wd0.0-s0" if axes else "d8-euler-lr0.1-s0")
+    assert StudySpec.from_dict(now.to_dict()) == now and now.to_dict()["format"] == 3
+    assert now.to_dict()["base"]["model"]["width"] == 4  # stored nested from now on
+
+
+def test_a_spec_is_checked_and_its_runs_built_once(monkeypatch, tmp_path):
+    """Made once, a spec is never validated or expanded again: not by plan_study, not by
+    run_study on its way to the store (only the dataset-dependent checks run there)."""
+    import odenet.studies.api as api
+
+    spec = spec_from_sources(None, **FLAGS)
+    assert spec.runs is spec.runs and len(spec.runs) == 24
+    calls = []
+    monkeypatch.setattr(TrainConfig, "validate", lambda self: calls.append("validate"))
+    monkeypatch.setattr("odenet.studies.spec.grid_runs", lambda *a: calls.append("grid"))
+    api.plan_study(spec)
+
+    class Stored(Exception):
+        pass
+
+    def stop(store, *args, **kwargs):  # the store was created from the spec as it is
+        assert [r.id for r in store.runs()] == [r.id for r in spec.runs]
+        raise Stored
+
+    monkeypatch.setattr(api, "run_pending", stop)
+    with pytest.raises(Stored):
+        api.run_study(spec, tmp_path / "study", quiet=True)
+    assert calls == []

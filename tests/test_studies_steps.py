@@ -1,6 +1,7 @@
-"""Step-resolution metrics: the store's steps table (idempotent on resume), the runner's
-on_log callback, report --json "steps" and the loss-by-step figure (rows recorded directly;
-the engine's logging is tested where it is produced)."""
+"""Step-resolution metrics: the store's steps table (idempotent on resume), a run's on_log
+callback through its events and the runner's recorder, report --json "steps" and the
+loss-by-step figure (rows recorded directly; the engine's logging is tested where it is
+produced)."""
 
 import dataclasses
 import json
@@ -9,18 +10,25 @@ import sqlite3
 
 import pytest
 
-from odenet.studies import Store, StudySpec, build_grid, load_study, report_study
+from odenet.nets import ModelConfig
+from odenet.studies import Store, StudySpec, load_study, report_study
+from odenet.studies.executors.events import RunEvents
 from odenet.studies.figures import _seed_mean
-from odenet.studies.runner import StudyObserver, _callbacks
+from odenet.studies.runner import Recorder, StudyObserver
 from odenet.training.config import TrainConfig
 from odenet.training.results import StepLog, TrainCallbacks
 
-SPEC = StudySpec(orders=(1, 4), depths=(8,), lrs=(0.1, 0.4), seeds=(0, 1), dataset="synthetic",
-                 epochs=2, width=4)  # fmt: skip
+SPEC = StudySpec(
+    base=TrainConfig(dataset="synthetic", epochs=2, model=ModelConfig(width=4)),
+    orders=(1, 4),
+    depths=(8,),
+    lrs=(0.1, 0.4),
+    seeds=(0, 1),
+)
 
 
 def _store(path):
-    return Store.create(path, SPEC, build_grid(SPEC), {})
+    return Store.create(path, SPEC, {})
 
 
 def _finish(store, rid, status="done"):
@@ -36,7 +44,7 @@ def _loss(rid: str, step: int) -> float:
 
 def test_record_steps_accepts_steplogs_and_dicts_and_replaces_on_resume(tmp_path):
     store = _store(tmp_path / "s")
-    rid, other = build_grid(SPEC)[0].id, build_grid(SPEC)[1].id
+    rid, other = SPEC.runs[0].id, SPEC.runs[1].id
     store.record_steps(rid, [StepLog(s, _loss(rid, s), 0.1 * s) for s in range(1, 11)])
     store.record_steps(other, [{"step": 1, "loss": 1.5, "lr": 0.05}])
     assert [r["step"] for r in store.steps(rid)] == list(range(1, 11))
@@ -53,15 +61,17 @@ def test_record_steps_accepts_steplogs_and_dicts_and_replaces_on_resume(tmp_path
     store.record_steps(rid, [])  # nothing logged since the last read: no-op
 
 
-def test_runner_callbacks_store_logged_rows_restarting_once_per_attempt(tmp_path):
+def test_run_events_store_logged_rows_restarting_once_per_attempt(tmp_path):
     store = _store(tmp_path / "s")
     run = store.runs()[0]
-    first = _callbacks(run, store, StudyObserver())
+    recorder = Recorder(store, StudyObserver())
+    recorder.track([run.id])
+    first = RunEvents(run.id, recorder.record)
     assert isinstance(first, TrainCallbacks)
     first.on_log([StepLog(s, 1.0, 0.1) for s in range(1, 5)])
     first.on_log([StepLog(s, 1.0, 0.1) for s in range(5, 9)])  # later reads append
     assert [r["step"] for r in store.steps(run.id)] == list(range(1, 9))
-    again = _callbacks(run, store, StudyObserver())  # killed; resumed from step 4's checkpoint
+    again = RunEvents(run.id, recorder.record)  # killed; resumed from step 4's checkpoint
     again.on_log([])
     again.on_log([StepLog(5, 2.0, 0.2)])
     again.on_log([StepLog(6, 2.0, 0.2)])

@@ -1,6 +1,7 @@
 """The SQLite store: creation, refusal of a changed config, atomic claims across processes,
 reclaiming runs of dead processes, epoch rows never duplicated."""
 
+import dataclasses
 import multiprocessing
 import os
 import subprocess
@@ -9,18 +10,21 @@ import sys
 import pytest
 
 from odenet.errors import ConfigError
-from odenet.studies.grid import build_grid
-from odenet.studies.records import pid_alive
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import Store, pid_alive
+from odenet.training import TrainConfig
 
 SPEC = StudySpec(
-    orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.2, 0.4), seeds=(0, 1), dataset="synthetic", epochs=2
+    base=TrainConfig(dataset="synthetic", epochs=2),
+    orders=(1, 2),
+    depths=(8, 14),
+    lrs=(0.1, 0.2, 0.4),
+    seeds=(0, 1),
 )
 
 
 def _store(path):
-    return Store.create(path, SPEC, build_grid(SPEC), {"odenet_version": "test"})
+    return Store.create(path, SPEC, {"odenet_version": "test"})
 
 
 def _result(status="done", epochs=2):
@@ -43,7 +47,7 @@ def test_create_open_and_refuse_changed_config(tmp_path):
     _store(tmp_path / "s")  # same config: joins, adds nothing
     assert len(store.runs()) == 24
     before = sorted(p.name for p in (tmp_path / "s").iterdir())
-    other = StudySpec(**{**vars(SPEC), "lrs": (0.1, 0.2)})
+    other = dataclasses.replace(SPEC, lrs=(0.1, 0.2))
     with pytest.raises(
         ConfigError, match="different config \\(lrs: 0.1,0.2,0.4 -> 0.1,0.2\\).*new --out"
     ):
@@ -140,11 +144,17 @@ def test_claim_with_a_key_takes_one_group_in_grid_order(tmp_path):
 
 
 def test_fused_executor_claims_a_scheme_that_does_not_fuse_alone(tmp_path):
-    from odenet.studies.fused_executor import claim_key, make_executor
+    from odenet.studies.executors import make_executor
+    from odenet.studies.executors.fused import claim_key
 
-    spec = StudySpec(orders=(1, 2), solvers=("lm",), depths=(8,), lrs=(0.1, 0.2, 0.4),
-                     dataset="synthetic", epochs=1)  # fmt: skip
-    store = Store.create(tmp_path, spec, build_grid(spec), {})
+    spec = StudySpec(
+        base=TrainConfig(dataset="synthetic", epochs=1),
+        orders=(1, 2),
+        solvers=("lm",),
+        depths=(8,),
+        lrs=(0.1, 0.2, 0.4),
+    )
+    store = Store.create(tmp_path, spec, {})
     assert make_executor("fused", "cpu", 8).key is claim_key
     claims = []
     while claimed := store.claim(8, "fused", claim_key):

@@ -7,7 +7,9 @@ import pytest
 
 import odenet.training
 from odenet.cli import main
+from odenet.nets import ModelConfig
 from odenet.training import TrainConfig
+from odenet.training.config import SETTINGS
 
 SPEC = "synthetic:train=128,test=64,size=8"
 SMALL = ["--dataset", SPEC, "--depth", "8", "--width", "4", "--batch-size", "64",
@@ -94,3 +96,48 @@ def test_missing_data_offline_is_one_line_exit_1(capsys, monkeypatch, tmp_path):
     code, _, err = run(capsys, "--dataset", "cifar10", "--data-dir", str(tmp_path), "--device",
                        "cpu")  # fmt: skip
     assert code == 1 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_every_field_is_an_option_of_train_describe_and_study():
+    """The options are generated from the config fields: every setting is a flag of train and
+    study (the axes' own fields excepted), every ModelConfig field one of describe, each with
+    its help text."""
+    from typer.testing import CliRunner
+
+    from odenet.cli import app
+    from odenet.studies.spec_values import FAMILIAR
+
+    model = {f.name: f.metadata["help"] for f in dataclasses.fields(ModelConfig)}
+    train_flags = {name: s.help for name, s in SETTINGS.items()}
+    study_flags = {name: help for name, help in train_flags.items() if name not in FAMILIAR}
+    for command, flags in (("train", train_flags), ("describe", model), ("study", study_flags)):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+        assert result.exit_code == 0
+        for name, text in flags.items():
+            assert f"--{name.replace('_', '-')} " in result.output, (command, name)
+            assert text[:30] in result.output, (command, name)
+    assert "--no-ode-adjoint" in result.output and "--no-nesterov" in result.output
+
+
+def test_model_options_reach_the_model(capsys, monkeypatch):
+    seen = {}
+
+    def fake_train(config, *, out_dir=None, dataset=None, callbacks=None):
+        seen["config"] = config
+        raise odenet.ConfigError("stop here")
+
+    monkeypatch.setattr(odenet.training, "train", fake_train)
+    run(capsys, *SMALL, "--norm", "gn", "--solver", "ode-rk4", "--ode-t1", "2", "--ode-adjoint")
+    assert seen["config"].model == ModelConfig(
+        depth=8, width=4, norm="gn", solver="ode-rk4", ode_t1=2.0, ode_adjoint=True
+    )
+
+
+@pytest.mark.parametrize("args", [["--norm", "gn"], ["--solver", "ode-rk4", "--ode-t1", "2"]])
+def test_model_options_train(capsys, args):
+    code, out, err = run(capsys, *SMALL, "--epochs", "1", "--json", *args)
+    assert code == 0, err
+    model = json.loads(out)["provenance"]["config"]["model"]
+    assert (model["norm"], model["ode_t1"], model["solver"]) == (
+        ("gn", 1.0, "euler") if "--norm" in args else (None, 2.0, "ode-rk4")
+    )

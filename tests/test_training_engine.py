@@ -33,12 +33,12 @@ def data():
 
 def cfg(**kw) -> TrainConfig:
     base = dict(dataset=SPEC, depth=8, width=4, epochs=2, batch_size=8, lr=0.05, device="cpu")
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig().replace(**{**base, **kw})
 
 
 def reference(config: TrainConfig, data):
     """(per-step losses [(global step, loss, lr)], (epoch, step) of divergence or None)."""
-    model = build_from_config(config.model_config(data.in_channels, data.num_classes),
+    model = build_from_config(config.model_for(data),
                               torch.Generator().manual_seed(config.seed))  # fmt: skip
     loader, _ = make_loaders(data, batch_size=config.batch_size, device="cpu",
                              seed=data_seed(config.seed))  # fmt: skip
@@ -224,7 +224,7 @@ def test_a_format_1_checkpoint_still_resumes(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, dataset=data, callbacks=StopAfterFirst(), out_dir=tmp_path)
     state = load_checkpoint(tmp_path)
-    model = build_from_config(config.model_config(data.in_channels, data.num_classes))
+    model = build_from_config(config.model_for(data))
     params = list(model.parameters())
     opt = torch.optim.SGD(
         [{"params": [p for p in params if p.ndim > 1]},

@@ -10,6 +10,7 @@ import torch
 
 from odenet.data import load_dataset
 from odenet.errors import ConfigError
+from odenet.nets import ModelConfig
 from odenet.training import TrainCallbacks, TrainConfig, evaluate, load_trained, train
 from odenet.training.checkpoint import load_checkpoint
 from odenet.training.device import resolve
@@ -27,7 +28,7 @@ def data():
 
 def cfg(**kw) -> TrainConfig:
     base = dict(dataset=SPEC, depth=8, width=4, epochs=3, batch_size=64, lr=0.1, device="cpu")
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig().replace(**{**base, **kw})
 
 
 def assert_same_tensors(a: dict, b: dict) -> None:
@@ -169,7 +170,7 @@ def test_weight_decay_only_on_conv_and_linear_weights():
     from odenet.nets import build_from_config
 
     config = cfg(solver="lm", momentum=0.0, nesterov=False, weight_decay=0.5)
-    model = build_from_config(config.model_config(3, 10), torch.Generator().manual_seed(0))
+    model = build_from_config(config.model, torch.Generator().manual_seed(0))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = MemberSGD(model, 1, config, [0.1])
     for p in model.parameters():
@@ -197,8 +198,8 @@ def test_fashion_mnist_depth8_learns_in_two_epochs_on_4000_images(tmp_path):
         data = load_dataset("fashion-mnist", download=False)
     except DataError as err:
         pytest.skip(f"Fashion-MNIST not available offline: {err}")
-    config = TrainConfig(dataset="fashion-mnist", depth=8, epochs=2, limit_train=4000,
-                         limit_test=2000, device="cpu")  # fmt: skip
+    config = TrainConfig(dataset="fashion-mnist", epochs=2, limit_train=4000, limit_test=2000,
+                         device="cpu", model=ModelConfig(depth=8))  # fmt: skip
     r = train(config, dataset=data)
     assert r.status == "done" and r.history[1].train_loss < r.history[0].train_loss
     assert r.test_acc >= 0.5

@@ -3,23 +3,27 @@ strict JSON; --csv never inside the study's own files (issue 11, item 3)."""
 
 import json
 import math
+import os
 
 import pytest
 
-from odenet.studies.grid import build_grid
 from odenet.studies.report import _table_cells, load_study_data, write_report
 from odenet.studies.robustness import MIN_EPOCHS_TO_90, Outcome, robustness_table
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.training import TrainConfig
 
 
 def _study(path, epochs=2, status=lambda run_id: "done", seeds=(0,)):
     """A stored study whose runs 'finished' with made-up results (no training)."""
     spec = StudySpec(
-        orders=(1, 2), depths=(8,), lrs=(0.1, 0.2), seeds=seeds, dataset="synthetic",
-        epochs=epochs,
-    )  # fmt: skip
-    store = Store.create(path, spec, build_grid(spec), {"odenet_version": "test"})
+        base=TrainConfig(dataset="synthetic", epochs=epochs),
+        orders=(1, 2),
+        depths=(8,),
+        lrs=(0.1, 0.2),
+        seeds=seeds,
+    )
+    store = Store.create(path, spec, {"odenet_version": "test"})
     while ids := store.claim(1, "sequential"):
         (rid,) = ids
         if status(rid) == "diverged":
@@ -117,20 +121,62 @@ def test_infinite_numbers_become_null_in_json_and_empty_in_csv(tmp_path, run_cli
 
 @pytest.mark.parametrize(
     "target",
-    ["study.sqlite", "study.sqlite-wal", "study.sqlite-shm", "report.md", "runs/x.csv",
-     "figures/runs.csv", "runs", "."],
+    ["study.sqlite", "study.sqlite-wal", "study.sqlite-shm", "study.sqlite-journal",
+     "report.md", "runs/x.csv", "figures/runs.csv", "runs", ".", "analysis/x.png",
+     "landscape/slice.csv", "tensorboard/x.csv", "figures/../report.md"],
 )  # fmt: skip
 def test_csv_inside_the_study_is_refused_before_writing(tmp_path, run_cli, target):
     store = _study(tmp_path)
+    for folder in ("analysis", "landscape", "tensorboard"):  # as analyze, landscape, training
+        (tmp_path / folder).mkdir()
+    (tmp_path / "analysis" / "x.png").write_bytes(b"a figure")  # would be overwritten
     db = store.path.read_bytes()
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     code, out, err = run_cli(["report", str(tmp_path), "--csv", str(tmp_path / target)])
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: --csv")
+    assert target == "." or "is inside the study's own files" in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "analysis" / "x.png").read_bytes() == b"a figure"
     assert store.path.read_bytes() == db  # nothing written, nothing rewritten
     code, _, err = run_cli(["report", str(tmp_path)])  # the study still reports
     assert code == 0 and (tmp_path / "report.md").is_file(), err
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+@pytest.mark.parametrize("target", ["study.sqlite", "report.md"])
+def test_csv_through_a_link_to_a_study_file_is_refused_and_leaves_it_intact(
+    tmp_path, run_cli, link, target
+):
+    """`ln D/study.sqlite h.csv; odenet report D --csv h.csv` used to write the CSV into the
+    database through the link (every later command: "not an SQLite database")."""
+    store = _study(tmp_path / "D")
+    assert run_cli(["report", str(store.dir)])[0] == 0
+    own = store.dir / target
+    before = own.read_bytes()
+    csv = tmp_path / "h.csv"
+    (os.link if link == "hard" else os.symlink)(own, csv)
+    code, out, err = run_cli(["report", str(store.dir), "--csv", str(csv)])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --csv") and target in err
+    assert own.read_bytes() == before and os.path.samefile(csv, own)
+    assert len(Store.open(store.dir).runs()) == 4  # the database still opens
+    code, _, err = run_cli(["report", str(store.dir), "--csv", str(tmp_path / "runs.csv")])
+    assert code == 0, err
+
+
+def test_csv_replaces_a_link_to_a_user_file_without_writing_through_it(tmp_path, run_cli):
+    """A CSV path that is a hard link to a file outside the study is replaced by the new
+    CSV; the other name keeps the old content (the writer never writes through a link)."""
+    _study(tmp_path / "D")
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes\n")
+    os.link(mine, tmp_path / "runs.csv")
+    code, _, err = run_cli(["report", str(tmp_path / "D"), "--csv", str(tmp_path / "runs.csv")])
+    assert code == 0, err
+    assert mine.read_text() == "my notes\n"
+    assert (tmp_path / "runs.csv").read_text().startswith("id,depth,solver")
+    assert not os.path.samefile(mine, tmp_path / "runs.csv")
 
 
 def test_csv_into_a_missing_directory_is_refused(tmp_path, run_cli):

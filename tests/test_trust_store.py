@@ -11,22 +11,32 @@ from pathlib import Path
 import pytest
 
 from odenet.errors import ConfigError, StoreError
+from odenet.nets import ModelConfig
 from odenet.studies import run_study
-from odenet.studies.grid import build_grid
-from odenet.studies.records import owner_alive, process_identity
 from odenet.studies.runner import StudyObserver
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import Store, owner_alive, process_identity
+from odenet.studies.store.database import Database
+from odenet.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = StudySpec(
-    orders=(1, 2), depths=(8,), lrs=(0.1, 0.2), seeds=(0,), epochs=1, width=4,
-    dataset="synthetic:train=64,test=32,size=8", executor="sequential", device="cpu",
-)  # fmt: skip
+    base=TrainConfig(
+        epochs=1,
+        dataset="synthetic:train=64,test=32,size=8",
+        device="cpu",
+        model=ModelConfig(width=4),
+    ),
+    orders=(1, 2),
+    depths=(8,),
+    lrs=(0.1, 0.2),
+    seeds=(0,),
+    executor="sequential",
+)
 
 
 def _store(path, spec=SPEC):
-    return Store.create(path, spec, build_grid(spec), {"odenet_version": "test"})
+    return Store.create(path, spec, {"odenet_version": "test"})
 
 
 def _own_all(store, pid, owner):
@@ -168,7 +178,7 @@ def test_empty_database_file_is_no_study_yet(tmp_path):
 def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli):
     """SQLite's own SQLITE_FULL (max_page_count reached) while the study records epochs."""
     _store(tmp_path)
-    connect = Store._connect
+    connect = Database._connect
 
     def full(self, autocommit):
         con = connect(self, autocommit)
@@ -176,7 +186,7 @@ def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli
         con.execute(f"PRAGMA max_page_count = {pages}")  # no page more: the disk is full
         return con
 
-    monkeypatch.setattr(Store, "_connect", full)
+    monkeypatch.setattr(Database, "_connect", full)
     with pytest.raises(StoreError, match="disk is full; free some space and run the same"):
         run_study(SPEC, tmp_path, observer=StudyObserver())
     argv = ["study", "--dataset", SPEC.base.dataset, "--depths", "8", "--width", "4", "--orders",
@@ -184,7 +194,7 @@ def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli
             "--device", "cpu", "--out", str(tmp_path), "-q"]  # fmt: skip
     code, _, err = run_cli(argv)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "disk is full" in err
-    monkeypatch.setattr(Store, "_connect", connect)  # space freed: the same command resumes
+    monkeypatch.setattr(Database, "_connect", connect)  # space freed: the same command resumes
     code, _, err = run_cli(argv)
     assert code == 0, err
     assert Store.open(tmp_path).counts()["done"] == 4
@@ -214,20 +224,14 @@ def test_read_only_study_directory_is_still_reported(tmp_path):
     assert _files(d) == before
 
 
-def test_read_only_database_refuses_writes_with_one_line(tmp_path, monkeypatch):
+def test_read_only_database_refuses_writes_with_one_line(tmp_path):
     store = _store(tmp_path)
-    monkeypatch.setattr(Store, "__init__", _read_only_init)
     ro = Store(tmp_path)
+    ro.db.read_only = True  # as if this process could not write the directory (root can)
     assert ro.read_only and len(ro.runs()) == 4  # reads
     with pytest.raises(StoreError, match="read-only"):
         ro.claim(1, "sequential")
     assert store.counts()["pending"] == 4
-
-
-def _read_only_init(self, study_dir):
-    self.dir = Path(study_dir)
-    self.path = self.dir / "study.sqlite"
-    self.read_only = True
 
 
 def test_sql_errors_stay_sqlite_errors(tmp_path):

@@ -6,7 +6,8 @@
   eigenvalue of each field's Jacobian placed on the stability region of its scheme;
 * the measurements on a model and a list of batches: ``analyze_model`` (all of them),
   ``field_responses``, ``gradient_norms``, ``spectra`` and, for one field at one input,
-  ``field_eigenvalues`` (odenet.analysis.responses, odenet.analysis.eigen);
+  ``field_eigenvalues`` (an ``EigenEstimate``: values, residuals, converged flags;
+  odenet.analysis.responses, odenet.analysis.eigen);
 * ``RunSelection`` / ``select_runs``: which runs of a study an analysis reads, and
   ``run_subset``: the training images a run was trained on.
 
@@ -28,7 +29,7 @@ from odenet.analysis.analyze import (
     run_analyze,
     spectra,
 )
-from odenet.analysis.eigen import EigenConfig, field_eigenvalues
+from odenet.analysis.eigen import EigenConfig, EigenEstimate, field_eigenvalues
 from odenet.analysis.inputs import DataSubset, run_subset
 from odenet.analysis.landscape import LandscapeConfig, LandscapeResult, run_landscape
 from odenet.analysis.responses import field_responses, gradient_norms
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationMeans",
     "DataSubset",
     "EigenConfig",
+    "EigenEstimate",
     "LandscapeConfig",
     "LandscapeResult",
     "RunAnalysis",

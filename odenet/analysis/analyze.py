@@ -49,8 +49,8 @@ from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.strict_json import finite
-from odenet.studies.records import RunRecord
-from odenet.studies.store import Store
+from odenet.studies.store import RunRecord, Store
+from odenet.tables import rich_table
 
 __all__ = [
     "AnalyzeConfig",
@@ -101,8 +101,10 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
     samples; per sample the dominant eigenvalue (Im >= 0) is estimated, then averaged. Each
     entry: {"field", "scheme", "re", "im", "abs" (mean |z| over samples), "inside" (the mean z
     in the region of the field's step scheme; None without a region), "fraction_outside"
-    (of the samples), "change" (mean relative change over the last Arnoldi restart)};
-    re/im/abs are None for a field that changes the shape.
+    (of the samples), "residual" (the largest relative residual of the samples' estimates),
+    "unconverged" (samples whose estimate did not reach ``config.tol``; the mean is flagged
+    wherever it is shown when this is nonzero), "cycles" (Arnoldi cycles run)}; re/im/abs
+    (and the rest) are None for a field that changes the shape.
     """
     model.eval()
     fields = model_fields(model)
@@ -132,11 +134,13 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
                     "abs": None,
                     "inside": None,
                     "fraction_outside": None,
-                    "change": None,
+                    "residual": None,
+                    "unconverged": None,
+                    "cycles": None,
                 }
             )
             continue
-        z, change = found
+        z = found.value
         mean = z.mean()
         kwargs = _scheme_kwargs(f)
         inside = place_on_region(f.scheme, mean.reshape(1), **kwargs)
@@ -149,7 +153,9 @@ def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -
                 "abs": float(z.abs().mean()),
                 "inside": None if inside is None else bool(inside[0]),
                 "fraction_outside": None if each is None else float((~each).double().mean()),
-                "change": float(change.mean()),
+                "residual": float(found.residual.max()),
+                "unconverged": int((~found.converged).sum()),
+                "cycles": found.cycles,
             }
         )
     return out
@@ -171,7 +177,8 @@ def analyze_model(
 ) -> dict:
     """Every measurement of one model on ``batches``: {"fields", "schemes", "responses"
     ({"network_order", "sorted"}), "step_ratios", "grad_norms" ({"trained", "initial"}),
-    "eigenvalues", "outside_region", "fields_with_region"}."""
+    "eigenvalues", "outside_region", "fields_with_region", "unconverged_fields" (fields whose
+    eigenvalue estimate did not converge for some sample)}."""
     resp = field_responses(model, batches)
     eig = spectra(model, batches, eigen)
     placed = [e["inside"] for e in eig if e["inside"] is not None]
@@ -190,6 +197,7 @@ def analyze_model(
         "eigenvalues": eig,
         "outside_region": sum(not i for i in placed) if placed else None,
         "fields_with_region": len(placed),
+        "unconverged_fields": sum(bool(e["unconverged"]) for e in eig),
     }
 
 
@@ -257,7 +265,7 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(selection.swept),
     }
-    out = store.dir / "analysis"
+    out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     write_analyze_section(store)
     return AnalyzeResult(settings, models, table, figures, notes)
@@ -273,8 +281,9 @@ def config_from_options(
     seed: str | int | None = None,
     where: tuple[str, ...] = (),
     limit_data: str | int | None = "1024",
-    krylov: int = 10,
-    restarts: int = 4,
+    krylov: int = EigenConfig.krylov,
+    restarts: int = EigenConfig.restarts,
+    eigen_tol: float = EigenConfig.tol,
     eigen_images: int = 64,
     **options: object,
 ) -> AnalyzeConfig:
@@ -285,7 +294,7 @@ def config_from_options(
         study_dir=str(study_dir),
         selection=parse_selection(depth, orders, solvers, lr, seed, where),
         limit_data=parse_limit(limit_data),
-        eigen=EigenConfig(krylov=krylov, restarts=restarts, images=eigen_images),
+        eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
         **options,  # type: ignore[arg-type]
     )
     config.validate()

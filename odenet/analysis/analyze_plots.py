@@ -8,7 +8,8 @@ Per depth d, in ``<study>/analysis/``:
 * ``grad_norms_d{d}``: ||dL/dx_i|| of the state and ||dL/d theta_i|| of the parameters per
   field, at the trained (solid) and initial (dashed) weights;
 * ``eigenvalues_d{d}``: a panel per (variant, lr): each field's mean dominant eigenvalue over
-  the scheme's stability region (when odenet.solvers.stability provides it);
+  the scheme's stability region (when odenet.solvers.stability provides it), hollow where an
+  estimate did not converge to the tolerance;
 * ``outside_region``: fields outside the region against lr, per (depth, variant).
 
 A variant is the scheme and the study's swept values (odenet.studies.identity: "rk4
@@ -165,14 +166,19 @@ def eigenvalue_figure(models: list[RunAnalysis], depth: int, stem: Path, images:
             steps = [e["scheme"] for m in ms for e in m["eigenvalues"] if e["re"] is not None]
             drew = bool(steps) and _region(ax, Counter(steps).most_common(1)[0][0], points)
             for m in ms:
-                z = [
-                    (e["re"], e["im"], e["inside"]) for e in m["eigenvalues"] if e["re"] is not None
-                ]
+                z = [e for e in m["eigenvalues"] if e["re"] is not None]
                 if z:
-                    re, im, inside = zip(*z, strict=True)
-                    colors = ["tab:blue" if ok is not False else "tab:red" for ok in inside]
+                    colors = ["tab:blue" if e["inside"] is not False else "tab:red" for e in z]
+                    # hollow: some sample's estimate did not converge (cached before: filled)
+                    faces = ["none" if e.get("unconverged") else c for e, c in zip(z, colors)]
                     ax.scatter(
-                        re, im, c=colors, s=14, marker="o" if m["seed"] % 2 == 0 else "^", zorder=2
+                        [e["re"] for e in z],
+                        [e["im"] for e in z],
+                        facecolors=faces,
+                        edgecolors=colors,
+                        s=14,
+                        marker="o" if m["seed"] % 2 == 0 else "^",
+                        zorder=2,
                     )
             outside = [m["outside_region"] for m in ms if m["outside_region"] is not None]
             count = (
@@ -192,7 +198,8 @@ def eigenvalue_figure(models: list[RunAnalysis], depth: int, stem: Path, images:
         fig,
         "z: dominant eigenvalue of each field's Jacobian (mean over the first "
         f"{images} images, Im >= 0); "
-        "red: outside the region of the field's step scheme. "
+        "red: outside the region of the field's step scheme; hollow: an estimate that did "
+        "not converge to the tolerance. "
         + "; ".join(sorted({m.values["data"] for ms in cells.values() for m in ms})),
     )
     return save(fig, stem)

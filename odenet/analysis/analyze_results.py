@@ -40,6 +40,7 @@ class ConfigurationMeans:
     eig_abs: float | None  # mean |z| of the fields with eigenvalues
     outside_region: float | None  # fields outside the stability region
     fields_with_region: int
+    unconverged_fields: int | None  # unconverged field estimates, summed over the seeds
 
     def to_dict(self) -> dict:
         """depth, scheme, each swept field as its own key, lr, then the means."""
@@ -71,7 +72,7 @@ class AnalyzeResult:
 FIELD_COLUMNS = (
     "field", "scheme", "response", "step_ratio", "grad_param", "grad_state",
     "grad_param_initial", "grad_state_initial", "eig_re", "eig_im", "eig_abs", "inside",
-    "fraction_outside",
+    "fraction_outside", "eig_residual", "eig_unconverged",
 )  # fmt: skip
 
 
@@ -79,7 +80,8 @@ def field_table(values: dict) -> FlatTable:
     """A run's measurements as a row per field (network order): its response, step ratio,
     gradient norms (trained weights; initial ones, None when not measured) and dominant
     eigenvalue (None for a field without a square Jacobian) with ``inside`` its scheme's
-    region (None without a region)."""
+    region (None without a region), the largest relative residual of its estimates and how
+    many of them did not converge."""
     grads = values["grad_norms"]
     initial = grads["initial"] or {"params": None, "states": None}
     rows = []
@@ -90,7 +92,8 @@ def field_table(values: dict) -> FlatTable:
             grads["trained"]["params"][i], grads["trained"]["states"][i],
             None if initial["params"] is None else initial["params"][i],
             None if initial["states"] is None else initial["states"][i],
-            e["re"], e["im"], e["abs"], e["inside"], e["fraction_outside"],
+            e["re"], e["im"], e["abs"], e["inside"], e["fraction_outside"], e["residual"],
+            e["unconverged"],
         ))  # fmt: skip
     return FlatTable(FIELD_COLUMNS, tuple(rows), index=("field",))
 
@@ -98,8 +101,9 @@ def field_table(values: dict) -> FlatTable:
 def aggregate(models: list[RunAnalysis]) -> list[ConfigurationMeans]:
     """Per configuration (every axis but seed: runs that differ in any other axis are never
     averaged), means over its seeds: test accuracy, mean response, mean step ratio, mean |z|
-    of the fields with eigenvalues, fields outside the region. Ordered by depth, scheme name,
-    swept values (in the order the runs come) and lr."""
+    of the fields with eigenvalues, fields outside the region, and the total count of
+    unconverged field estimates (over seeds; results cached before it: None). Ordered by
+    depth, scheme name, swept values (in the order the runs come) and lr."""
     groups: dict[Axes, list[dict]] = {}
     for m in models:
         groups.setdefault(m.axes.configuration, []).append(m.values)
@@ -123,16 +127,21 @@ def aggregate(models: list[RunAnalysis]) -> list[ConfigurationMeans]:
             eig_abs=mean([mean([e["abs"] for e in m["eigenvalues"]]) for m in ms]),
             outside_region=mean([m["outside_region"] for m in ms]),
             fields_with_region=ms[0]["fields_with_region"],
+            unconverged_fields=_total([m.get("unconverged_fields") for m in ms]),
         )
         for c, ms in sorted(groups.items(), key=lambda kv: order(kv[0]))
     ]
+
+
+def _total(values: list) -> int | None:
+    return None if any(v is None for v in values) else sum(values)
 
 
 def summary_table(result: AnalyzeResult):
     """A rich Table of the means per configuration (a column per swept field), with n."""
     swept = list(dict.fromkeys(k for row in result.table for k, _ in row.axes.swept))
     header = ("depth", "scheme", *swept, "lr", "n", "test acc %", "response", "step ratio",
-              "|z|", "outside region")  # fmt: skip
+              "|z|", "outside region", "unconv.")  # fmt: skip
 
     def num(v, fmt=".3g"):
         return "-" if v is None else format(v, fmt)
@@ -148,12 +157,15 @@ def summary_table(result: AnalyzeResult):
             str(r.axes["depth"]), str(r.axes["solver"]), *(str(values[k]) for k in swept),
             f"{r.axes['lr']:g}", str(r.n), num(acc, ".2f"), num(r.response),
             num(r.step_ratio), num(r.eig_abs), outside,
+            "-" if r.unconverged_fields is None else str(r.unconverged_fields),
         ])  # fmt: skip
     cell = ", ".join(("depth", "scheme", *swept, "lr"))
     return rich_table(
         header,
         rows,
         title=f"analyze: means over the n seeds per ({cell})",
-        caption="images: " + "; ".join(result.settings["images"]),
+        caption="images: " + "; ".join(result.settings["images"]) + "; unconv.: fields whose "
+        f"eigenvalue estimate stayed above --eigen-tol {result.settings['eigen']['tol']:g} "
+        "(summed over seeds)",
         left=("depth", "scheme", *swept),
     )

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from odenet.data.loader import LIMIT_SEED, fixed_subset
 from odenet.errors import ConfigError, OdenetError
-from odenet.studies.records import RunRecord
+from odenet.studies.store import RunRecord
 
 Batch = tuple[Tensor, Tensor]  # x float32 (B, C, H, W) normalised, y int64 (B,)
 

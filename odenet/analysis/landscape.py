@@ -37,14 +37,14 @@ from odenet.analysis.slices import (
     GridSpec,
     SliceEvaluator,
     SliceResult,
-    atomic_write_text,
     compute_slice,
     slice_key,
 )
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
+from odenet.files import atomic_write_text
 from odenet.studies.store import RunRecord, Store
-from odenet.tables import FlatTable
+from odenet.tables import FlatTable, rich_table
 
 DEFAULT_POINTS = {1: 51, 2: 25}
 SHARPNESS_VERSION = 2  # bump when what a cached sharpness result holds (2: its flat form)
@@ -251,7 +251,7 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
     store = Store.open(config.study_dir)
     selection: Selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
-    out = store.dir / "landscape"
+    out = store.layout.landscape
     out.mkdir(parents=True, exist_ok=True)
     data = DataCache(config.limit_data, config.batch_size, device)
     models, notes = [], list(selection.notes)
@@ -316,24 +316,20 @@ def config_from_options(
 
 def summary_table(result: LandscapeResult):
     """A rich Table: one row per model (loss/acc at 0, sharpness)."""
-    from rich.table import Table
-
-    table = Table(
-        title=f"loss landscape ({result.settings['dims']}D, "
-        f"{result.settings['points']} points per axis)",
-        caption="images: " + "; ".join(result.settings["images"]),
-    )
-    for col in ("run", "loss at 0", "acc at 0", "lambda_max", "trace", "evaluation"):
-        table.add_column(col, justify="left" if col in ("run", "evaluation") else "right")
+    rows = []
     for m in result.models:
         d = m.to_dict()
         sh = d["sharpness"] or {}
-        table.add_row(
-            d["run_id"],
-            f"{d['loss_at_0']:.4f}",
-            f"{100 * d['acc_at_0']:.2f}%",
-            f"{sh['lambda_max']:.4g}" if sh else "-",
-            f"{sh['trace']:.4g}" if sh else "-",
+        rows.append([
+            d["run_id"], f"{d['loss_at_0']:.4f}", f"{100 * d['acc_at_0']:.2f}%",
+            f"{sh['lambda_max']:.4g}" if sh else "-", f"{sh['trace']:.4g}" if sh else "-",
             d["eval_mode"],
-        )
-    return table
+        ])  # fmt: skip
+    return rich_table(
+        ("run", "loss at 0", "acc at 0", "lambda_max", "trace", "evaluation"),
+        rows,
+        title=f"loss landscape ({result.settings['dims']}D, "
+        f"{result.settings['points']} points per axis)",
+        caption="images: " + "; ".join(result.settings["images"]),
+        left=("run", "evaluation"),
+    )

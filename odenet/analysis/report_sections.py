@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odenet.analysis.slices import atomic_write_text
+from odenet.files import atomic_write_text
 from odenet.studies.sections import figure_lines, section_path
 from odenet.studies.store import Store
 from odenet.tables import markdown_cell, markdown_table
@@ -23,7 +23,8 @@ def _write(study_dir: Path, folder: str, lines: list[str]) -> Path:
 
 
 def _figures(study_dir: Path, folder: str) -> list[str]:
-    return figure_lines(study_dir, sorted((study_dir / folder).glob("*.png")))
+    pngs = sorted(section_path(study_dir, folder).parent.glob("*.png"))
+    return figure_lines(study_dir, pngs)
 
 
 def write_landscape_section(study_dir: Path) -> Path:
@@ -34,8 +35,9 @@ def write_landscape_section(study_dir: Path) -> Path:
 
 def write_analyze_section(store: Store) -> Path:
     """What ``odenet analyze`` measured: per analysed run (its newest result) the fields
-    outside their scheme's stability region, the mean response and step ratio over its
-    fields and the images measured on; then the figures."""
+    outside their scheme's stability region (flagged when built on unconverged eigenvalue
+    estimates), the mean response and step ratio over its fields and the images measured on;
+    then the figures."""
     newest = {r["run_id"]: r["result"] for r in store.analyses("analyze")}  # oldest first
     cols = ["run", "fields outside region", "mean response", "mean step ratio", "images"]
     rows = []
@@ -43,6 +45,8 @@ def write_analyze_section(store: Store) -> Path:
         out = a.get("outside_region")
         resp, ratios = a["responses"]["network_order"], a["step_ratios"]
         outside = "-" if out is None else f"{out}/{a.get('fields_with_region')}"
+        if a.get("unconverged_fields"):  # flag counts built on unconverged eigenvalues
+            outside += f" ({a['unconverged_fields']} unconverged)"
         mean_resp, mean_ratio = sum(resp) / len(resp), sum(ratios) / len(ratios)
         rows.append([run_id, outside, markdown_cell(mean_resp), markdown_cell(mean_ratio),
                      markdown_cell(a.get("data"))])  # fmt: skip

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from odenet.errors import ConfigError
 from odenet.studies.identity import Axes
-from odenet.studies.records import RunRecord
+from odenet.studies.store import RunRecord
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -223,15 +222,8 @@ def load_slice(path: Path, grid: GridSpec, settings: dict) -> SliceResult:
     return SliceResult(grid, loss, acc, done, dict(settings), path)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a uniquely named temp file and an atomic rename, so
-    that two processes writing the same file never share (or tear) a temp file."""
-    atomic_write(path, lambda fh: fh.write(text.encode()))
-    os.chmod(path, 0o644)  # the temp file was private (0600)
-
-
 def save_slice(result: SliceResult) -> None:
-    """Write result to result.path atomically (unique temp file + os.replace)."""
+    """Write result to result.path (the atomic writer, ``odenet.files``)."""
     assert result.path is not None
 
     def write(fh) -> None:
@@ -245,7 +237,6 @@ def save_slice(result: SliceResult) -> None:
         )
 
     atomic_write(result.path, write)
-    os.chmod(result.path, 0o644)  # the temp file was private (0600)
 
 
 def compute_slice(

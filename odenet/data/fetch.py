@@ -9,8 +9,8 @@ A file ``F`` of dataset ``NAME`` is looked up, in order, at
 
 The first copy whose md5 matches the published value is used. A copy that does not match is
 corrupt or partial and is ignored; when no copy matches, the file is downloaded into the first
-of the user locations 1-3 that applies (replacing a corrupt copy there). Downloads go to a
-temporary file that is renamed into place only after its md5 matches.
+of the user locations 1-3 that applies (replacing a corrupt copy there). Downloads go through
+the atomic writer (odenet.files): a temp file renamed into place only after its md5 matches.
 
 Mirrors: ``MIRRORS`` maps a dataset to base URLs (tests monkeypatch it); ``$ODENET_MIRROR``,
 when set, is tried first as ``$ODENET_MIRROR/NAME/F``.
@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from odenet.data.formats import gunzip
 from odenet.errors import DataError
+from odenet.files import atomic_write
 
 DATA_ENV = "ODENET_DATA"
 MIRROR_ENV = "ODENET_MIRROR"
@@ -149,21 +149,21 @@ def ensure_file(
 
 
 def _download(url: str, target: Path, resource: Resource, *, progress: bool) -> None:
-    """Stream ``url`` to a temp file beside ``target``; rename it only if it verifies."""
+    """Stream ``url`` into ``target`` through the atomic writer: the temp file beside it is
+    renamed into place only if it verifies."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(f"cannot create {target.parent} ({err.strerror or err})") from None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _stream(url, out, target.name, progress=progress)
+
+    def write(out) -> None:
+        _stream(url, out, target.name, progress=progress)
+        out.flush()
+        tmp = Path(out.name)  # the writer's temp file: published only if it verifies
         if not verify(tmp, resource):
             raise DataError(f"{url}: md5 {md5_file(tmp)} does not match {resource.md5}")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(target, write)
 
 
 def _stream(url: str, out, label: str, *, progress: bool) -> None:

@@ -9,6 +9,7 @@ from odenet.nets.budget import (
     count_parameters,
     describe,
 )
+from odenet.nets.config import ModelConfig
 from odenet.nets.continuous import ConcatConv2d, ContinuousStage, ODEField, ODEOptions
 from odenet.nets.fields import (
     BottleneckField,
@@ -22,8 +23,9 @@ from odenet.nets.fields import (
 )
 from odenet.nets.fused import FusedResNet, fusable, fuse, unfuse
 from odenet.nets.layout import ARCHS, DOWNSAMPLES, IMAGENET, default_num_classes
-from odenet.nets.resnet import ModelConfig, ResNet, build_from_config, build_model
+from odenet.nets.resnet import ResNet, build_from_config, build_model
 from odenet.nets.stage import Stage, make_stage
+from odenet.nets.variants import refine, rewire
 
 __all__ = [
     "ARCHS",
@@ -57,5 +59,7 @@ __all__ = [
     "make_norm",
     "make_shortcut",
     "make_stage",
+    "refine",
+    "rewire",
     "unfuse",
 ]

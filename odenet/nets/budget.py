@@ -16,10 +16,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from odenet.errors import ConfigError
+from odenet.nets.config import ModelConfig
 from odenet.nets.continuous import ContinuousStage
 from odenet.nets.fields import ShortcutB
 from odenet.nets.layout import IMAGENET
-from odenet.nets.resnet import ModelConfig, ResNet, build_from_config
+from odenet.nets.resnet import ResNet, build_from_config
 from odenet.nets.stage import Stage
 from odenet.solvers import ContinuousSolver, get
 
@@ -144,6 +145,7 @@ def describe(config: ModelConfig, image_size: int | None = None) -> ModelSummary
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 4:
         raise ConfigError(f"image_size must be an integer >= 4, got {image_size!r}")
     config.validate()
+    config = config.for_data()  # concrete in_channels and num_classes
     solver = get(config.solver)
     meta = not isinstance(solver, ContinuousSolver)
     with torch.device("meta" if meta else "cpu"):

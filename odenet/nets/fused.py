@@ -29,13 +29,14 @@ from torch import Tensor, nn
 from odenet.errors import ConfigError
 from odenet.nets.fields import ShortcutA
 from odenet.nets.resnet import ModelConfig, ResNet
-from odenet.solvers import Plain, RungeKutta, TwoStep, get
+from odenet.solvers import get
 
 
 def fusable(config: ModelConfig) -> str | None:
-    """None when K networks of ``config`` can be fused; otherwise the reason, as one line."""
+    """None when K networks of ``config`` can be fused (``solver.fusable``); otherwise the
+    reason, as one line."""
     solver = get(config.solver)
-    if isinstance(solver, (RungeKutta, TwoStep, Plain)):
+    if solver.fusable:
         return None
     if solver.family == "continuous":
         return (

@@ -16,6 +16,7 @@ layout (``ModelConfig.layout()``: stem and stages of every arch) without buildin
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ def estimate(config, image_size: int = 32, batch_size: int = 1) -> MemoryEstimat
     """The memory one training step of ``config`` (a valid ModelConfig) needs; allocates
     nothing. Continuous models have one shared field per stage; their activations depend on
     the solver's step count, so one evaluation is counted."""
+    config = config.for_data()  # concrete in_channels
     layout = config.layout()
     continuous = config.continuous
     params = layout.stem_kernel**2 * config.in_channels * layout.stem_channels
@@ -81,6 +83,7 @@ def check_fits(config, image_size: int = 32, batch_size: int = 1) -> None:
     )
 
 
+@functools.cache  # the machine's memory does not change while it runs (read once)
 def total_memory() -> int | None:
     """Physical memory in bytes (Linux /proc/meminfo, else sysconf); None when unknown."""
     try:

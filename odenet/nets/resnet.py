@@ -1,10 +1,11 @@
 """Residual networks at any solver of the registry: the CIFAR family (He et al. 2015, depth
 6n + 2), the single-stage network and the ImageNet family (ResNet-18 ... -152).
 
-The layout of each ``arch`` (stem, stages, channels, strides) is data, in odenet.nets.layout;
-this module builds it: stem convolution (+ norm + ReLU, + max-pool for the ImageNet family),
-stages of fields wired by the solver, global average pooling and a linear head. The CIFAR
-family works for 32x32 and 28x28 inputs (any H, W >= 4).
+The layout of each ``arch`` (stem, stages, channels, strides) is data, in odenet.nets.layout,
+chosen by a ModelConfig (odenet.nets.config); this module builds it: stem convolution (+ norm
++ ReLU, + max-pool for the ImageNet family), stages of fields wired by the solver, global
+average pooling and a linear head. The CIFAR family works for 32x32 and 28x28 inputs (any
+H, W >= 4).
 
 * postact: stem conv-norm-ReLU, ReLU after every step's sum. euler + postact + A is exactly
   He et al.'s ResNet-d (269,722 parameters at depth 20); the ImageNet family at euler is
@@ -17,115 +18,19 @@ family works for 32x32 and 28x28 inputs (any H, W >= 4).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
-from odenet.nets.continuous import ContinuousStage, ODEOptions
-from odenet.nets.fields import BLOCKS, NORMS, SHORTCUTS, make_norm
-from odenet.nets.layout import (
-    IMAGENET,
-    NetLayout,
-    arch_depth,
-    check_arch,
-    default_num_classes,
-    net_layout,
-)
-from odenet.nets.memory import check_fits
+from odenet.nets.config import ModelConfig
+from odenet.nets.continuous import ContinuousStage
+from odenet.nets.fields import make_norm
+from odenet.nets.layout import arch_depth, check_arch
 from odenet.nets.stage import Stage, make_stage
 from odenet.solvers import ContinuousSolver, Solver, StackedSolver, get
-
-MIN_TOLERANCE = 1e-12  # smallest ode_rtol / ode_atol (float32 states: ~1e-7 relative)
-MAX_FIXED_STEPS = 1_000_000  # most steps of a fixed-grid ODE solve (ode_t1 / ode_step_size)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines a network's architecture (not its weights)."""
-
-    depth: int = 20  # cifar: 6n + 2 (n fields per stage); single: 2N + 2; ImageNet: not used
-    solver: str = "euler"  # a registry name (ode-* selects continuous mode)
-    block: str = "postact"  # "postact" | "preact"
-    shortcut: str = "A"  # "A" (subsample + zero-pad) | "B" (1x1 conv + norm)
-    norm: str | None = None  # "bn" | "gn"; None: bn for discrete fields, gn for the ODE field
-    in_channels: int = 3  # image channels
-    num_classes: int = 10  # logits
-    width: int = 16  # cifar: stage 1 (width, 2 width, 4 width); single: C; ImageNet: not used
-    ode_t1: float = 1.0  # continuous mode: integrate over [0, ode_t1]
-    ode_rtol: float = 1e-3  # continuous mode, adaptive methods
-    ode_atol: float = 1e-4  # continuous mode, adaptive methods
-    ode_step_size: float | None = None  # fixed-grid methods; None -> ode_t1 / 4
-    ode_adjoint: bool = False  # continuous mode: backward through the adjoint ODE
-    arch: str = "cifar"  # "cifar" | "single" | "resnet18" | "resnet34" | ... | "resnet152"
-    downsample: str = "stem"  # single arch: the stride-2 step in the "stem" or first "field"
-
-    @property
-    def blocks_per_stage(self) -> int:
-        """n of depth = 6n + 2 (cifar); N of depth = 2N + 2 (single)."""
-        return (self.depth - 2) // (6 if self.arch == "cifar" else 2)
-
-    def layout(self) -> NetLayout:
-        """Stem, stages and head of this (valid) config."""
-        return net_layout(
-            self.arch, self.depth, self.width, self.block, self.shortcut, self.downsample
-        )
-
-    @property
-    def continuous(self) -> bool:
-        return isinstance(get(self.solver), ContinuousSolver)
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the first bad field and its valid values."""
-        check_arch(self.arch, self.depth, self.downsample)
-        solver = get(self.solver)  # raises ConfigError listing the valid names
-        if self.block not in BLOCKS:
-            raise ConfigError(f"unknown block {self.block!r}; expected one of: {', '.join(BLOCKS)}")
-        if self.shortcut not in SHORTCUTS:
-            raise ConfigError(
-                f"unknown shortcut {self.shortcut!r}; expected one of: {', '.join(SHORTCUTS)}"
-            )
-        if self.norm is not None and self.norm not in NORMS:
-            raise ConfigError(f"unknown norm {self.norm!r}; expected one of: {', '.join(NORMS)}")
-        if self.arch in IMAGENET:
-            if self.block != "postact":
-                raise ConfigError(
-                    f"arch {self.arch!r} is post-activation (torchvision's layout); "
-                    f"block {self.block!r} applies to the cifar and single architectures"
-                )
-            if isinstance(solver, ContinuousSolver):
-                raise ConfigError(
-                    f"continuous solver {solver.name!r} is for the cifar and single "
-                    f"architectures; arch {self.arch!r} needs a stacked scheme (euler, rk4, ...)"
-                )
-        for name in ("in_channels", "num_classes", "width"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        _finite_in("ode_t1", self.ode_t1, 0.0, math.inf, "a positive finite number")
-        for name in ("ode_rtol", "ode_atol"):  # below ~1e-12 float32 states never meet them
-            _finite_in(name, getattr(self, name), MIN_TOLERANCE, 1.0, f"in [{MIN_TOLERANCE:g}, 1]")
-        s = self.ode_step_size
-        if s is not None:
-            lo = self.ode_t1 / MAX_FIXED_STEPS
-            _finite_in(
-                "ode_step_size", s, lo, self.ode_t1, f"in [ode_t1/{MAX_FIXED_STEPS:,}, ode_t1]"
-            )
-        check_fits(self)  # a model that cannot fit in memory: refused with the estimate
-
-    def ode_options(self) -> ODEOptions:
-        return ODEOptions(
-            self.ode_t1, self.ode_rtol, self.ode_atol, self.ode_step_size, bool(self.ode_adjoint)
-        )
-
-
-def _finite_in(name: str, value: object, lo: float, hi: float, text: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and lo <= value <= hi and value > 0):
-        raise ConfigError(f"{name} must be {text}, got {value!r}")
 
 
 class ResNet(nn.Module):
@@ -141,6 +46,7 @@ class ResNet(nn.Module):
         if solver is None:
             config.validate()
             solver = get(config.solver)
+        config = config.for_data()  # concrete in_channels and num_classes
         self.config = config
         c = config
         layout = c.layout()
@@ -294,7 +200,7 @@ def build_model(
         shortcut=shortcut,
         norm=norm,
         in_channels=in_channels,
-        num_classes=default_num_classes(arch) if num_classes is None else num_classes,
+        num_classes=num_classes,
         width=width,
         arch=arch,
         downsample=downsample,
@@ -307,6 +213,5 @@ def build_model(
 
 
 def build_from_config(config: ModelConfig, generator: torch.Generator | None = None) -> ResNet:
-    """The network ``config`` describes; weights drawn from ``generator``."""
-    config.validate()
+    """The network ``config`` describes (validated); weights drawn from ``generator``."""
     return ResNet(config, generator)

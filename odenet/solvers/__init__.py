@@ -1,6 +1,13 @@
 """Numerical integrators. They know nothing about neural networks."""
 
-from odenet.solvers.base import SchemeCoefficients, Solver, StackedSolver, StepPlan
+from odenet.solvers.base import (
+    Carry,
+    SchemeCoefficients,
+    Solver,
+    StackedSolver,
+    StepInput,
+    StepPlan,
+)
 from odenet.solvers.continuous import ContinuousSolver, NFECounter
 from odenet.solvers.learned import LearnedRungeKutta, RKCoefficients
 from odenet.solvers.multistep import LMCoefficients, LMResNet, TwoStep
@@ -34,6 +41,7 @@ def solve(f, y0, t0: float, t1: float, steps: int, method: str | Solver = "rk4")
 
 __all__ = [
     "ButcherTableau",
+    "Carry",
     "ContinuousSolver",
     "LMCoefficients",
     "LearnedRungeKutta",
@@ -46,6 +54,7 @@ __all__ = [
     "SchemeCoefficients",
     "Solver",
     "StackedSolver",
+    "StepInput",
     "StepPlan",
     "TableauError",
     "TwoStep",

@@ -3,11 +3,13 @@
 A solver has two uses:
 
 * classic: ``solve(f, y0, t0, t1, steps)`` integrates y' = f(t, y) with a fixed step;
-* stacked: ``integrate(fields, x, ...)`` wires n distinct residual fields, each used exactly
-  once with h absorbed into the field (this is how a residual stage uses it).
+* stacked: ``plan(n)`` groups n distinct residual fields (h absorbed, each used exactly once)
+  into steps, and ``step(StepInput)`` computes one step: its fields and their combination.
+  The network (odenet.nets.stage.Stage) walks the plan and owns the rest of the wiring: the
+  state s a step builds on (the input, its shortcut or its projection) and the activation.
 
 Concrete solvers are final; this module holds only the abstract interface and the data that
-describes how a stage of n fields is split into steps.
+passes between a stage and its solver.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +49,10 @@ class Solver(ABC):
     order: int
     stages: int  # fields consumed (classic: evaluations of f) per step
     description: str
+    # K networks wired by it fuse into one grouped network (odenet.nets.fused): each step is
+    # elementwise with coefficients shared by all members (no per-network scheme coefficients,
+    # no adaptive steps shared by a batch)
+    fusable: ClassVar[bool]
 
     @abstractmethod
     def solve(self, f: VectorField, y0: Tensor, t0: float, t1: float, steps: int) -> Tensor:
@@ -59,6 +65,9 @@ class Solver(ABC):
         return f"{type(self).__name__}(name={self.name!r}, order={self.order})"
 
 
+C = TypeVar("C", bound="SchemeCoefficients")
+
+
 class SchemeCoefficients(nn.Module, ABC):
     """Learnable scheme coefficients of one stage (lm's k, a learned tableau): parameters
     counted apart from the weights (``extra_params``), never weight-decayed (all 1-D)."""
@@ -66,6 +75,47 @@ class SchemeCoefficients(nn.Module, ABC):
     @abstractmethod
     def report(self) -> dict[str, Any]:
         """Their current values as plain JSON data (lists of floats)."""
+
+    @classmethod
+    def carried(cls: type[C], step: StepInput, scheme: str) -> C:
+        """The stage's coefficients that ``step`` carries, checked to be of this class."""
+        if not isinstance(step.carry.coefficients, cls):
+            raise ConfigError(
+                f"{scheme} needs its learnable coefficients: a stage carries "
+                "solver.make_coefficients(n)"
+            )
+        return step.carry.coefficients
+
+
+@dataclass
+class Carry:
+    """What the steps of one pass through a stage share. The stage makes one per forward pass and
+    hands the same object to each step; a two-step method keeps its previous step in it."""
+
+    coefficients: SchemeCoefficients | None = None  # the stage's learnable scheme coefficients
+    prev: Tensor | None = None  # two-step methods: the previous state u_{n-1}
+    f_prev: Tensor | None = None  # two-step methods: the previous field output F(u_{n-1})
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What a stage hands its solver for step ``index`` of ``plan(n)``.
+
+    ``u`` is the step's input: the state (N, C, H, W), or for the first step of a downsampling
+    stage the stage input, of another shape. The step's first field sees u (the downsampling
+    field is k1 of the first step); ``start()`` gives s, the state in the output's shape that
+    the step builds on (u itself, its shortcut or its projection: the network decides). A
+    step calls ``start()`` once, where its scheme's operation order puts it (before k1 in a
+    Runge-Kutta step, after it in a two-step update), so that outputs, gradients and their
+    double-backward products stay bitwise those the results were recorded with.
+    """
+
+    index: int  # the step's position in plan(n); 0 is the stage's first step
+    scheme: str  # plan(n)[index].scheme, e.g. a leftover "euler" step of a heun stage
+    u: Tensor  # the step's input state
+    start: Callable[[], Tensor]  # s, the state the step builds on (call once)
+    fields: Sequence[ResidualField]  # the step's fields, in order (plan(n)[index].fields)
+    carry: Carry  # the stage's pass: its coefficients, a two-step method's previous step
 
 
 class StackedSolver(Solver):
@@ -84,44 +134,9 @@ class StackedSolver(Solver):
         return None
 
     @abstractmethod
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        """Run a stage: ``fields`` in order, each once.
+    def step(self, step: StepInput) -> Tensor:
+        """One step: its new state (before any activation), in s's shape.
 
-        x: the stage input. The state starts at s = shortcut(x) (identity when None); the first
-        field of the first step sees the raw x (it may downsample), every later field sees a
-        state built from s and earlier field outputs. ``post`` (e.g. ReLU) is applied to the
-        state after every step's sum. ``projections`` (shortcut C): one per step of
-        ``plan(n)``; step i starts from s = projections[i](its input state) instead of the
-        identity (replaces ``shortcut``).
+        Runge-Kutta: s + sum_i b_i k_i with k_1 = F_1(u), k_i = F_i(s + sum_j a_ij k_j); a
+        two-step method also reads (and updates) the previous step in ``step.carry``.
         """
-
-
-def step_start(
-    i: int,
-    state: Tensor,
-    shortcut: ResidualField | None,
-    projections: Sequence[ResidualField] | None,
-) -> Tensor:
-    """s, the state step i builds on: its projection (C), else shortcut(x) for step 0."""
-    if projections is not None:
-        return projections[i](state)
-    if i == 0 and shortcut is not None:
-        return shortcut(state)
-    return state
-
-
-def check_projections(projections: Sequence[ResidualField] | None, steps: int, name: str) -> None:
-    if projections is not None and len(projections) != steps:
-        raise ConfigError(
-            f"{name}: {len(projections)} projections for {steps} steps; shortcut C needs one "
-            "per step of plan(n)"
-        )

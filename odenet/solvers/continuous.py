@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torchdiffeq
@@ -82,6 +83,7 @@ class ContinuousSolver(Solver):
     adaptive: bool
     description: str
     family: str = "continuous"
+    fusable: ClassVar[bool] = False  # adaptive steps are shared by the whole batch
 
     def solve(self, f: VectorField, y0: Tensor, t0: float, t1: float, steps: int) -> Tensor:
         check_steps(steps)

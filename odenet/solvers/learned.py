@@ -17,22 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from odenet.errors import ConfigError
 from odenet.solvers.base import (
-    ResidualField,
     SchemeCoefficients,
     StackedSolver,
+    StepInput,
     StepPlan,
     VectorField,
-    check_projections,
-    step_start,
 )
-from odenet.solvers.runge_kutta import RungeKutta
+from odenet.solvers.runge_kutta import RungeKutta, rk_stacked_step
 from odenet.solvers.tableau import ButcherTableau
 
 PREFIX = "learn-"
@@ -71,26 +68,12 @@ class RKCoefficients(SchemeCoefficients):
         return {"steps": steps}
 
 
-def _combine(base: Tensor, coeffs: Sequence[Tensor], ks: Sequence[Tensor]) -> Tensor:
+def _combine_all(base: Tensor, coeffs: Sequence[Tensor], ks: Sequence[Tensor]) -> Tensor:
     """base + sum_j coeffs[j] * ks[j], every term (a learnable 0 still gets a gradient)."""
     out = base
     for a, k in zip(coeffs, ks):
         out = out + a * k
     return out
-
-
-def learned_step(
-    rows: Sequence[Sequence[Tensor]],
-    b: Sequence[Tensor],
-    fields: Sequence[ResidualField],
-    x: Tensor,
-    s: Tensor,
-) -> Tensor:
-    """One stacked RK step with tensor coefficients: k_1 = F_1(x), k_i = F_i(s + sum a_ij k_j)."""
-    ks = [fields[0](x)]
-    for i in range(1, len(b)):
-        ks.append(fields[i](_combine(s, rows[i], ks)))
-    return _combine(s, b, ks)
 
 
 @dataclass(frozen=True, repr=False)
@@ -102,6 +85,7 @@ class LearnedRungeKutta(StackedSolver):
 
     base: RungeKutta
     family: str = "learned-rk"
+    fusable: ClassVar[bool] = False  # each member learns its own A and b
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -133,30 +117,7 @@ class LearnedRungeKutta(StackedSolver):
     def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> RKCoefficients:
         return RKCoefficients(self.base.steps(n))
 
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        steps = self.base.steps(len(fields))
-        if not isinstance(coefficients, RKCoefficients) or len(coefficients.b) != len(steps):
-            raise ConfigError(
-                f"{self.name} needs its learnable coefficients: pass "
-                "coefficients=solver.make_coefficients(n)"
-            )
-        check_projections(projections, len(steps), self.name)
-        state = x
-        used = 0
-        for i, (_, tab) in enumerate(steps):
-            s = step_start(i, state, shortcut, projections)
-            rows, b = coefficients.step(i)
-            state = learned_step(rows, b, fields[used : used + tab.stages], state, s)
-            if post is not None:
-                state = post(state)
-            used += tab.stages
-        return state
+    def step(self, step: StepInput) -> Tensor:
+        s = step.start()  # s, the coefficients, then k1: the recorded operation order
+        rows, b = RKCoefficients.carried(step, self.name).step(step.index)
+        return rk_stacked_step(rows, b, step.u, s, step.fields, _combine_all)

@@ -16,22 +16,21 @@ method's global order: Euler's local error O(h^2) is committed once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
 from odenet.solvers.base import (
-    ResidualField,
     SchemeCoefficients,
     StackedSolver,
+    StepInput,
     StepPlan,
     VectorField,
-    check_projections,
     check_steps,
-    step_start,
 )
 
 
@@ -61,6 +60,7 @@ class TwoStep(StackedSolver):
     description: str
     family: str = "multistep"
     stages: int = 1
+    fusable: ClassVar[bool] = True
 
     def solve(self, f: VectorField, y0: Tensor, t0: float, t1: float, steps: int) -> Tensor:
         check_steps(steps)
@@ -76,20 +76,11 @@ class TwoStep(StackedSolver):
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         return _two_step_plan(self.name, n)
 
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        def update(i: int, u: Tensor, u_prev: Tensor, fu: Tensor, f_prev: Tensor) -> Tensor:
-            return _linear(((self.a1, u), (self.a0, u_prev), (self.b1, fu), (self.b0, f_prev)))
+    def step(self, step: StepInput) -> Tensor:
+        def update(s: Tensor, u_prev: Tensor, fu: Tensor, f_prev: Tensor) -> Tensor:
+            return _linear(((self.a1, s), (self.a0, u_prev), (self.b1, fu), (self.b0, f_prev)))
 
-        return _two_step_integrate(fields, x, shortcut, post, update, projections, self.name)
+        return _two_step(step, update)
 
 
 @dataclass(frozen=True, repr=False)
@@ -102,6 +93,7 @@ class LMResNet(StackedSolver):
     classic_k: float = -0.05  # the k used by solve(): the middle of the init range
     family: str = "multistep"
     stages: int = 1
+    fusable: ClassVar[bool] = False  # each member learns its own k
 
     def solve(self, f: VectorField, y0: Tensor, t0: float, t1: float, steps: int) -> Tensor:
         check_steps(steps)
@@ -118,30 +110,14 @@ class LMResNet(StackedSolver):
     def make_coefficients(self, n: int, generator: torch.Generator | None = None) -> LMCoefficients:
         return LMCoefficients(max(n - 1, 0), generator)
 
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        if (
-            not isinstance(coefficients, LMCoefficients)
-            or coefficients.k.numel() != len(fields) - 1
-        ):
-            raise ConfigError(
-                "lm needs its learnable coefficients: pass coefficients=solver.make_coefficients(n)"
-            )
-        k = coefficients.k
+    def step(self, step: StepInput) -> Tensor:
+        k = LMCoefficients.carried(step, self.name).k
 
-        def update(i: int, u: Tensor, u_prev: Tensor, fu: Tensor, f_prev: Tensor) -> Tensor:
-            ki = k[i - 1]
-            return (1 - ki) * u + ki * u_prev + fu
+        def update(s: Tensor, u_prev: Tensor, fu: Tensor, f_prev: Tensor) -> Tensor:
+            ki = k[step.index - 1]
+            return (1 - ki) * s + ki * u_prev + fu
 
-        return _two_step_integrate(fields, x, shortcut, post, update, projections, self.name)
+        return _two_step(step, update)
 
 
 def _linear(terms: Sequence[tuple[float, Tensor]]) -> Tensor:
@@ -161,22 +137,28 @@ def _two_step_plan(name: str, n: int) -> tuple[StepPlan, ...]:
     return (StepPlan("euler", 1),) + (StepPlan(name, 1),) * (n - 1)
 
 
-def _two_step_integrate(fields, x, shortcut, post, update, projections, name) -> Tensor:
-    """Shared stacked driver: Euler first step, then update(i, u_n, u_{n-1}, F_i(u_n), F_{i-1}).
+Update = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]  # (u_n, u_{n-1}, F(u_n), F(u_{n-1}))
 
-    With projections (shortcut C), step i's identity term u_n is projections[i](u_n); the
-    older state u_{n-1} enters as it is.
+
+def _two_step(step: StepInput, update: Update) -> Tensor:
+    """The stacked two-step driver: step 0 is Euler (s + k1, s = shortcut(x) becoming u_{n-1}),
+    step n >= 1 is update(s, u_{n-1}, F(u_n), F(u_{n-1})); ``step.carry`` keeps u_{n-1} and
+    F(u_{n-1}). With shortcut C, s is step n's projection of u_n, while the older state u_{n-1}
+    enters as it is (not projected again).
+
+    Step 0 takes s before F(x), later steps F(u_n) before s: the operation order the results
+    were recorded with (with C, lm's gradients depend on it in the last bit).
     """
-    check_projections(projections, len(fields), name)
-    u_prev = step_start(0, x, shortcut, projections)
-    f_prev = fields[0](x)
-    u = u_prev + f_prev
-    if post is not None:
-        u = post(u)
-    for i in range(1, len(fields)):
-        fu = fields[i](u)
-        u, u_prev = update(i, step_start(i, u, None, projections), u_prev, fu, f_prev), u
-        if post is not None:
-            u = post(u)
-        f_prev = fu
-    return u
+    carry, field = step.carry, step.fields[0]
+    if step.index == 0:
+        s = step.start()
+        fu = field(step.u)
+        out = s + fu
+        carry.prev = s
+    else:
+        assert carry.prev is not None and carry.f_prev is not None, "step 0 comes first"
+        fu = field(step.u)
+        out = update(step.start(), carry.prev, fu, carry.f_prev)
+        carry.prev = step.u
+    carry.f_prev = fu
+    return out

@@ -10,13 +10,13 @@ stack of He et al.'s plain-20/32/44/56/110. The first field of a stage downsampl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from odenet.errors import ConfigError
-from odenet.solvers.base import ResidualField, StackedSolver, StepPlan, VectorField
+from odenet.solvers.base import StackedSolver, StepInput, StepPlan, VectorField
 
 
 @dataclass(frozen=True, repr=False)
@@ -29,6 +29,7 @@ class Plain(StackedSolver):
     family: str = "plain"
     stages: int = 1
     residual: bool = False  # no identity path: a stage builds no shortcut for it
+    fusable: ClassVar[bool] = True
 
     def solve(self, f: VectorField, y0: Tensor, t0: float, t1: float, steps: int) -> Tensor:
         raise ConfigError(
@@ -41,22 +42,5 @@ class Plain(StackedSolver):
             raise ConfigError(f"a stage needs at least one field, got {n}")
         return (StepPlan(self.name, 1),) * n
 
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        if shortcut is not None or projections:
-            raise ConfigError(
-                "plain has no identity path, so no shortcut: build its stage without one"
-            )
-        for f in fields:
-            x = f(x)
-            if post is not None:
-                x = post(x)
-        return x
+    def step(self, step: StepInput) -> Tensor:
+        return step.fields[0](step.u)  # x <- F(x): no identity path (s is not used)

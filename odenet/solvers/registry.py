@@ -8,7 +8,7 @@ from odenet.solvers.continuous import ContinuousSolver
 from odenet.solvers.learned import LearnedRungeKutta
 from odenet.solvers.multistep import LMResNet, TwoStep
 from odenet.solvers.plain import Plain
-from odenet.solvers.runge_kutta import RungeKutta
+from odenet.solvers.runge_kutta import DEFAULT_METHODS, RungeKutta
 from odenet.solvers.tableau import (
     EULER,
     GILL,
@@ -61,15 +61,8 @@ def get(name: str | Solver) -> Solver:
         raise ConfigError(f"unknown solver {name!r}; expected one of: {valid}") from None
 
 
-ORDER_TO_SOLVER: dict[int, str] = {
-    1: "euler",
-    2: "heun",
-    3: "rk3",
-    4: "rk4",
-    5: "nystrom5",
-    6: "huta6",
-    8: "cv8",
-}
+# order -> the default method of that order (also the methods that take leftover fields)
+ORDER_TO_SOLVER: dict[int, str] = {order: name for order, (name, _) in DEFAULT_METHODS.items()}
 
 
 def for_order(order: int) -> str:

@@ -2,29 +2,32 @@
 
 Classic use:  y <- y + h * sum_i b_i k_i,   k_i = f(t + c_i h, y + h * sum_j a_ij k_j).
 Stacked use:  x <- s + sum_i b_i k_i,       k_i = F_i(s + sum_j a_ij k_j)   (h absorbed in F_i),
-where each k_i comes from its own field F_i, and k_1 = F_1(x) sees the raw stage input (it may
-downsample) while s = shortcut(x) is the state the other stages are built from.
+where each k_i comes from its own field F_i, k_1 = F_1(x) sees the raw step input (it may
+downsample) and s (the stage's business: x, shortcut(x) or a projection) is the state the
+other stages are built from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from odenet.errors import ConfigError
 from odenet.solvers.base import (
     ResidualField,
     StackedSolver,
+    StepInput,
     StepPlan,
     VectorField,
-    check_projections,
     check_steps,
-    step_start,
 )
 from odenet.solvers.tableau import EULER, HEUN, RK3, RK4, ButcherTableau
-from odenet.solvers.tableau_high import HUTA6, NYSTROM5
+from odenet.solvers.tableau_high import COOPER_VERNER8, HUTA6, NYSTROM5
+
+Combine = Callable[[Tensor, Sequence, Sequence[Tensor]], Tensor]  # (base, coeffs, ks) -> Tensor
 
 
 def _combine(base: Tensor, coeffs: Sequence[float], ks: Sequence[Tensor]) -> Tensor:
@@ -46,38 +49,48 @@ def rk_step(tableau: ButcherTableau, f: VectorField, t: float, y: Tensor, h: flo
 
 
 def rk_stacked_step(
-    tableau: ButcherTableau, fields: Sequence[ResidualField], x: Tensor, s: Tensor
+    a: Sequence[Sequence],
+    b: Sequence,
+    x: Tensor,
+    s: Tensor,
+    fields: Sequence[ResidualField],
+    combine: Combine = _combine,
 ) -> Tensor:
-    """One stacked RK step: ``len(fields) == tableau.stages``; k_1 = F_1(x), state built on s."""
-    if len(fields) != tableau.stages:
-        raise ConfigError(
-            f"a {tableau.stages}-stage step needs {tableau.stages} fields, got {len(fields)}"
-        )
+    """One stacked RK step: s + sum_i b_i k_i, k_1 = F_1(x), k_i = F_i(s + sum_j a_ij k_j).
+
+    a: the rows of A (row i holds a_i0..a_i(i-1)); b: the weights; fields: F_1..F_s.
+    ``combine(base, coeffs, ks)`` adds the terms: floats skipping exact zeros (a fixed
+    tableau), or tensors (learned coefficients).
+    """
     ks = [fields[0](x)]
-    for i in range(1, tableau.stages):
-        ks.append(fields[i](_combine(s, tableau.a[i], ks)))
-    return _combine(s, tableau.b, ks)
+    for row, field in zip(a[1:], fields[1:], strict=True):
+        ks.append(field(combine(s, row, ks)))
+    return combine(s, b, ks)
 
 
-# The steps that take the r = n mod s fields left over after the full steps: the registry's
-# default method (the CLI's --orders mapping) with the most stages <= r, repeated greedily on
-# what is left (r = 5: rk4 + euler; r = 7: nystrom5 + euler; r = 10: huta6 + heun).
-_REMAINDER: dict[int, tuple[str, ButcherTableau]] = {
-    8: ("huta6", HUTA6),
-    6: ("nystrom5", NYSTROM5),
-    4: ("rk4", RK4),
-    3: ("rk3", RK3),
-    2: ("heun", HEUN),
+# The default method of each order (HO-ResNet's choice where it has one): ``for_order``'s
+# table (the CLI's --orders) and the methods that take a stage's leftover fields.
+DEFAULT_METHODS: dict[int, tuple[str, ButcherTableau]] = {
     1: ("euler", EULER),
+    2: ("heun", HEUN),
+    3: ("rk3", RK3),
+    4: ("rk4", RK4),
+    5: ("nystrom5", NYSTROM5),
+    6: ("huta6", HUTA6),
+    8: ("cv8", COOPER_VERNER8),
 }
+_BY_STAGES = {tab.stages: (name, tab) for name, tab in DEFAULT_METHODS.values()}
+_TABLEAUX = dict(DEFAULT_METHODS.values())
 
 
 def remainder_steps(rest: int) -> list[tuple[str, ButcherTableau]]:
-    """The steps (name, tableau) that consume ``rest`` leftover fields, largest first."""
+    """The steps (name, tableau) that consume ``rest`` leftover fields: the default method with
+    the most stages <= rest, repeated greedily on what is left (5: rk4 + euler; 7: nystrom5 +
+    euler; 10: huta6 + heun)."""
     steps = []
     while rest > 0:
-        stages = max(k for k in _REMAINDER if k <= rest)
-        steps.append(_REMAINDER[stages])
+        stages = max(k for k in _BY_STAGES if k <= rest)
+        steps.append(_BY_STAGES[stages])
         rest -= stages
     return steps
 
@@ -91,6 +104,7 @@ class RungeKutta(StackedSolver):
     order: int
     description: str
     family: str = "runge-kutta"
+    fusable: ClassVar[bool] = True
 
     @property
     def stages(self) -> int:  # type: ignore[override]
@@ -114,24 +128,7 @@ class RungeKutta(StackedSolver):
     def plan(self, n: int) -> tuple[StepPlan, ...]:
         return tuple(StepPlan(name, tab.stages) for name, tab in self.steps(n))
 
-    def integrate(
-        self,
-        fields: Sequence[ResidualField],
-        x: Tensor,
-        *,
-        shortcut: ResidualField | None = None,
-        post: ResidualField | None = None,
-        coefficients: nn.Module | None = None,
-        projections: Sequence[ResidualField] | None = None,
-    ) -> Tensor:
-        steps = self.steps(len(fields))
-        check_projections(projections, len(steps), self.name)
-        state = x
-        used = 0
-        for i, (_, tab) in enumerate(steps):
-            s = step_start(i, state, shortcut, projections)
-            state = rk_stacked_step(tab, fields[used : used + tab.stages], state, s)
-            if post is not None:
-                state = post(state)
-            used += tab.stages
-        return state
+    def step(self, step: StepInput) -> Tensor:
+        tab = self.tableau if step.scheme == self.name else _TABLEAUX[step.scheme]
+        s = step.start()  # before k1: the operation order the results were recorded with
+        return rk_stacked_step(tab.a, tab.b, step.u, s, step.fields)

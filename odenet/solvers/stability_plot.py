@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from odenet.errors import ConfigError
+from odenet.files import write_figure
 from odenet.solvers.registry import available, get
 from odenet.solvers.stability import boundary_locus, extents, in_region
 
@@ -74,8 +75,8 @@ def stability_figure(names: Sequence[str] | None = None, *, columns: int = 4, gr
 
 
 def write_stability_figure(out: str | Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Draw the figure and save it as PNG and SVG (``out``'s suffix is replaced; a directory
-    gets stability.png/.svg inside it); the paths written."""
+    """Draw the figure and save it as PNG and SVG through the atomic writer (``out``'s suffix
+    is replaced; a directory gets stability.png/.svg inside it); the paths written."""
     path = Path(out)
     if path.is_dir():
         path = path / "stability.png"
@@ -83,8 +84,5 @@ def write_stability_figure(out: str | Path, names: Sequence[str] | None = None) 
         raise ConfigError(f"--out {str(out)!r}: give a .png or .svg name (both are written)")
     if not path.parent.exists():
         raise ConfigError(f"--out {str(out)!r}: directory {str(path.parent)!r} does not exist")
-    fig = stability_figure(names)
-    paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    return paths
+    stem = path.with_suffix("") if path.suffix.lower() in (".png", ".svg") else path
+    return write_figure(stability_figure(names), stem, dpi=120)

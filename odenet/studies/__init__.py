@@ -15,12 +15,17 @@ from odenet.studies.api import (
     report_study,
     run_study,
 )
-from odenet.studies.fused_executor import FusedExecutor, make_executor
-from odenet.studies.grid import RunSpec, build_grid, run_id
+from odenet.studies.executors import (
+    Executor,
+    FusedExecutor,
+    SequentialExecutor,
+    make_executor,
+)
+from odenet.studies.grid import RunSpec, run_id
 from odenet.studies.identity import Axes
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
-from odenet.studies.runner import Executor, SequentialExecutor, StudyObserver, run_pending
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec, parse_list
 from odenet.studies.spec_sources import load_toml, spec_from_sources
 from odenet.studies.store import RunRecord, Store
@@ -39,7 +44,6 @@ __all__ = [
     "StudyData",
     "StudyObserver",
     "StudySpec",
-    "build_grid",
     "check_out_dir",
     "load_study",
     "load_toml",

@@ -14,22 +14,18 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError, DataError
-from odenet.studies.fused_executor import make_executor
-from odenet.studies.grid import RunSpec, build_grid, first_config
+from odenet.studies.executors import RayConfig, make_executor
+from odenet.studies.grid import RunSpec
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training.config import TrainConfig
-
-if TYPE_CHECKING:
-    from odenet.studies.ray_executor import RayConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
 _KNOWN_SHAPES = {
@@ -74,16 +70,15 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
     """The grid and each model's parameters and FLOPs (the dry run). Writes nothing."""
     from odenet.nets import describe
 
-    spec.validate()
-    runs = build_grid(spec)
-    _validate_configs(runs)
+    runs = list(spec.runs)
     channels, size, classes = _shape(spec.base)
     rows: list[PlanRow] = []
     for depth in spec.depths:
         ref = None
         for solver in spec.schemes:
-            cfg = first_config(spec, depth, solver)
-            summary = describe(cfg.model_config(channels, classes), image_size=size)
+            first = next(r for r in runs if r.depth == depth and r.solver == solver)
+            model = first.config.model.for_data(channels, classes)
+            summary = describe(model, image_size=size)
             key = (summary.params, summary.conv_linear_flops)
             ref = ref or key
             n = sum(r.depth == depth and r.solver == solver for r in runs)
@@ -113,28 +108,26 @@ def run_study(
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
 
-    Validates everything (spec, --out, dataset, an existing study's config) before writing
-    anything. Finished runs are skipped; interrupted ones resume from their checkpoints;
-    failed ones are retried when ``retry_failed``. Progress goes to ``observer`` (default:
-    a live view on a terminal, lines otherwise, nothing when ``quiet``). ``ray``: where the
-    ``ray`` executor runs (``odenet.studies.ray_executor.RayConfig``).
+    Checks everything not checked when ``spec`` was made (--out, the dataset, an existing
+    study's config) before writing anything. Finished runs are skipped; interrupted ones
+    resume from their checkpoints; failed ones are retried when ``retry_failed``. Progress
+    goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
+    ``quiet``). ``ray``: where the ``ray`` executor runs
+    (``odenet.studies.executors.ray.RayConfig``).
     """
     from odenet.data import load_dataset
 
-    spec.validate()
-    _validate_configs(build_grid(spec))
     path = check_out_dir(out)
     base = spec.base
     dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
-    spec = replace(spec, base=replace(base, dataset=dataset.name))  # canonical (case, aliases)
-    runs = build_grid(spec)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
-    _validate_models(runs, dataset)
+    for r in spec.runs:  # within the dataset's splits, and fitting in memory at its image size
+        r.config.check_dataset(dataset)
     executor = make_executor(  # checks the device
         spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
-    store = Store.create(path, spec, runs, _versions())
+    store = Store.create(path, spec, _versions())
     run_pending(
         store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
     )
@@ -149,21 +142,6 @@ def load_study(study_dir: str | Path) -> StudyData:
 def report_study(study_dir: str | Path) -> StudyData:
     """Write the figures (PNG + SVG) and report.md into ``study_dir``; return the data."""
     return write_report(study_dir)
-
-
-def _validate_configs(runs: list[RunSpec]) -> None:
-    """Every run's TrainConfig (types and ranges: seeds, data_dir, ...), before any file."""
-    for r in runs:
-        r.config.validate()
-
-
-def _validate_models(runs: list[RunSpec], dataset) -> None:
-    """Each distinct model's fields, and that every run can work on ``dataset`` (limits
-    within its splits, a model and batch that fit in memory)."""
-    for model in {r.config.model_config(dataset.in_channels, dataset.num_classes) for r in runs}:
-        model.validate()  # each distinct model once (a swept width or block adds models)
-    for r in runs:
-        r.config.check_dataset(dataset)
 
 
 def _shape(base: TrainConfig) -> tuple[int, int, int]:

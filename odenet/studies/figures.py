@@ -1,9 +1,10 @@
 """Paper-ready matplotlib figures of a study (PNG at 200 dpi and SVG).
 
 Accuracies are shown in percent. Each function takes plain data (robustness Outcomes,
-RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg`` and
-returns both paths. A line is a variant (odenet.studies.identity: the scheme and the swept
-values) and is labelled by it; a mean is over the seeds of one configuration. Figures are
+RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg``
+(through the atomic writer, ``odenet.files.write_figure``) and returns both paths. A line is a
+variant (odenet.studies.identity: the scheme and the swept values) and is labelled by it; a
+mean is over the seeds of one configuration. Figures are
 ``matplotlib.figure.Figure`` objects rendered by their own Agg canvas: nothing here selects a
 backend or imports pyplot, so a notebook keeps its own.
 """
@@ -21,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
+from odenet.files import write_figure
 from odenet.studies.identity import Axes
 from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve
 
@@ -43,12 +45,8 @@ def _figure(**kwargs) -> Figure:
 
 
 def _save(fig: Figure, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    return paths
+    return write_figure(fig, stem, dpi=200, bbox_inches="tight")
 
 
 def _legend(ax, **kwargs) -> None:

@@ -1,9 +1,10 @@
-"""The grid: a StudySpec -> one RunSpec per grid point, each with a stable id.
+"""The grid: a study's axes -> one RunSpec per grid point, each with a stable id.
 
 The id is readable and depends only on the run's coordinates: ``d20-rk4-lr0.1-s0``, with
 every swept field between lr and seed (``d20-rk4-lr0.1-wd0.0005-s0``, keys from ``SHORT``,
 else the field name). A study without swept fields keeps the ids of earlier versions. The
 rest of the configuration is the same for every run of a study and is checked by the store.
+``StudySpec`` builds its runs here once, when it is made (``StudySpec.runs``).
 """
 
 from __future__ import annotations
@@ -14,41 +15,49 @@ from dataclasses import dataclass
 from itertools import product
 
 from odenet.errors import ConfigError
-from odenet.studies.spec import EXECUTION_TRAIN_FIELDS, StudySpec
-from odenet.training.config import TrainConfig
+from odenet.studies.spec_values import FAMILIAR
+from odenet.training.config import SETTINGS, TrainConfig
 
-# Short id keys of common swept fields (others: the field name). A string value with key ""
-# stands for itself (``d20-rk4-lr0.1-cosine-s0``); a bool is the key or "no" + key.
+# Short id keys of the swept fields (others: the field name). A string value with key ""
+# stands for itself (``d20-rk4-lr0.1-cosine-s0``); a bool is the key or "no" + key. The order
+# is the order in which swept fields nest in the grid and appear in ids: the field order of
+# the versions whose ids must not change, then the fields added since (``sweep_position``).
 SHORT = {
-    "weight_decay": "wd",
-    "momentum": "mom",
-    "nesterov": "nesterov",
-    "batch_size": "bs",
-    "warmup_epochs": "wu",
-    "label_smoothing": "ls",
-    "epochs": "ep",
-    "width": "w",
-    "pad": "pad",
-    "augment": "aug",
-    "schedule": "",
     "block": "",
     "shortcut": "sc",
+    "width": "w",
+    "epochs": "ep",
+    "batch_size": "bs",
+    "momentum": "mom",
+    "nesterov": "nesterov",
+    "weight_decay": "wd",
+    "schedule": "",
+    "warmup_epochs": "wu",
+    "label_smoothing": "ls",
     "limit_train": "ntrain",
     "limit_test": "ntest",
     "amp": "amp",
     "channels_last": "nhwc",
+    "augment": "aug",
+    "pad": "pad",
     "divergence_threshold": "div",
+    "log_every": "log",
     "arch": "",
     "downsample": "ds",
-    "log_every": "log",
+    "norm": "norm",
+    "ode_t1": "t",
+    "ode_rtol": "rtol",
+    "ode_atol": "atol",
+    "ode_step_size": "h",
+    "ode_adjoint": "adjoint",
 }
 
-
-# A run's stored config leaves how it executes to the executor (which applies the study's
-# current setting), so a resumed study may change it: TrainConfig's defaults there.
-_EXECUTION_DEFAULTS = {
-    f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in EXECUTION_TRAIN_FIELDS
-}
+# TrainConfig fields that only say how a run executes: a study may change them between
+# invocations (as the checkpoint's resume check allows), and they cannot be swept. A run's
+# stored config leaves them to the executor (which applies the study's current setting):
+# TrainConfig's defaults there.
+EXECUTION_SETTINGS = ("cuda_graphs",)
+_EXECUTION_DEFAULTS = {name: SETTINGS[name].default for name in EXECUTION_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,13 @@ class RunSpec:
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)
+
+
+def sweep_position(name: str) -> int:
+    """Where swept field ``name`` nests in the grid and stands in run ids (``SHORT``'s order,
+    then the other settings in their order)."""
+    order = [*SHORT, *(n for n in SETTINGS if n not in SHORT)]
+    return order.index(name) if name in order else len(order)
 
 
 def run_id(
@@ -85,20 +101,23 @@ def _part(name: str, value: object) -> str:
     return key + re.sub(r"[^A-Za-z0-9.+_]", "_", text)
 
 
-def build_grid(spec: StudySpec) -> list[RunSpec]:
-    """Every grid point of ``spec`` in the nesting order of ``spec.axes`` (depth outermost,
-    then scheme, lr, the swept fields, seed), each TrainConfig validated (ConfigError naming
-    the run). Execution fields (cuda_graphs) keep TrainConfig's default: the executor applies
-    the study's setting. The spec's own checks are ``spec.validate()``."""
-    names = [name for name, _ in spec.axes]
+def grid_runs(base: TrainConfig, axes: tuple[tuple[str, tuple], ...]) -> tuple[RunSpec, ...]:
+    """Every grid point of ``axes`` ((setting, values) in nesting order: depth outermost, then
+    scheme, lr, the swept fields, seed) applied to ``base``, each TrainConfig validated
+    (ConfigError naming the run). Execution settings (cuda_graphs) keep TrainConfig's default:
+    the executor applies the study's setting."""
+    names = [name for name, _ in axes]
+    swept = [name for name in names if name not in FAMILIAR]
     runs: list[RunSpec] = []
     seen: dict[str, tuple] = {}
-    for i, point in enumerate(product(*(values for _, values in spec.axes))):
+    for i, point in enumerate(product(*(values for _, values in axes))):
         values = dict(zip(names, point))
         values["lr"] = float(values["lr"])
-        config = dataclasses.replace(spec.base, **values, **_EXECUTION_DEFAULTS)
-        swept = tuple((name, values[name]) for name in spec.swept)
-        rid = run_id(config.depth, config.solver, config.lr, config.seed, swept)
+        config = base.replace(**values, **_EXECUTION_DEFAULTS)
+        m = config.model
+        rid = run_id(
+            m.depth, m.solver, config.lr, config.seed, tuple((n, values[n]) for n in swept)
+        )
         try:
             config.validate()
         except ConfigError as err:
@@ -106,11 +125,5 @@ def build_grid(spec: StudySpec) -> list[RunSpec]:
         if rid in seen:
             raise ConfigError(f"runs {seen[rid]} and {point} both get the id {rid!r}")
         seen[rid] = point
-        runs.append(RunSpec(rid, i, config.depth, config.solver, config.lr, config.seed, config))
-    return runs
-
-
-def first_config(spec: StudySpec, depth: int, solver: str) -> TrainConfig:
-    """The TrainConfig of the first run of (depth, scheme): for budgets and model checks."""
-    first = {name: values[0] for name, values in spec.axes}
-    return dataclasses.replace(spec.base, **{**first, "depth": depth, "solver": solver})
+        runs.append(RunSpec(rid, i, m.depth, m.solver, config.lr, config.seed, config))
+    return tuple(runs)

@@ -23,13 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from odenet.training.config import TrainConfig
+
 # The axes every study has, in grid order; the swept fields sit between lr and seed.
 FAMILIAR = ("depth", "solver", "lr", "seed")
 
 
-def axis_value(config: object, name: str) -> object:
-    """The value of axis ``name`` (a TrainConfig field) in a run's config."""
-    return getattr(config, name)
+def axis_value(config: TrainConfig, name: str) -> object:
+    """The value of axis ``name`` (a setting's flat name, ``TrainConfig.value``) in a run's
+    config."""
+    return config.value(name)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class Axes:
         return cls((("depth", depth), ("solver", solver), ("lr", lr), *swept, ("seed", seed)))
 
     @classmethod
-    def of_config(cls, depth: int, solver: str, lr: float, seed: int, config: object,
+    def of_config(cls, depth: int, solver: str, lr: float, seed: int, config: TrainConfig,
                   swept: Iterable[str]) -> Axes:  # fmt: skip
         """A run's axes: the familiar ones as given, each swept field read from its config."""
         return cls.of_run(depth, solver, lr, seed, ((n, axis_value(config, n)) for n in swept))

@@ -18,9 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from odenet.studies.records import RunRecord
 from odenet.studies.robustness import POINT
 from odenet.studies.runner import StudyObserver
+from odenet.studies.store import RunRecord
 
 
 def make_observer(quiet: bool, console: Console | None = None) -> StudyObserver:

@@ -15,11 +15,12 @@ whose columns join the per-run table when the table has one row per run.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odenet.errors import ConfigError
+from odenet.files import atomic_write_text
 from odenet.strict_json import finite
 from odenet.studies import figures
 from odenet.studies.robustness import (
@@ -30,11 +31,8 @@ from odenet.studies.robustness import (
     robustness_table,
 )
 from odenet.studies.sections import read_sections
-from odenet.studies.store import DB_NAME, RunRecord, Store
+from odenet.studies.store import RunRecord, Store, StudyLayout
 from odenet.tables import FlatTable, markdown_cell, markdown_table, rich_table
-
-# What a study directory holds besides an exported CSV: never a --csv target.
-STUDY_FILES = ("runs", "figures", "landscape", "report.md")
 
 RUN_FIELDS = (
     "id",
@@ -153,7 +151,8 @@ def write_report(study_dir: str | Path) -> StudyData:
             "(copy the study directory somewhere writable to draw them)"
         )
         return data
-    fig_dir = data.study_dir / "figures"
+    layout = StudyLayout(data.study_dir)
+    fig_dir = layout.figures
     outcomes = data.outcomes
     paths = []
     if data.records:
@@ -165,47 +164,29 @@ def write_report(study_dir: str | Path) -> StudyData:
     if data.steps:
         paths += figures.loss_by_step(outcomes, data.steps, fig_dir / "loss_by_step")
     pngs = [p for p in paths if p.suffix == ".png"]
-    (data.study_dir / "report.md").write_text(_markdown(data, pngs))
+    atomic_write_text(layout.report, _markdown(data, pngs))
     return data
 
 
 def check_csv_path(study_dir: str | Path, path: str | Path) -> Path:
-    """``path`` if a CSV may be written there; ConfigError otherwise. Writes nothing.
-
-    Refused: the study's own files (study.sqlite and its -wal/-shm, report.md, anything under
-    runs/, figures/, landscape/), a directory, a missing or unwritable parent directory.
-    """
-    target = Path(path).expanduser().absolute()
-    study, resolved = Path(study_dir).expanduser().resolve(), target.resolve()
-    top = resolved.parent == study and (
-        resolved.name.startswith(DB_NAME) or resolved.name in STUDY_FILES
-    )
-    if top or any(study / name in resolved.parents for name in STUDY_FILES):
-        raise ConfigError(
-            f"--csv {str(path)!r} is inside the study's own files (study.sqlite*, report.md, "
-            f"{', '.join(STUDY_FILES[:3])}); choose a path outside them, e.g. runs.csv"
-        )
-    if target.is_dir():
-        raise ConfigError(f"--csv {str(path)!r} is a directory; give a file name")
-    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
-        raise ConfigError(
-            f"--csv {str(path)!r}: {str(target.parent)!r} is not a writable directory; "
-            "choose another path"
-        )
-    return target
+    """``path`` (absolute) if a CSV may be written there; ConfigError otherwise. Writes
+    nothing. Refused: the study's own files, links to them, directories, missing or unwritable
+    parents (``StudyLayout.check_export``)."""
+    return StudyLayout(Path(study_dir)).check_export(path, "--csv")
 
 
 def write_csv(data: StudyData, path: str | Path) -> Path:
     """Export the per-run rows as CSV (header = RUN_FIELDS [+ the analyses' run columns]);
-    non-finite numbers are empty cells. The path is checked first (``check_csv_path``)."""
+    non-finite numbers are empty cells. The path is checked first (``check_csv_path``); the
+    file is written whole through the atomic writer, so a link at ``path`` is replaced, never
+    written through."""
     rows = finite(data.run_rows())
     path = check_csv_path(data.study_dir, path)
-    with path.open("w", newline="") as fh:
-        names = list(rows[0]) if rows else list(RUN_FIELDS)
-        writer = csv.DictWriter(fh, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else list(RUN_FIELDS))
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, text.getvalue())
 
 
 def summary_table(table: list[RobustnessRow], title: str = "LR robustness"):

@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from odenet.studies.store import StudyLayout
+
 SECTION_FILE = "section.md"
-SECTION_FOLDERS = ("landscape", "analysis")  # the analyses' folders, in report order
+# The analyses' folders (StudyLayout properties, owned by odenet.analysis), in report order.
+SECTION_FOLDERS = ("landscape", "analysis")
 
 
 def section_path(study_dir: str | Path, folder: str) -> Path:
     """Where the analysis that owns ``folder`` writes its section."""
     if folder not in SECTION_FOLDERS:
         raise ValueError(f"unknown section folder {folder!r}; expected one of {SECTION_FOLDERS}")
-    return Path(study_dir) / folder / SECTION_FILE
+    return getattr(StudyLayout(Path(study_dir)), folder) / SECTION_FILE
 
 
 def figure_lines(study_dir: str | Path, pngs: Iterable[Path]) -> list[str]:

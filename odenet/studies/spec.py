@@ -1,103 +1,108 @@
 """StudySpec: a study = a base TrainConfig + sweep axes + execution settings.
 
 Every run of a study is the base TrainConfig with its grid point's values: depth, scheme, lr
-and seed (the familiar axes, always present) and any other TrainConfig field that is swept
-(``sweep``, e.g. weight_decay over (0.0, 5e-4)). Nothing here mirrors TrainConfig: the
-settable and sweepable fields are ``dataclasses.fields(TrainConfig)``, so a field added to
-TrainConfig is a study option at once. Values are checked by ``TrainConfig.validate`` for
-every run config (``validate`` builds the grid) before anything is written.
+and seed (the familiar axes, always present) and any other TrainConfig setting that is swept
+(``sweep``, e.g. weight_decay over (0.0, 5e-4), or a model field such as width or norm).
+Nothing here mirrors TrainConfig: the settable and sweepable names are its settings
+(``odenet.training.config.SETTINGS``: the fields of TrainConfig and of its ModelConfig, by
+flat name), so a field added there is a study option at once.
 
-Sources (``spec_from_sources``): a TOML file (top-level keys or a ``[study]`` table), then
-explicit options. In TOML a TrainConfig field given a list is an axis, a scalar sets it for
-the whole study; from the command line ``--set FIELD=VALUE`` sets one and ``--axis
-FIELD=V1,V2`` sweeps one. Reading the sources is ``spec_sources.py``, typed values
+A StudySpec is checked once, when it is made: its own options first (each error names the
+option: ``--depths: depth 9 is not 6n+2 ...``), then every run's TrainConfig while its runs
+are built (``runs``, computed here once, in grid order). Nothing else validates it again.
+
+Sources (``spec_from_sources``): a TOML file, then explicit options, ``--set FIELD=VALUE``
+and ``--axis FIELD=V1,V2``; reading them is ``spec_sources.py``, typed values
 ``spec_values.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass, field
 
+from odenet import solvers
 from odenet.errors import ConfigError
-from odenet.studies.spec_values import FAMILIAR, TRAIN_FIELDS, parse_list
-from odenet.training.config import TrainConfig
+from odenet.nets.layout import ARCHS, check_arch
+from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
+from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
+from odenet.studies.spec_values import FAMILIAR, parse_list
+from odenet.training.checkpoint import config_from_dict
+from odenet.training.config import SETTINGS, TrainConfig, check_value
 
 __all__ = ["LISTS", "StudySpec", "parse_list"]
 
-EXECUTORS = ("auto", "sequential", "fused", "ray")  # see odenet.studies.fused_executor
-SPEC_FORMAT = 2  # 1 (implicit): the flat spec of odenet <= this change; see from_dict
-# TrainConfig fields that only say how a run executes: a study may change them between
-# invocations (as the checkpoint's resume check allows), and they cannot be swept.
-EXECUTION_TRAIN_FIELDS = ("cuda_graphs",)
-# TrainConfig fields that hold one value per study (one dataset is loaded, one executor
-# is made per device): settable, not sweepable.
+# 1 (implicit): flat, every TrainConfig field a key; 2: {"base": flat TrainConfig, ...};
+# 3: {"base": nested TrainConfig ("model": {...}), ...}. from_dict reads all three.
+SPEC_FORMAT = 3
+# Settings that hold one value per study (one dataset is loaded, one executor is made per
+# device): settable, not sweepable.
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
 LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class StudySpec:
     """A study: every (depth, scheme, lr, swept values..., seed) is one training run.
 
-    Frozen; stored with the study as ``to_dict()``. Keyword arguments that are TrainConfig
-    fields (``epochs=2``, ``dataset="synthetic"``) set them on ``base``; ``sweep`` may be
-    given as a dict ``{"weight_decay": (0.0, 5e-4)}``; a one-value sweep is a base setting.
+    Frozen and valid: made only from values that pass every check (ConfigError otherwise).
+    Stored with the study as ``to_dict()``. ``sweep`` may be given as a dict
+    ``{"weight_decay": (0.0, 5e-4)}``; a one-value sweep is a base setting.
     """
 
-    base: TrainConfig = TrainConfig()  # every run's settings (depth/solver/lr/seed: the axes)
+    # every run's settings; its depth, solver, lr and seed stay at their defaults (the axes)
+    base: TrainConfig = field(default_factory=TrainConfig)
     orders: tuple[int, ...] = (1, 2, 4)  # RK orders; each adds for_order(o) (euler, heun, rk4)
     solvers: tuple[str, ...] = ()  # extra registry names (e.g. "lm", "ralston"), after the orders
     depths: tuple[int, ...] = (20, 56, 110)  # 6n + 2 layers each
     lrs: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # peak learning rates, > 0
     seeds: tuple[int, ...] = (0,)  # model-init / data-order seeds, >= 0
-    sweep: tuple[tuple[str, tuple], ...] = ()  # other swept TrainConfig fields: (name, values)
-    # in TrainConfig field order, each with >= 2 values
-    executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused
-    fuse_max: int = 8  # most runs trained together as one fused network
+    sweep: tuple[tuple[str, tuple], ...] = ()  # other swept settings: (name, values), in
+    # grid order (odenet.studies.grid.sweep_position), each with >= 2 values
+    executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused | ray
+    fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
 
-    def __init__(self, **options: object) -> None:
-        own = {f.name: f.default for f in fields(StudySpec)}
-        settings = {}
-        for key, value in options.items():
-            if key in own:
-                own[key] = value
-            elif key in TRAIN_FIELDS:
-                settings[key] = value
-            else:
-                raise TypeError(f"StudySpec() got an unexpected keyword argument {key!r}")
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, TrainConfig):
+            raise ConfigError(f"a study's base must be a TrainConfig, got {self.base!r}")
         for name in LISTS:  # lists given from Python (a notebook) become tuples
-            if isinstance(own[name], list):
-                own[name] = tuple(own[name])
-        sweep = own["sweep"]
-        pairs = sweep.items() if isinstance(sweep, dict) else sweep
-        swept = {}
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        pairs = self.sweep.items() if isinstance(self.sweep, dict) else self.sweep
+        swept, settings = {}, {}
         for name, values in pairs:
+            _check_sweepable(name)
             values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+            _non_empty(f"axis {name}", values)
             if len(values) == 1:  # one value: the same for every run
                 settings[name] = values[0]
             else:
                 swept[name] = values
-        order = list(TRAIN_FIELDS)
-        own["sweep"] = tuple(sorted(swept.items(), key=lambda kv: _order(order, kv[0])))
-        if settings:
-            own["base"] = dataclasses.replace(own["base"], **settings)
-        for key, value in own.items():
-            object.__setattr__(self, key, value)
+        object.__setattr__(self, "sweep", tuple(sorted(swept.items(), key=_position)))
+        base = self.base.replace(**settings) if settings else self.base
+        if isinstance(base.dataset, str) and base.dataset != base.dataset.strip():
+            # the name load_dataset gives the data it loads: the runs' configs must name it
+            base = dataclasses.replace(base, dataset=base.dataset.strip())
+        object.__setattr__(self, "base", base)
+        self._check()
+        object.__setattr__(self, "_runs", grid_runs(self.base, self.axes))
+
+    @property
+    def runs(self) -> tuple[RunSpec, ...]:
+        """Every run of the study in grid order (built, and validated, when it was made)."""
+        return self._runs
 
     @property
     def schemes(self) -> tuple[str, ...]:
         """``[for_order(o) for o in orders] + solvers``, canonical names, deduplicated in order."""
-        from odenet import solvers
-
         names = [solvers.for_order(o) for o in self.orders]
         names += [solvers.get(s).name for s in self.solvers]
         return tuple(dict.fromkeys(names))
 
     @property
     def axes(self) -> tuple[tuple[str, tuple], ...]:
-        """Every axis as (TrainConfig field, values), in grid nesting order (depth outermost)."""
+        """Every axis as (setting, values), in grid nesting order (depth outermost)."""
         return (
             ("depth", self.depths),
             ("solver", self.schemes),
@@ -108,15 +113,14 @@ class StudySpec:
 
     @property
     def swept(self) -> tuple[str, ...]:
-        """The swept fields besides depth, scheme, lr and seed (e.g. ("weight_decay",))."""
+        """The swept settings besides depth, scheme, lr and seed (e.g. ("weight_decay",))."""
         return tuple(name for name, _ in self.sweep)
 
-    def validate(self) -> None:
-        """Raise ConfigError naming the first bad option, its value and what is valid; then
-        build the grid, which validates every run's TrainConfig."""
-        from odenet import solvers
-        from odenet.studies.grid import build_grid
-
+    def _check(self) -> None:
+        """ConfigError naming the first bad option, its value and what is valid. The values
+        of the list options are checked as TrainConfig checks them (``check_value``, the
+        message prefixed by the option); each run's whole TrainConfig is checked while the
+        runs are built."""
         for name in ("depths", "lrs", "seeds"):
             _non_empty(name, getattr(self, name))
         if not self.orders and not self.solvers:
@@ -127,44 +131,24 @@ class StudySpec:
             _prefixed("orders", solvers.for_order, o)  # ConfigError listing the valid orders
         for s in self.solvers:
             _prefixed("solvers", solvers.get, s)  # ConfigError listing the valid names
-        swept = dict(self.sweep)
-        arches = swept.get("arch", (self.base.arch,))
+        arches = dict(self.sweep).get("arch", (self.base.model.arch,))
         for d in self.depths:
             _check_depth(d, arches)
-        for lr in self.lrs:
-            ok = isinstance(lr, (int, float)) and not isinstance(lr, bool)
-            if not ok or not math.isfinite(lr) or lr <= 0:
-                raise ConfigError(f"--lrs: learning rate {lr!r} must be a positive finite number")
-        for s in self.seeds:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-                raise ConfigError(f"--seeds: seed {s!r} must be a non-negative integer")
+        for option, name in (("lrs", "lr"), ("seeds", "seed")):  # TrainConfig's own checks
+            for value in getattr(self, option):
+                _prefixed(option, functools.partial(check_value, name), value)
         for name in ("depths", "lrs", "seeds", "orders", "solvers"):
             _no_duplicates(name, getattr(self, name))
         for name, values in self.sweep:
-            _check_sweepable(name)
-            _non_empty(f"axis {name}", values)
             _no_duplicates(f"axis {name}", values)
-        default = TrainConfig()
         for name, plural in FAMILIAR.items():
-            if getattr(self.base, name) != getattr(default, name):
+            if self.base.value(name) != SETTINGS[name].default:
                 raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
-        if self.executor not in EXECUTORS:
-            valid = ", ".join(EXECUTORS)
-            raise ConfigError(
-                f"--executor: unknown value {self.executor!r}; expected one of: {valid}"
-            )
-        if (
-            isinstance(self.fuse_max, bool)
-            or not isinstance(self.fuse_max, int)
-            or self.fuse_max < 1
-        ):
-            raise ConfigError(f"--fuse-max must be a positive integer, got {self.fuse_max!r}")
-        if not isinstance(self.base.dataset, str) or not self.base.dataset.strip():
-            raise ConfigError(f"--dataset must be a dataset name, got {self.base.dataset!r}")
-        build_grid(self)  # every run's TrainConfig.validate(); the dataset name: load_dataset
+        check_executor(self.executor)
+        check_fuse_max(self.fuse_max)
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict: ``{"format": 2, "base": asdict(base), ..., "sweep": {}}``."""
+        """Plain JSON-able dict: ``{"format": 3, "base": asdict(base), ..., "sweep": {}}``."""
         out: dict = {"format": SPEC_FORMAT, "base": dataclasses.asdict(self.base)}
         for name in LISTS:
             out[name] = list(getattr(self, name))
@@ -174,35 +158,33 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> StudySpec:
-        """Inverse of ``to_dict``. Also reads the flat spec stored by earlier versions (no
-        "base": every TrainConfig field among its keys, the rest TrainConfig's defaults), which
-        builds the same grid with the same run ids. Unknown keys raise ConfigError."""
-        from odenet.training.checkpoint import config_from_dict
-
+        """Inverse of ``to_dict``, for every format: also the flat spec stored by earlier
+        versions (no "base": every setting among its keys, the rest TrainConfig's defaults)
+        and a flat "base" (``config_from_dict``); each builds the same grid with the same run
+        ids. Unknown keys raise ConfigError."""
         data = dict(data)
         if "base" not in data:  # format 1: orders..seeds, executor, fuse_max + train fields
-            base = {k: data.pop(k) for k in list(data) if k in TRAIN_FIELDS}
-            data["base"] = base
+            data["base"] = {k: data.pop(k) for k in list(data) if k in SETTINGS}
         data.pop("format", None)
-        valid = [f.name for f in fields(cls)]
+        valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(valid))
         if unknown:
             raise ConfigError(f"stored study config has unknown keys {unknown}; valid: {valid}")
-        data["base"] = config_from_dict(data["base"])
-        for name in LISTS:
-            if name in data:
-                data[name] = tuple(data[name])
-        data["sweep"] = {k: tuple(v) for k, v in (data.get("sweep") or {}).items()}
-        return cls(**data)
+        return cls(
+            base=config_from_dict(data["base"]),
+            **{name: tuple(data[name]) for name in LISTS if name in data},
+            sweep={k: tuple(v) for k, v in (data.get("sweep") or {}).items()},
+            **{name: data[name] for name in ("executor", "fuse_max") if name in data},
+        )
 
     def settings(self) -> dict[str, object]:
-        """What defines the runs, by option name: the familiar axes, then every TrainConfig
-        field (a swept one as its tuple of values) except the axes' own and execution ones."""
+        """What defines the runs, by option name: the familiar axes, then every setting (a
+        swept one as its tuple of values) except the axes' own and execution ones."""
         out: dict[str, object] = {name: getattr(self, name) for name in LISTS}
         swept = dict(self.sweep)
-        for name in TRAIN_FIELDS:
-            if name not in FAMILIAR and name not in EXECUTION_TRAIN_FIELDS:
-                out[name] = swept.get(name, getattr(self.base, name))
+        for name, value in self.base.settings().items():
+            if name not in FAMILIAR and name not in EXECUTION_SETTINGS:
+                out[name] = swept.get(name, value)
         return out
 
     def differences(self, other: StudySpec) -> list[str]:
@@ -214,7 +196,7 @@ class StudySpec:
 
 
 def _check_sweepable(name: str) -> None:
-    if name not in TRAIN_FIELDS:
+    if name not in SETTINGS:
         raise ConfigError(f"cannot sweep {name!r}: not a TrainConfig field")
     if name in FAMILIAR:
         raise ConfigError(f"{name} is an axis of every study: set it with {FAMILIAR[name]}")
@@ -222,14 +204,12 @@ def _check_sweepable(name: str) -> None:
         raise ConfigError(f"{name} holds one value per study: give one value (or run two studies)")
 
 
-def _order(order: list[str], name: str) -> int:
-    return order.index(name) if name in order else len(order)
+def _position(item: tuple[str, tuple]) -> int:
+    return sweep_position(item[0])
 
 
 def _check_depth(d: object, arches: tuple) -> None:
     """The depth rule of every architecture in the study (cifar: 6n + 2; see odenet.nets)."""
-    from odenet.nets.layout import ARCHS, check_arch
-
     if all(a == "cifar" for a in arches):
         if isinstance(d, bool) or not isinstance(d, int) or d < 8 or (d - 2) % 6:
             raise ConfigError(

@@ -1,60 +1,70 @@
 """A StudySpec from its sources: a TOML file, then explicit options, ``--set FIELD=VALUE``
 and ``--axis FIELD=V1,V2`` (later sources win per field). In TOML and with --axis a
-TrainConfig field given a list is swept; a scalar (or --set) sets it for every run."""
+TrainConfig setting given a list is swept; a scalar (or --set) sets it for every run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from odenet.errors import ConfigError
 from odenet.studies.spec import LISTS, StudySpec
 from odenet.studies.spec_values import (
     FAMILIAR,
-    TRAIN_FIELDS,
     coerce_axis,
     coerce_value,
     parse_assignment,
     parse_list,
     scalar,
 )
+from odenet.training.config import SETTINGS, TrainConfig
+
+Values = str | Sequence | None  # a list option: "0.1,0.2", a sequence, or None (not given)
 
 
 def spec_from_sources(
     config: str | Path | None = None,
     *,
-    sets: list[str] | tuple[str, ...] = (),
-    axes: list[str] | tuple[str, ...] = (),
-    **options: object,
+    orders: Values = None,
+    solvers: Values = None,
+    depths: Values = None,
+    lrs: Values = None,
+    seeds: Values = None,
+    settings: Mapping[str, object] | None = None,
+    sets: Sequence[str] = (),
+    axes: Sequence[str] = (),
+    executor: str | None = None,
+    fuse_max: int | None = None,
 ) -> StudySpec:
-    """A validated StudySpec from an optional TOML file overlaid with explicit options.
+    """The StudySpec of an optional TOML file overlaid with explicit options (checked when made).
 
-    ``options``: StudySpec or TrainConfig fields; None means "not given" (the TOML file's
-    value, else the default); list fields may be strings ("0.1,0.2") or sequences.
-    ``sets``: "FIELD=VALUE" strings (one value for the whole study); ``axes``:
-    "FIELD=V1,V2,..." strings (a swept field). Later sources win per field. Raises ConfigError.
+    None means "not given" (the TOML file's value, else the default). The familiar axes may be
+    strings ("0.1,0.2") or sequences; ``settings``: TrainConfig settings by flat name (a
+    command's typed options, e.g. ``{"epochs": 2, "width": 4}``); ``sets``: "FIELD=VALUE"
+    strings (one value for the whole study); ``axes``: "FIELD=V1,V2,..." strings (a swept
+    setting). Later sources win per field. Raises ConfigError naming the option.
     """
     values: dict = {}
     if config is not None:
         values.update(load_toml(config))
-    given = {k: v for k, v in options.items() if v is not None}
-    values.update(_coerce(given, source="options"))
+    given = dict(orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
+                 executor=executor, fuse_max=fuse_max, **(settings or {}))  # fmt: skip
+    values.update(_coerce({k: v for k, v in given.items() if v is not None}, source="options"))
     for text in sets:
         name, value = parse_assignment(text, "set")
         values[name] = coerce_value(name, value, "--set")
     for text in axes:
         name, value = parse_assignment(text, "axis")
         values[name] = coerce_axis(name, parse_list(value, str, f"axis {name}"), "--axis")
-    spec = _build(values)
-    spec.validate()
-    return spec
+    return _build(values)
 
 
 def load_toml(path: str | Path) -> dict:
     """Study settings from a TOML file: top-level keys or a ``[study]`` table.
 
     Keys: orders, solvers, depths, lrs, seeds (arrays or comma-separated strings), executor,
-    fuse_max and any TrainConfig field (dashes allowed: ``limit-train``); a TrainConfig field
-    given an array is swept. Raises ConfigError for a missing, unreadable or malformed file.
+    fuse_max and any TrainConfig setting (dashes allowed: ``limit-train``); a setting given an
+    array is swept. Raises ConfigError for a missing, unreadable or malformed file.
     """
     try:
         import tomllib
@@ -75,14 +85,18 @@ def load_toml(path: str | Path) -> dict:
 
 
 def _build(values: dict) -> StudySpec:
-    """A StudySpec from coerced values: a tuple for a TrainConfig field is an axis."""
-    sweep = {k: v for k, v in values.items() if k in TRAIN_FIELDS and isinstance(v, tuple)}
-    rest = {k: v for k, v in values.items() if k not in sweep}
-    return StudySpec(**rest, sweep=sweep)
+    """A StudySpec from coerced values: a tuple for a TrainConfig setting is an axis."""
+    settings = {k: v for k, v in values.items() if k in SETTINGS}
+    base = {k: v for k, v in settings.items() if not isinstance(v, tuple)}
+    return StudySpec(
+        base=TrainConfig().replace(**base),
+        sweep={k: v for k, v in settings.items() if k not in base},
+        **{k: v for k, v in values.items() if k not in settings},
+    )
 
 
 def _coerce(data: dict, source: str) -> dict:
-    """Typed values: the familiar axes as tuples, TrainConfig fields by their annotation (a
+    """Typed values: the familiar axes as tuples, TrainConfig settings by their annotation (a
     list: an axis), executor and fuse_max as given. Unknown keys raise ConfigError."""
     out: dict = {}
     for key, value in data.items():
@@ -97,7 +111,7 @@ def _coerce(data: dict, source: str) -> dict:
                 raise ConfigError(f"--{option}: expected a list, got {value!r}")
         elif key in FAMILIAR:
             raise ConfigError(f"{source}: {key!r} is an axis of every study: use {FAMILIAR[key]}")
-        elif key in TRAIN_FIELDS:
+        elif key in SETTINGS:
             if isinstance(value, (list, tuple)):
                 value = coerce_axis(key, tuple(value), source)
             else:
@@ -109,7 +123,7 @@ def _coerce(data: dict, source: str) -> dict:
                 *LISTS,
                 "executor",
                 "fuse_max",
-                *(f for f in TRAIN_FIELDS if f not in FAMILIAR),
+                *(f for f in SETTINGS if f not in FAMILIAR),
             ]
             raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
         out[key] = value

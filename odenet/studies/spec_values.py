@@ -1,37 +1,19 @@
 """Typed values for study options: comma-separated lists, "FIELD=VALUE" assignments and any
-TrainConfig field's value, parsed by the field's own annotation (int, float, bool, str, or
-one of them | None). Derived from ``dataclasses.fields(TrainConfig)``: a field added there is
-parsed here with no change."""
+TrainConfig setting's value (a flat name: ``weight_decay``, ``depth``, ``norm``), parsed by
+the field's own annotation (int, float, bool, str, or one of them | None). Derived from
+``odenet.training.config.SETTINGS``: a field added to TrainConfig or ModelConfig is parsed
+here with no change."""
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import fields
-
 from odenet.errors import ConfigError
-from odenet.training.config import TrainConfig
+from odenet.training.config import SETTINGS
 
 # The familiar axes of every study: TrainConfig field -> the options that sweep it.
 FAMILIAR = {"depth": "--depths", "solver": "--orders/--solvers", "lr": "--lrs", "seed": "--seeds"}
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _NONE = ("none", "null")  # and "auto" for a bool | None field (its None means auto)
-
-
-def _kinds() -> dict[str, tuple[type, bool]]:
-    """TrainConfig field -> (its scalar type, whether None is allowed), in field order."""
-    hints = typing.get_type_hints(TrainConfig)
-    out = {}
-    for f in fields(TrainConfig):
-        hint = hints[f.name]
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        kinds = [a for a in args if a is not type(None)]
-        out[f.name] = (kinds[0] if len(kinds) == 1 else str, len(kinds) < len(args))
-    return out
-
-
-TRAIN_FIELDS = _kinds()
 
 
 def parse_list(text: str, kind: type, option: str) -> tuple:
@@ -52,13 +34,13 @@ def parse_list(text: str, kind: type, option: str) -> tuple:
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, str]:
-    """ "FIELD=VALUE" -> (field, value text); the field must be a TrainConfig field."""
+    """ "FIELD=VALUE" -> (field, value text); the field must be a TrainConfig setting."""
     name, sep, value = str(text).partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not name:
         raise ConfigError(f"--{option} {text!r}: write FIELD=VALUE, e.g. weight_decay=5e-4")
-    if name not in TRAIN_FIELDS:
-        valid = ", ".join(f for f in TRAIN_FIELDS if f not in FAMILIAR)
+    if name not in SETTINGS:
+        valid = ", ".join(f for f in SETTINGS if f not in FAMILIAR)
         raise ConfigError(f"--{option}: unknown field {name!r}; TrainConfig fields: {valid}")
     if name in FAMILIAR:
         raise ConfigError(f"--{option}: {name} is an axis of every study: use {FAMILIAR[name]}")
@@ -66,8 +48,8 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
 
 
 def coerce_value(name: str, value: object, source: str) -> object:
-    """One value of TrainConfig field ``name``, typed by its annotation (text is parsed)."""
-    kind, optional = TRAIN_FIELDS[name]
+    """One value of TrainConfig setting ``name``, typed by its annotation (text is parsed)."""
+    kind, optional = SETTINGS[name].kind, SETTINGS[name].optional
     where = f"--{name.replace('_', '-')}" if source == "options" else f"{source} {name}"
     words = _NONE + (("auto",) if kind is bool else ())
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in words):
@@ -78,7 +60,7 @@ def coerce_value(name: str, value: object, source: str) -> object:
 
 
 def coerce_axis(name: str, values: tuple, source: str) -> tuple:
-    """The values of a swept TrainConfig field, each typed as by ``coerce_value``."""
+    """The values of a swept TrainConfig setting, each typed as by ``coerce_value``."""
     if not values:
         raise ConfigError(f"{source} {name}: empty list; give at least one value")
     return tuple(coerce_value(name, v, source) for v in values)

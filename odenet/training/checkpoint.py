@@ -2,9 +2,10 @@
 
 A run directory holds
 
-* ``checkpoint.pt``: written after every completed epoch (temp file + ``os.replace``, so a
-  crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
-  the TrainConfig), ``model_config`` (asdict of the ModelConfig), ``epoch`` (completed
+* ``checkpoint.pt``: written after every completed epoch (the atomic writer, odenet.files:
+  a crash never leaves a torn file). Format 2: a dict with ``format``, ``config`` (asdict of
+  the TrainConfig; flat in earlier versions, see ``config_from_dict``), ``model_config``
+  (asdict of the model's ModelConfig, its data shape resolved), ``epoch`` (completed
   epochs), ``step`` (optimizer steps taken; the lr schedule is a function of it), ``model``
   (state dict), ``momentum`` (parameter name -> SGD momentum buffer; empty for momentum 0),
   ``history`` (EpochMetrics dicts) and ``rng`` (the state of every generator the run draws
@@ -24,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from odenet.errors import ConfigError, DataError
-from odenet.files import atomic_write
-from odenet.training.config import TrainConfig
+from odenet.files import atomic_write, atomic_write_text
+from odenet.nets.config import ModelConfig
+from odenet.training.config import SETTINGS, TrainConfig
 
 if TYPE_CHECKING:
     from odenet.nets import ResNet
@@ -42,16 +44,9 @@ _IGNORED_ON_RESUME = ("data_dir", "cuda_graphs", "log_every")  # where data live
 
 def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (tensors, dicts, lists, numbers, strings) to out_dir/checkpoint.pt."""
-    path = Path(out_dir) / CHECKPOINT
-    atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
-    return path
-
-
-def save_bytes(path: str | Path, data: bytes) -> Path:
-    """Write a file's bytes as they are (a checkpoint shipped from another machine), atomically."""
-    path = Path(path)
-    atomic_write(path, lambda f: f.write(data))
-    return path
+    return atomic_write(
+        Path(out_dir) / CHECKPOINT, lambda f: torch.save({"format": FORMAT, **payload}, f)
+    )
 
 
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
@@ -85,9 +80,7 @@ def momentum_of(state: dict[str, Any], params: list[tuple[str, torch.Tensor]]) -
 def save_result(out_dir: str | Path, result: dict[str, Any]) -> Path:
     """Write a result dict as out_dir/result.json (atomically)."""
     path = Path(out_dir) / RESULT
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
-    return path
+    return atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
 def load_result(out_dir: str | Path) -> dict[str, Any] | None:
@@ -102,14 +95,13 @@ def load_result(out_dir: str | Path) -> dict[str, Any] | None:
 
 
 def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) -> None:
-    """ConfigError when ``stored`` (an asdict) describes a different run than ``config``."""
-    current = dataclasses.asdict(config)
-    # a field the writer did not know yet had its default there
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    """ConfigError when ``stored`` (an asdict, of any version) describes a different run than
+    ``config``; the differences are named by their flat names (``depth``, ``epochs``)."""
+    there, now = config_from_dict(stored).settings(), config.settings()
     diff = [
-        f"{k}: {stored.get(k, defaults[k])!r} there, {v!r} now"
-        for k, v in current.items()
-        if k not in _IGNORED_ON_RESUME and stored.get(k, defaults[k]) != v
+        f"{k}: {there[k]!r} there, {v!r} now"
+        for k, v in now.items()
+        if k not in _IGNORED_ON_RESUME and there[k] != v
     ]
     if diff:
         raise ConfigError(
@@ -119,12 +111,23 @@ def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) 
 
 
 def config_from_dict(stored: dict[str, Any]) -> TrainConfig:
-    """Rebuild a TrainConfig from its asdict (unknown keys are an error)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(stored) - names)
+    """Rebuild a TrainConfig from its asdict: nested (``"model": {...}``), or flat as earlier
+    versions stored it (the model's fields beside the others). A field the writer did not know
+    yet gets its default; an unknown one is a DataError."""
+    stored = dict(stored)
+    nested = stored.pop("model", None)
+    if nested is not None and not isinstance(nested, dict):
+        raise DataError(f"stored config has a model that is not a dict: {nested!r}")
+    model = dict(nested or {})
+    own = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    for name in [k for k in stored if k not in own]:  # flat: a model field at the top level
+        if name in SETTINGS and SETTINGS[name].in_model and name not in model:
+            model[name] = stored.pop(name)
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted((set(stored) - own) | (set(model) - names))
     if unknown:
         raise DataError(f"stored config has unknown fields {unknown}; written by a newer odenet?")
-    return TrainConfig(**stored)
+    return TrainConfig(**stored, model=ModelConfig(**model))
 
 
 def load_trained(
@@ -134,7 +137,7 @@ def load_trained(
 
     Raises DataError when out_dir has no checkpoint.
     """
-    from odenet.nets import ModelConfig, build_from_config
+    from odenet.nets import build_from_config
 
     state = load_checkpoint(out_dir)
     if state is None:

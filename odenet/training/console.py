@@ -49,10 +49,11 @@ def print_result(console: Console, config: TrainConfig, result: TrainResult) -> 
          f"{m.test_acc:.4f}", f"{m.lr:.4g}", f"{m.seconds:.1f}", f"{m.images_per_s:,.0f}"]
         for m in result.history
     ]  # fmt: skip
-    net = f"depth {c.depth}" if c.arch in ("cifar", "single") else c.arch  # ImageNet: fixed depth
-    if c.arch == "single":
-        net = f"single-stage depth {c.depth} (downsample in {c.downsample})"
-    title = f"odenet train: {c.dataset}, {net}, {c.solver} ({result.status})"
+    model = c.model
+    net = f"depth {model.depth}" if model.arch in ("cifar", "single") else model.arch
+    if model.arch == "single":
+        net = f"single-stage depth {model.depth} (downsample in {model.downsample})"
+    title = f"odenet train: {c.dataset}, {net}, {model.solver} ({result.status})"
     table = rich_table(header, cells, title=title)
     console.print(table)
     if result.status == "diverged":

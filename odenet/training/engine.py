@@ -91,9 +91,7 @@ def build_member(
     from odenet.data import make_loaders
     from odenet.nets import build_from_config
 
-    model_config = config.model_config(dataset.in_channels, dataset.num_classes)
-    model_config.validate()
-    model = build_from_config(model_config, torch.Generator().manual_seed(config.seed))
+    model = build_from_config(config.model_for(dataset), torch.Generator().manual_seed(config.seed))
     if first is None:
         train_loader, test_loader = make_loaders(
             dataset, batch_size=config.batch_size, device=placement.device,

@@ -11,7 +11,6 @@ unchanged. The epoch's wall time is shared by all members.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ FUSION_FREE = ("lr", "seed")  # the only TrainConfig fields that may differ insi
 
 def fusion_key(config: TrainConfig) -> tuple:
     """Everything but lr and seed: runs with equal keys can be trained as one fused group."""
-    return tuple((k, v) for k, v in dataclasses.asdict(config).items() if k not in FUSION_FREE)
+    return tuple((k, v) for k, v in config.settings().items() if k not in FUSION_FREE)
 
 
 def _check_group(configs: Sequence[TrainConfig]) -> None:
@@ -39,9 +38,9 @@ def _check_group(configs: Sequence[TrainConfig]) -> None:
     key = fusion_key(configs[0])
     for c in configs[1:]:
         if fusion_key(c) != key:
-            diff = [k for k, v in key if getattr(c, k) != v]
+            diff = [k for k, v in key if c.value(k) != v]
             raise ConfigError(f"runs differ in {', '.join(diff)}: only lr and seed may differ")
-    reason = fusable(configs[0].model_config(3, 10))
+    reason = fusable(configs[0].model)
     if reason is not None:
         raise ConfigError(f"{reason}; train these runs one by one (executor 'sequential')")
 
@@ -52,6 +51,7 @@ def train_fused(
     out_dirs: Sequence[str | Path | None] | None = None,
     dataset=None,
     callbacks: Sequence[TrainCallbacks | None] | None = None,
+    execution: dict | None = None,
 ) -> list[TrainResult]:
     """Train K runs (equal but for lr and seed) as one fused network; one result per config.
 
@@ -59,6 +59,9 @@ def train_fused(
     rounding (same initial weights, data order, schedule, divergence rule, files). Members whose
     run dir holds a result are returned as stored; members resumed from checkpoints at different
     epochs are trained as separate fused groups. CUDA graphs: ``TrainConfig.cuda_graphs``.
+    execution: what trains the runs (a study's executor), recorded as each result's
+    ``provenance["execution"]`` with ``"members"`` set to the size of the group its member
+    trained in (default ``{"executor": "fused"}``).
     Raises ConfigError for configs that differ in more than lr and seed or do not fuse.
     """
     from odenet.data import load_dataset
@@ -94,8 +97,8 @@ def train_fused(
     for i in pending:
         by_epoch.setdefault(len(members[i].history), []).append(i)
     for group in by_epoch.values():
-        execution = {"executor": "fused", "members": len(group)}
-        done = train_members([members[i] for i in group], placement, execution)
+        info = {**(execution or {"executor": "fused"}), "members": len(group)}
+        done = train_members([members[i] for i in group], placement, info)
         for i, result in zip(group, done):
             results[i] = result
     return results  # type: ignore[return-value]

@@ -35,6 +35,7 @@ def train(
     out_dir: str | Path | None = None,
     dataset: ArrayDataset | None = None,
     callbacks: TrainCallbacks | None = None,
+    execution: dict | None = None,
 ) -> TrainResult:
     """Train one model as ``config`` says; never raises on divergence (status "diverged").
 
@@ -43,6 +44,9 @@ def train(
     out_dir: checkpoint after every epoch, resume from a checkpoint found there, write
     result.json at the end; a finished run found there is returned as it is. A checkpoint or
     result of a different config there raises ConfigError.
+    execution: what trains the run (a study's executor, e.g. ``{"executor": "sequential",
+    "members": 1}``), recorded as ``provenance["execution"]`` of the result and its
+    result.json; None: not recorded.
     """
     from odenet.data import load_dataset
 
@@ -61,5 +65,5 @@ def train(
             "set TrainConfig.dataset to the dataset's name"
         )
     member = build_member(config, out, callbacks, dataset, placement)
-    (result,) = train_members([member], placement)
+    (result,) = train_members([member], placement, execution)
     return result

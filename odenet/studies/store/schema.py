@@ -12,7 +12,6 @@ import sqlite3
 
 from odenet.errors import ConfigError
 
-DB_NAME = "study.sqlite"
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")
 

@@ -1,25 +1,7 @@
-"""The Ray executor: a study's runs as Ray tasks, on every GPU of a node or on a cluster.
+"""Where the Ray executor runs: ``RayConfig``, joining or starting Ray, the resources per task.
 
-The driver (the ``odenet study`` process) owns the study store and is its only writer. It
-claims runs as the local executors do (on GPUs a fusion group per claim, with the fused
-executor's claim key; on CPUs one run), submits each claim as one Ray task
-(``ray_worker.run_task``, a streaming generator, with ``num_gpus`` / ``num_cpus`` per run) and
-keeps as many tasks in flight as the cluster has room for, claiming more as tasks end. Each task
-streams its events back (per-epoch metrics, step logs, observer events, each epoch's checkpoint
-bytes); the driver writes the checkpoint into ``runs/<id>/`` and replays every call on the
-store and the observer, so a run is recorded as a local run records it. Nothing but Ray's
-object transfer is needed between the nodes: no shared file system.
-
-Faults: a task lost (worker or node killed) is submitted again with the runs' latest
-checkpoints, at most ``RayConfig.max_retries`` times (Ray's own retries are off: they would
-re-send the original, stale checkpoint), then its unfinished runs are recorded failed with the
-reason and the study goes on. Ctrl-C cancels the tasks in flight and gives their runs back
-(``store.release``). A killed driver leaves its runs 'running' under its dead pid: the next
-``odenet study`` on the directory reclaims them (``Store.reclaim_dead``) and resumes them from
-their checkpoints. Provenance: ``execution = {"executor": "ray", "node", "node_ip", "device",
-"worker_executor", "members"}``.
-
-Ray is imported only here and in the worker, never at import time (``import_ray``).
+Ray is imported only here and in the worker, when a Ray executor is made (``import_ray``),
+never when odenet is imported.
 """
 
 from __future__ import annotations
@@ -28,15 +10,8 @@ import logging
 import math
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from odenet.errors import ConfigError
-from odenet.studies.records import RunRecord
-from odenet.studies.runner import Executor, StudyObserver
-from odenet.studies.store import Store
-
-if TYPE_CHECKING:
-    from odenet.studies.ray_worker import WorkerSettings
 
 INSTALL = 'pip install "odenet[ray]"'
 
@@ -107,12 +82,8 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
-def make_ray_executor(
-    config: RayConfig, device: str, fuse_max: int, cuda_graphs: bool | None
-) -> RayExecutor:
-    """Connect to Ray and check the resources (ConfigError before anything is written)."""
-    from odenet.studies.ray_worker import WorkerSettings
-
+def check_options(config: RayConfig) -> None:
+    """ConfigError for per-task resources that no cluster could serve (before connecting)."""
     for name, value in (
         ("gpus-per-run", config.gpus_per_run),
         ("cpus-per-run", config.cpus_per_run),
@@ -121,7 +92,13 @@ def make_ray_executor(
             raise ConfigError(f"--{name} must be a non-negative number, got {value!r}")
     if config.cpus_per_run == 0 and not config.gpus_per_run:
         raise ConfigError("--cpus-per-run 0 needs --gpus-per-run > 0: a task needs a resource")
-    ray = connect(config)
+
+
+def task_resources(
+    ray, config: RayConfig, device: str, cuda_graphs: bool | None
+) -> tuple[float, int]:
+    """(GPUs per task, tasks the cluster runs at once), checked against its nodes
+    (ConfigError when no node could run a task, or the device or CUDA graphs need GPUs)."""
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     most_gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
     most_cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
@@ -144,33 +121,4 @@ def make_ray_executor(
         raise ConfigError("--cuda-graphs needs GPUs: drop it or give --gpus-per-run 1")
     total = ray.cluster_resources()
     slots = total.get("GPU", 0.0) / gpus if gpus else total.get("CPU", 0.0) / config.cpus_per_run
-    settings = WorkerSettings("fused" if gpus else "sequential", device, fuse_max, cuda_graphs)
-    return RayExecutor(ray, config, gpus, max(1, int(slots)), settings)
-
-
-class RayExecutor(Executor):
-    """Runs claimed runs as Ray tasks, keeping the cluster full (see the module docstring)."""
-
-    name = "ray"
-
-    def __init__(
-        self, ray, config: RayConfig, gpus: float, slots: int, settings: WorkerSettings
-    ) -> None:
-        """ray: the initialised module; gpus: per task; slots: tasks in flight at most;
-        settings: what each worker runs. ``remote`` submits one task."""
-        from odenet.studies.fused_executor import claim_key
-        from odenet.studies.ray_worker import run_task
-
-        self.ray, self.config, self.slots, self.settings = ray, config, slots, settings
-        fused = settings.executor == "fused"
-        self.capacity = settings.fuse_max if fused else 1
-        self.key = claim_key if fused else None
-        self.remote = ray.remote(run_task).options(
-            num_cpus=config.cpus_per_run, num_gpus=gpus, max_retries=0, num_returns="streaming"
-        )
-
-    def run(self, runs: list[RunRecord], store: Store, observer: StudyObserver) -> None:
-        """Train ``runs`` and every run claimed while they train, until none is pending."""
-        from odenet.studies.ray_driver import Driver
-
-        Driver(self, store, observer).run(runs)
+    return gpus, max(1, int(slots))

@@ -1,9 +1,15 @@
-"""The study database as a file: opening it without writing, and turning sqlite3's errors
-about the file (not a database, truncated, a full disk, read-only) into one-line StoreErrors.
+"""The study database (study.sqlite): its connections, and the file beneath them.
+
+One short-lived connection per operation (WAL, 60 s busy timeout). sqlite3's errors about the
+file (not a database, truncated, a directory in its place, a full disk, read-only) become
+one-line StoreErrors naming the file and the fix; the file is never rewritten while refusing.
+A database (or study directory) this process cannot write is opened read-only, without WAL
+set-up or a -shm file, so that a study can still be reported.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +18,80 @@ from pathlib import Path
 from urllib.parse import quote
 
 from odenet.errors import StoreError
+
+
+class Database:
+    """Connections to one study.sqlite at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # A directory (or database file) this process cannot write: read it without writing
+        # anything (no WAL set-up, no -shm file), so that `report` still works.
+        self.read_only = (path.parent.is_dir() and not os.access(path.parent, os.W_OK)) or (
+            path.is_file() and not os.access(path, os.W_OK)
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """An autocommit connection: each statement is its own transaction."""
+        with self._session(begin=False) as con:
+            yield con
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside one ``BEGIN IMMEDIATE`` transaction (the write lock taken
+        first, so that a read-then-write never races another writer), committed on success
+        and rolled back on any error."""
+        with self._session(begin=True) as con:
+            yield con
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in sqlite3's own transaction handling, committed on success (for
+        tools and tests that add tables or patch rows).
+
+        SQL errors (e.g. "no such table") stay sqlite3 errors for the caller.
+        """
+        with file_errors(self.path):
+            con = self._connect(autocommit=False)
+            try:
+                yield con
+                con.commit()
+            except BaseException:
+                quietly(con.rollback)
+                raise
+            finally:
+                con.close()
+
+    @contextmanager
+    def _session(self, begin: bool) -> Iterator[sqlite3.Connection]:
+        with file_errors(self.path):
+            con = self._connect(autocommit=True)
+            try:
+                if begin:
+                    con.execute("BEGIN IMMEDIATE")
+                yield con
+                if con.in_transaction:
+                    con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    quietly(lambda: con.execute("ROLLBACK"))
+                raise
+            finally:
+                con.close()
+
+    def _connect(self, autocommit: bool) -> sqlite3.Connection:
+        isolation = None if autocommit else ""
+        if self.read_only:
+            con = connect_read_only(self.path, isolation)
+        else:
+            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=isolation)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA busy_timeout = 60000")
+        if not self.read_only:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+        return con
 
 
 def connect_read_only(path: Path, isolation: str | None) -> sqlite3.Connection:

@@ -18,8 +18,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from odenet.nets import ModelConfig
 from odenet.studies import Store, StudyObserver, StudySpec, run_study
-from odenet.studies.ray_executor import RayConfig
+from odenet.studies.executors.ray import RayConfig
+from odenet.training import TrainConfig
 
 DATA = "synthetic:train=256,test=128,size=8"
 ARGS = ["study", "--dataset", DATA, "--depths", "8", "--width", "4", "--device", "cpu"]
@@ -107,9 +109,18 @@ class _KillWorker(StudyObserver):
 def _spec(lrs) -> StudySpec:
     """Epochs of 32 steps: the run is still training when the driver sees its epoch 1."""
     return StudySpec(
-        orders=(1,), depths=(8,), lrs=lrs, epochs=3, dataset="synthetic:train=1024,test=128,size=8",
-        width=4, batch_size=32, device="cpu", executor="ray",
-    )  # fmt: skip
+        base=TrainConfig(
+            epochs=3,
+            dataset="synthetic:train=1024,test=128,size=8",
+            batch_size=32,
+            device="cpu",
+            model=ModelConfig(width=4),
+        ),
+        orders=(1,),
+        depths=(8,),
+        lrs=lrs,
+        executor="ray",
+    )
 
 
 @pytest.mark.usefixtures("cluster")
@@ -232,68 +243,73 @@ def test_ctrl_c_cancels_the_tasks_and_gives_the_runs_back(tmp_path, caplog):
 
 
 def _alive(pid: int) -> bool:
-    from odenet.studies.records import pid_alive
+    from odenet.studies.store import pid_alive
 
     return pid_alive(pid)
 
 
-def test_worker_events_replayed_record_a_fused_group_as_the_fused_executor(tmp_path):
+def test_worker_messages_recorded_record_a_fused_group_as_the_fused_executor(tmp_path):
     """The worker protocol without Ray: run_task on a fused group (the GPU configuration, here
-    on CPU), its events replayed by the driver's code on a store, equals the fused executor's
-    local study bitwise (same code, same process, same kernels)."""
-    from odenet.studies import build_grid
-    from odenet.studies.ray_driver import Driver, Task
-    from odenet.studies.ray_worker import WorkerSettings, run_task
+    on CPU), its messages received by the driver's Task and recorded by the runner's recorder,
+    equals the fused executor's local study bitwise (same code, same process, same kernels);
+    result.json arrives as the worker wrote it, with the Ray provenance."""
+    from odenet.studies.executors.events import FileWritten, RunFinished
+    from odenet.studies.executors.ray.executor import Task
+    from odenet.studies.executors.ray.messages import TaskRequest, WorkerSettings, WorkerStarted
+    from odenet.studies.executors.ray.worker import run_task
+    from odenet.studies.runner import Recorder
+    from odenet.training.checkpoint import load_result
 
     spec = StudySpec(
-        orders=(1,), depths=(8,), lrs=(0.1, 0.2), epochs=2, dataset=DATA, width=4, device="cpu",
+        base=TrainConfig(epochs=2, dataset=DATA, device="cpu", model=ModelConfig(width=4)),
+        orders=(1,),
+        depths=(8,),
+        lrs=(0.1, 0.2),
         executor="fused",
-    )  # fmt: skip
+    )
     run_study(spec, tmp_path / "local", quiet=True)
-    store = Store.create(tmp_path / "ray", spec, build_grid(spec), {})
-    claimed = [store.run(i) for i in store.claim(8, "ray")]
+    store = Store.create(tmp_path / "ray", spec, {})
+    recorder = Recorder(store, StudyObserver())
+    claimed = recorder.track(store.claim(8, "ray"))
     task = Task({r.id: r for r in claimed}, tries=1)
-    driver = Driver(None, store, StudyObserver())
-    events = [
-        e for batch in run_task(claimed, {}, WorkerSettings("fused", "cpu", 8, None)) for e in batch
-    ]
-    for event in events:
-        driver._replay(task, event)
+    request = TaskRequest(tuple(claimed), {}, WorkerSettings("fused", "cpu", 8, None))
+    messages = [m for batch in run_task(request) for m in batch]
+    for message in messages:
+        task.receive(message, recorder.record)
 
-    assert [e[0] for e in events][0] == "hello"
-    assert sum(e[0] == "files" for e in events) == 4  # 2 members x 2 epochs' checkpoints
-    assert task.ended == {r.id for r in claimed}
+    assert isinstance(messages[0], WorkerStarted) and task.worker == messages[0]
+    files = [(m.run_id, m.name) for m in messages if isinstance(m, FileWritten)]
+    assert sorted(files) == sorted(  # 2 members x (2 epochs' checkpoints + the result)
+        [(r.id, "checkpoint.pt") for r in claimed] * 2 + [(r.id, "result.json") for r in claimed]
+    )
+    finished = {m.run_id: m.result for m in messages if isinstance(m, RunFinished)}
+    assert task.ended == set(finished) == {r.id for r in claimed} and not recorder.active
     assert _epochs(tmp_path / "ray") == _epochs(tmp_path / "local")
     for run in store.runs():
-        assert run.status == "done" and run.provenance["execution"]["executor"] == "ray"
-        assert run.provenance["execution"]["worker_executor"] == "fused"
-        assert run.provenance["execution"]["members"] == 2
-        assert (run.run_dir / "checkpoint.pt").is_file() and (run.run_dir / "result.json").is_file()
+        execution = run.provenance["execution"]
+        assert run.status == "done" and run.executor == execution["executor"] == "ray"
+        assert execution["worker_executor"] == "fused" and execution["members"] == 2
+        assert execution["node"] == messages[0].host and execution["device"] == "cpu"
+        assert (run.run_dir / "checkpoint.pt").is_file()
+        assert load_result(run.run_dir) == finished[run.id]  # written on the worker, once
 
 
-def test_store_proxy_forwards_any_write_after_the_changed_checkpoint(tmp_path):
-    """Every Store write (record_steps included, whatever its rows) becomes an event, preceded
-    by the run's checkpoint when it changed since it was last shipped; reads stay local."""
-    from odenet.studies.ray_worker import StoreProxy
+def test_outbox_sends_changed_files_before_each_event_and_never_the_ones_it_got(tmp_path):
+    """Every run event goes out preceded by the run's files that changed since they were last
+    sent (or received from the driver)."""
+    from odenet.studies.executors.events import EpochEnded, FileWritten, StepsLogged
+    from odenet.studies.executors.ray.worker import Outbox
 
-    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), _grid(), {}).runs()))
-    events = []
-    proxy = StoreProxy({run.id: run}, events.append)
-    assert proxy.run(run.id) is run and events == []
-    proxy.record_steps(run.id, [(1, 2.3, 0.1)])  # no checkpoint yet: the call alone
+    run = next(iter(Store.create(tmp_path / "s", _spec((0.1,)), {}).runs()))
     run.run_dir.mkdir()
+    (run.run_dir / "checkpoint.pt").write_bytes(b"from the driver")
+    sent = []
+    outbox = Outbox({run.id: run}, sent.append)
+    logged = StepsLogged(run.id, (), restart=True)
+    outbox.emit(logged)  # the checkpoint the driver sent: not sent back
+    (run.run_dir / "checkpoint.pt").unlink()
     (run.run_dir / "checkpoint.pt").write_bytes(b"epoch 1")
-    proxy.record_epoch(run.id, {"epoch": 1})
-    proxy.record_steps(run.id, [(2, 2.2, 0.1)])  # unchanged checkpoint: not shipped again
-    assert events == [
-        ("store", "record_steps", (run.id, [(1, 2.3, 0.1)]), {}),
-        ("files", run.id, {"checkpoint.pt": b"epoch 1"}),
-        ("store", "record_epoch", (run.id, {"epoch": 1}), {}),
-        ("store", "record_steps", (run.id, [(2, 2.2, 0.1)]), {}),
-    ]
-
-
-def _grid():
-    from odenet.studies import build_grid
-
-    return build_grid(_spec((0.1,)))
+    ended = EpochEnded(run.id, {"epoch": 1})
+    outbox.emit(ended)
+    outbox.emit(logged)  # unchanged checkpoint: not sent again
+    assert sent == [logged, FileWritten(run.id, "checkpoint.pt", b"epoch 1"), ended, logged]

@@ -13,18 +13,29 @@ import torch
 from float32_bounds import training_rtol
 
 from odenet.errors import ConfigError
-from odenet.studies.fused_executor import FusedExecutor, group_runs, make_executor
-from odenet.studies.grid import build_grid
-from odenet.studies.runner import SequentialExecutor, StudyObserver, run_pending
+from odenet.nets import ModelConfig
+from odenet.studies.executors import FusedExecutor, SequentialExecutor, make_executor
+from odenet.studies.executors.fused import group_runs
+from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
-from odenet.training import train
+from odenet.training import TrainConfig, train
 from odenet.training.checkpoint import load_result
 
 SPEC = StudySpec(
-    orders=(1,), solvers=("lm",), depths=(8,), lrs=(0.1, 0.4, 1e4), seeds=(0,), epochs=1,
-    dataset="synthetic:train=64,test=32,size=8", batch_size=16, width=4, device="cpu",
-)  # fmt: skip
+    base=TrainConfig(
+        epochs=1,
+        dataset="synthetic:train=64,test=32,size=8",
+        batch_size=16,
+        device="cpu",
+        model=ModelConfig(width=4),
+    ),
+    orders=(1,),
+    solvers=("lm",),
+    depths=(8,),
+    lrs=(0.1, 0.4, 1e4),
+    seeds=(0,),
+)
 
 
 def test_make_executor_names_and_errors():
@@ -43,9 +54,14 @@ def test_make_executor_names_and_errors():
 
 
 def test_group_runs_by_everything_but_lr_and_seed(tmp_path):
-    spec = StudySpec(orders=(1, 2), depths=(8, 14), lrs=(0.1, 0.2, 0.4), seeds=(0, 1),
-                     dataset="synthetic", epochs=1)  # fmt: skip
-    store = Store.create(tmp_path / "s", spec, build_grid(spec), {})
+    spec = StudySpec(
+        base=TrainConfig(dataset="synthetic", epochs=1),
+        orders=(1, 2),
+        depths=(8, 14),
+        lrs=(0.1, 0.2, 0.4),
+        seeds=(0, 1),
+    )
+    store = Store.create(tmp_path / "s", spec, {})
     groups = group_runs(store.runs(), 4)
     # 4 (depth, scheme) pairs x 6 (lr, seed) runs, in chunks of at most 4: 4 + 2 each
     assert [len(g) for g in groups] == [4, 2] * 4
@@ -58,13 +74,13 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        runs = build_grid(SPEC)
-        store = Store.create(tmp_path / "study", SPEC, runs, {})
+        store = Store.create(tmp_path / "study", SPEC, {})
         with caplog.at_level(logging.WARNING, logger="odenet.studies"):
             run_pending(store, make_executor("fused", "cpu", 3), wait=False)
     finally:
         torch.set_num_threads(threads)
     rows = {r.id: r for r in store.runs()}
+    runs = SPEC.runs
     assert {r.status for r in rows.values()} == {"done", "diverged"}
     assert [rows[r.id].status for r in runs if r.lr == 1e4] == ["diverged", "diverged"]
     lines = [r.getMessage() for r in caplog.records]
@@ -97,27 +113,49 @@ def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
         assert epoch[key] == pytest.approx(getattr(ref.history[0], key), abs=1.01 / images), key
 
 
-def test_store_names_the_executor_that_actually_trained_each_run(tmp_path):
-    """lm does not fuse: under --executor fused its runs train one by one and say so."""
+def test_store_names_the_executor_that_actually_trained_each_run(tmp_path, monkeypatch):
+    """lm does not fuse: under --executor fused its runs train one by one and say so; each
+    run's result.json is written once, with that provenance."""
+    import odenet.training.checkpoint as ckpt
     from odenet.studies import Store, StudySpec, run_study
 
+    written, save_result = [], ckpt.save_result
+
+    def counted(out_dir, result):
+        written.append((out_dir.name, result["provenance"]["execution"]))
+        return save_result(out_dir, result)
+
+    monkeypatch.setattr(ckpt, "save_result", counted)
     spec = StudySpec(
-        dataset="synthetic:train=128,test=64,size=8", orders=(1,), solvers=("lm",),
-        depths=(8,), width=4, lrs=(0.1, 0.2), epochs=1, batch_size=32, executor="fused",
-    )  # fmt: skip
+        base=TrainConfig(
+            dataset="synthetic:train=128,test=64,size=8",
+            epochs=1,
+            batch_size=32,
+            model=ModelConfig(width=4),
+        ),
+        orders=(1,),
+        solvers=("lm",),
+        depths=(8,),
+        lrs=(0.1, 0.2),
+        executor="fused",
+    )
     study = run_study(spec, tmp_path / "s", quiet=True)
     runs = {r.id: r for r in Store.open(tmp_path / "s").runs()}
     for run_id, run in runs.items():
         execution = run.provenance["execution"]
         assert run.executor == execution["executor"]
         assert execution["executor"] == ("sequential" if "-lm-" in run_id else "fused")
+        assert load_result(run.run_dir)["provenance"]["execution"] == execution
+    assert sorted(written) == sorted((i, r.provenance["execution"]) for i, r in runs.items())
     # the report's run rows (report --json / --csv) carry the executor and the group size
     rows = {row["id"]: (row["executor"], row["members"]) for row in study.run_rows()}
     assert rows == {i: ("sequential", 1) if "-lm-" in i else ("fused", 2) for i in runs}
 
 
-TINY = dict(depths=(8,), seeds=(0,), epochs=1, dataset="synthetic:train=32,test=16,size=8",
-            batch_size=16, width=4, device="cpu")  # fmt: skip
+TINY = dict(depths=(8,), seeds=(0,), base=TrainConfig(
+    epochs=1, dataset="synthetic:train=32,test=16,size=8", batch_size=16, device="cpu",
+    model=ModelConfig(width=4),
+))  # fmt: skip
 
 
 class Events(StudyObserver):
@@ -135,7 +173,7 @@ def _run_study(tmp_path, spec, fuse_max, observer=None):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        store = Store.create(tmp_path / "study", spec, build_grid(spec), {})
+        store = Store.create(tmp_path / "study", spec, {})
         run_pending(store, make_executor("fused", "cpu", fuse_max), observer, wait=False)
     finally:
         torch.set_num_threads(threads)
@@ -184,9 +222,9 @@ def test_a_member_the_failed_group_finished_keeps_its_result(tmp_path, monkeypat
 
     real, finished = odenet.training.fused.train_fused, []
 
-    def first_then_fail(configs, *, out_dirs, dataset, callbacks):
+    def first_then_fail(configs, *, out_dirs, dataset, callbacks, execution):
         finished.extend(real(configs[:1], out_dirs=out_dirs[:1], dataset=dataset,
-                             callbacks=callbacks[:1]))  # fmt: skip
+                             callbacks=callbacks[:1], execution=execution))  # fmt: skip
         raise RuntimeError("boom")
 
     monkeypatch.setattr(odenet.training.fused, "train_fused", first_then_fail)
@@ -212,7 +250,7 @@ def test_an_interrupt_gives_every_unfinished_member_back(tmp_path, monkeypatch):
         raise RuntimeError("CUDA out of memory")
 
     spec = StudySpec(orders=(1,), lrs=(0.05, 0.1, 0.2), **TINY)
-    store = Store.create(tmp_path / "study", spec, build_grid(spec), {})
+    store = Store.create(tmp_path / "study", spec, {})
     for fused, single in ((interrupted, None), (out_of_memory, interrupted)):
         monkeypatch.setattr(odenet.training.fused, "train_fused", fused)
         if single is not None:  # the group fails, then the first one-by-one run is interrupted
