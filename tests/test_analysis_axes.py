@@ -160,15 +160,17 @@ def test_sections_and_tables_of_the_analyses_reach_the_report(study, run_cli):
 
 
 def test_flat_tables_are_stored_beside_a_result_and_handed_back_apart(tmp_path):
-    from odenet.studies import StudySpec, plan_study
+    from odenet.studies import StudySpec
+    from odenet.training import TrainConfig
 
     with pytest.raises(ValueError, match="2 values"):
         FlatTable(("a", "b"), ((1,),))
     with pytest.raises(ValueError, match="index"):
         FlatTable(("a",), ((1,),), index=("b",))
-    spec = StudySpec(solvers=("euler",), depths=(8,), lrs=(0.1,), dataset="synthetic", epochs=1)
-    runs, _ = plan_study(spec)
-    store = Store.create(tmp_path / "s", spec, runs, {})
+    base = TrainConfig(dataset="synthetic", epochs=1)
+    spec = StudySpec(base=base, solvers=("euler",), depths=(8,), lrs=(0.1,))
+    runs = spec.runs
+    store = Store.create(tmp_path / "s", spec, {})
     table = FlatTable(("x", "y"), ((1.5, None),))
     store.record_analysis(runs[0].id, "k", {"a": 1}, {"x": 1.5, "deep": {"y": None}}, table)
     store.record_analysis(runs[0].id, "other", {"a": 1}, {"z": 2})
@@ -177,3 +179,14 @@ def test_flat_tables_are_stored_beside_a_result_and_handed_back_apart(tmp_path):
     assert [(r["kind"], r["table"]) for r in rows] == [("k", table), ("other", None)]
     assert rows[0]["result"] == {"x": 1.5, "deep": {"y": None}}
     assert store.analyses("other")[0]["result"] == {"z": 2}
+
+
+def test_the_store_reads_the_swept_names_without_building_the_spec():
+    from odenet.studies import StudySpec
+    from odenet.training import TrainConfig
+
+    sweep = {"weight_decay": (0.0, 5e-4), "momentum": (0.8, 0.9), "epochs": (1,)}
+    spec = StudySpec(base=TrainConfig(dataset="synthetic"), depths=(8,), lrs=(0.1,), sweep=sweep)
+    assert spec.swept == StudySpec.swept_in(spec.to_dict()) == ("momentum", "weight_decay")
+    old = {"orders": [1], "depths": [8], "lrs": [0.1], "seeds": [0], "epochs": 1}  # format 1
+    assert StudySpec.swept_in(old) == StudySpec.from_dict(old).swept == ()

@@ -50,7 +50,6 @@ from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.strict_json import finite
 from odenet.studies.store import RunRecord, Store
-from odenet.tables import rich_table
 
 __all__ = [
     "AnalyzeConfig",

@@ -147,15 +147,16 @@ class Store:
         """Every run in grid order, each knowing its axes (``RunRecord.axes``)."""
         with self.db.read() as con:
             rows = runs_sql.select_runs(con)
-        swept = self.spec().swept
+            swept = _swept(con)
         return [self._record(r, swept) for r in rows]
 
     def run(self, run_id: str) -> RunRecord:
         with self.db.read() as con:
             row = runs_sql.select_run(con, run_id)
+            swept = _swept(con)
         if row is None:
             raise ConfigError(f"no run {run_id!r} in study {str(self.dir)!r}")
-        return self._record(row, self.spec().swept)
+        return self._record(row, swept)
 
     def counts(self) -> dict[str, int]:
         """status -> number of runs (every status present, zeros included)."""
@@ -295,6 +296,11 @@ class Store:
 
     def _record(self, row: sqlite3.Row, swept: tuple[str, ...]) -> RunRecord:
         return record_from_row(row, self.run_dir(row["id"]), swept)
+
+
+def _swept(con: sqlite3.Connection) -> tuple[str, ...]:
+    """The study's swept settings, read from its stored spec without building its grid."""
+    return StudySpec.swept_in(json.loads(read_meta(con, "spec")))
 
 
 def _refuse_changed(study_dir: Path, stored: StudySpec, spec: StudySpec) -> None:
