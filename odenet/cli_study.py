@@ -140,8 +140,11 @@ _SELECT_HELP = {
     "depth": "Depth(s), e.g. 20 or 20,56 [default: all].",
     "orders": "RK orders, e.g. 1,2,4 [default: all schemes].",
     "solvers": "Schemes by name, e.g. lm,rk4.",
-    "lr": "lr(s), e.g. 0.1,0.4, or 'all' [default: each scheme's best].",
+    "lr": "lr(s), e.g. 0.1,0.4, or 'all' [default: the best of each cell (every axis but lr and "
+    "seed)].",
     "seed": "Training seed(s), or 'all' [default: the smallest].",
+    "where": "Only runs with these values of a swept field, e.g. --where downsample=field "
+    "(repeatable) [default: every value].",
     "limit_data": "N images of each run's own training subset, or 'all'.",
 }
 
@@ -153,6 +156,7 @@ def landscape_cmd(
     solvers: str | None = typer.Option(None, help=_SELECT_HELP["solvers"]),
     lr: str | None = typer.Option(None, help=_SELECT_HELP["lr"]),
     seed: str | None = typer.Option(None, help=_SELECT_HELP["seed"]),
+    where: list[str] = typer.Option([], "--where", help=_SELECT_HELP["where"]),
     dims: int = typer.Option(1, help="1: L(θ + a d); 2: L(θ + a d1 + b d2)."),
     points: int | None = typer.Option(None, help="Points per axis [default: 51 (1D), 25 (2D)]."),
     range_: str = typer.Option("-1:1", "--range", help="Grid range A:B per axis (finite)."),
@@ -172,7 +176,7 @@ def landscape_cmd(
     from odenet.analysis.landscape import config_from_options, run_landscape, summary_table
 
     config = config_from_options(
-        study_dir, depth=depth, orders=orders, solvers=solvers, range_=range_,
+        study_dir, depth=depth, orders=orders, solvers=solvers, where=tuple(where), range_=range_,
         limit_data=limit_data, power_iters=power_iters, trace_probes=trace_probes, lr=lr,
         seed=seed, dims=dims, points=points, direction_seed=direction_seed,
         include_1d=include_1d, surface=surface, sharpness=sharpness,
@@ -201,6 +205,7 @@ def analyze_cmd(
     solvers: str | None = typer.Option(None, help=_SELECT_HELP["solvers"]),
     lr: str | None = typer.Option(None, help=_SELECT_HELP["lr"]),
     seed: str | None = typer.Option(None, help=_SELECT_HELP["seed"]),
+    where: list[str] = typer.Option([], "--where", help=_SELECT_HELP["where"]),
     limit_data: str = typer.Option("1024", help=_SELECT_HELP["limit_data"]),
     batch_size: int = typer.Option(256, help="Evaluation batch size."),
     krylov: int = typer.Option(20, help="Arnoldi steps per cycle (Jacobian-vector products)."),
@@ -221,8 +226,9 @@ def analyze_cmd(
 
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
-        limit_data=limit_data, batch_size=batch_size, krylov=krylov, restarts=restarts,
-        eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial, figures=figures,
+        where=tuple(where), limit_data=limit_data, batch_size=batch_size, krylov=krylov,
+        restarts=restarts, eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial,
+        figures=figures,
         device=device,
     )  # fmt: skip
     result = run_analyze(config)

@@ -15,9 +15,11 @@ import pytest
 import torch
 
 from odenet.analysis import analyze_plots
+from odenet.analysis.analyze_results import RunAnalysis
 from odenet.analysis.eigen import EigenConfig, dominant_eigenvalues, field_eigenvalues
 from odenet.errors import ConfigError
 from odenet.nets.fields import make_field
+from odenet.studies.identity import Axes
 
 EPS32 = torch.finfo(torch.float32).eps
 C = 48  # channels: more distinct eigenvalues than a Krylov space holds
@@ -168,7 +170,8 @@ def test_figure_draws_unconverged_estimates_hollow(tmp_path, monkeypatch):
         "outside_region": 0, "fields_with_region": 2,
         "eigenvalues": [{**entry, "unconverged": 0}, {**entry, "re": -1.0, "unconverged": 3}],
     }  # fmt: skip
-    analyze_plots.eigenvalue_figure([model], 8, tmp_path / "e", 4)
+    run = RunAnalysis(Axes.of_run(8, "rk4", 0.1, 0), model)
+    analyze_plots.eigenvalue_figure([run], 8, tmp_path / "e", 4)
     (ax,) = drawn[0].axes
     (points,) = [c for c in ax.collections if len(c.get_offsets()) == 2]
     assert points.get_facecolors()[:, 3].tolist() == [1.0, 0.0]  # filled, hollow

@@ -1,10 +1,12 @@
-"""Layering: odenet.studies never loads odenet.analysis; the analyses load no pyplot.
+"""Layering: odenet.studies never loads odenet.analysis nor reads its results' keys; the
+analyses load no pyplot.
 
 One fresh interpreter imports step by step and reports ``sys.modules`` after each step.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -52,3 +54,36 @@ def test_studies_never_import_analysis_and_analysis_adds_no_pyplot():
     added = steps["analysis"] - steps["studies"]
     assert {"odenet.analysis.landscape", "odenet.analysis.analyze_plots"} <= added
     assert not {m for m in added if m == "matplotlib.pyplot" or m.startswith("matplotlib.backends")}
+
+
+def _code_strings(path: Path) -> set[str]:
+    """Every string constant in a module's code, docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+    }
+
+
+def test_studies_read_no_key_of_an_analysis_result():
+    """odenet.studies shows the analyses through their sections and flat tables only: no
+    string in its code names an analysis kind or a key of what an analysis measured."""
+    from odenet.analysis.analyze_results import FIELD_COLUMNS
+
+    keys = {"analyze", "sharpness", "responses", "network_order", "step_ratios", "grad_norms",
+            "eigenvalues", "outside_region", "fields_with_region", "lambda_max",
+            "trace"}  # fmt: skip
+    keys |= set(FIELD_COLUMNS) - {"field", "scheme"}  # words the report uses for its own
+    found = {
+        (path.relative_to(ROOT).as_posix(), s)
+        for path in sorted((ROOT / "odenet" / "studies").rglob("*.py"))
+        for s in _code_strings(path) & keys
+    }
+    assert found == set()

@@ -125,7 +125,7 @@ def test_responses_of_a_run_match_own_hooks_on_its_own_subset(study):
         str(study), RunSelection(solvers=("rk4",)), None, eigen=eigen, initial=False, figures=False
     )
     result = run_analyze(cfg)
-    (got,) = result.models
+    (got,) = [m.values for m in result.models]
     model, config = load_trained(study / "runs" / got["run_id"])
     ds = load_dataset(config.dataset)
     own = torch.randperm(96, generator=torch.Generator().manual_seed(0))[:64].sort().values
@@ -152,12 +152,12 @@ def test_cache_is_keyed_by_settings(study):
         ).models
 
     first = analyze()
-    assert not any(m["cached"] for m in first)
+    assert not any(m.cached for m in first)
     again = analyze()
-    assert all(m["cached"] for m in again)
-    assert [m["eigenvalues"] for m in again] == [m["eigenvalues"] for m in first]
-    assert not any(m["cached"] for m in analyze(krylov=3))
-    assert not any(m["cached"] for m in analyze(limit=17))
+    assert all(m.cached for m in again)
+    assert [m.values["eigenvalues"] for m in again] == [m.values["eigenvalues"] for m in first]
+    assert not any(m.cached for m in analyze(krylov=3))
+    assert not any(m.cached for m in analyze(limit=17))
 
 
 @pytest.mark.parametrize(

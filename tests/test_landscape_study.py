@@ -16,6 +16,7 @@ from odenet.analysis.selection import RunSelection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig
 from odenet.cli import main
 from odenet.errors import ConfigError
+from odenet.studies.identity import Axes
 from odenet.studies.store import RunRecord, Store
 from odenet.training import TrainConfig
 
@@ -118,7 +119,6 @@ def test_1d_landscape_on_a_study(study):
         assert np.isfinite(m.sharpness["lambda_max"]) and m.sharpness["lambda_max"] > 0
         assert "32 drawn (seed 0) from the run's training subset of 96" in m.data
         assert m.to_dict()["data"] == m.data
-    out = study / "landscape"
     assert {p.name for p in result.figures} == {"slice1d_d8.png", "slice1d_d8.svg"}
     assert all(p.stat().st_size > 0 for p in result.figures)
     assert "training subset of 96" in result.figures[1].read_text()  # the SVG says so
@@ -140,12 +140,19 @@ def test_1d_landscape_on_a_study(study):
     origin = result.models[0].slice.at_origin()[0]
     assert other.models[0].to_dict()["loss_at_0"] == pytest.approx(origin, rel=1e-5)
     assert not np.isclose(other.models[0].slice.loss, origin).any()
-    # the study report picks up the figures and the sharpness columns
+    # the study report picks up landscape's section and its flat sharpness table, whose
+    # columns join the run rows
     from odenet.studies.report import load_study_data
 
     data = load_study_data(study)
-    assert out / "slice1d_d8.png" in data.landscape_figures
-    assert set(data.sharpness) == {"d8-euler-lr0.1-s0", "d8-heun-lr0.1-s0"}
+    assert "![slice1d_d8](landscape/slice1d_d8.png)" in data.sections
+    assert set(data.tables["sharpness"]) == {"d8-euler-lr0.1-s0", "d8-heun-lr0.1-s0"}
+    assert data.analysis_columns == ["lambda_max", "trace"]
+    by_id = {row["id"]: row for row in data.run_rows()}
+    newest = {r["run_id"]: r["result"] for r in Store.open(study).analyses("sharpness")}
+    for run_id, values in newest.items():
+        assert by_id[run_id]["lambda_max"] == values["lambda_max"]
+        assert by_id[run_id]["trace"] == values["trace"]
 
 
 def test_2d_landscape_via_cli_json(study, capsys):
@@ -197,9 +204,11 @@ def test_untrained_selection_fails_with_one_line(study, capsys, argv, what):
     assert "depths 8; schemes euler, heun; lrs 0.1" in err
 
 
-def _record(depth, solver, lr, seed, acc, status="done") -> RunRecord:
+def _record(depth, solver, lr, seed, acc, status="done", wd=None) -> RunRecord:
+    """A stored run; ``wd``: its value of a swept weight_decay (None: nothing swept)."""
+    swept = () if wd is None else ("weight_decay",)
     return RunRecord(
-        id=f"d{depth}-{solver}-lr{lr}-s{seed}",
+        id=f"d{depth}-{solver}-lr{lr}" + ("" if wd is None else f"-wd{wd}") + f"-s{seed}",
         depth=depth,
         solver=solver,
         lr=lr,
@@ -208,7 +217,8 @@ def _record(depth, solver, lr, seed, acc, status="done") -> RunRecord:
         test_acc=acc,
         epochs_done=1,
         run_dir=Path("/nonexistent"),
-        config=TrainConfig(),
+        config=TrainConfig() if wd is None else replace(TrainConfig(), weight_decay=wd),
+        swept=swept,
     )
 
 
@@ -253,6 +263,51 @@ def test_selection_best_lr_smallest_seed_and_errors():
         select_runs(runs, RunSelection(lrs=(0.8,)))
     with pytest.raises(ConfigError, match="no finished runs yet"):
         select_runs([_record(20, "euler", 0.1, 0, None, "pending")])
+
+
+def test_axes_configuration_cell_variant_and_labels():
+    a = _record(20, "rk4", 0.1, 1, 0.5, wd=5e-4).axes
+    assert a.names == ("depth", "solver", "lr", "weight_decay", "seed")
+    assert a.configuration == Axes.of_run(20, "rk4", 0.1, 0, (("weight_decay", 5e-4),)).without(
+        "seed"
+    )
+    assert a.cell.names == ("depth", "solver", "weight_decay")
+    assert a.variant.names == ("solver", "weight_decay")
+    assert a.variant.label() == "rk4 weight_decay=0.0005"
+    assert a.describe() == "depth 20, rk4, lr 0.1, weight_decay=0.0005, seed 1"
+    assert a.configuration != _record(20, "rk4", 0.1, 1, 0.5, wd=0.0).axes.configuration
+
+
+def test_selection_picks_the_best_lr_of_each_cell_and_notes_an_unfinished_cell():
+    runs = [
+        _record(20, "euler", 0.1, 0, 0.90, wd=0.0),
+        _record(20, "euler", 0.1, 1, 0.80, wd=0.0),
+        _record(20, "euler", 0.4, 0, 0.70, wd=0.0),
+        _record(20, "euler", 0.1, 0, 0.50, wd=5e-4),
+        _record(20, "euler", 0.4, 1, 0.95, wd=5e-4),
+        _record(20, "euler", 0.4, 0, 0.90, wd=5e-4),
+        _record(20, "rk4", 0.1, 0, 0.90, wd=0.0),
+        _record(20, "rk4", 0.1, 0, None, "pending", wd=5e-4),
+    ]
+    sel = select_runs(runs)
+    assert [r.id for r in sel.runs] == [
+        "d20-euler-lr0.1-wd0.0-s0",  # wd 0: lr 0.1 (mean 0.85 > 0.70), its smallest seed
+        "d20-euler-lr0.4-wd0.0005-s0",  # wd 5e-4: lr 0.4 (0.925 > 0.50)
+        "d20-rk4-lr0.1-wd0.0-s0",
+    ]
+    assert sel.notes == ("skipped depth 20, rk4, weight_decay=0.0005: no finished run",)
+    assert sel.swept == ("weight_decay",)
+    every = select_runs(runs, RunSelection(orders=(1,), all_lrs=True, all_seeds=True))
+    assert len(every.runs) == 6
+    kept_wd = (("weight_decay", (5e-4,)),)
+    kept = select_runs(runs, RunSelection(all_lrs=True, where=kept_wd))
+    assert [r.id for r in kept.runs] == [
+        "d20-euler-lr0.1-wd0.0005-s0",
+        "d20-euler-lr0.4-wd0.0005-s0",
+    ]
+    assert kept.notes == ("skipped depth 20, scheme rk4, weight_decay=0.0005: no finished run",)
+    with pytest.raises(ConfigError, match="no finished run at depth 20, scheme rk4, weight_dec"):
+        select_runs(runs, RunSelection(depths=(20,), orders=(4,), where=kept_wd))
 
 
 def test_option_parsing_errors(tmp_path):

@@ -12,6 +12,7 @@ import torch
 
 from odenet.cli import main
 from odenet.studies import Store, load_study
+from odenet.tables import FlatTable
 
 DATASET = "synthetic:train=128,test=64,size=8"
 ARGS = [
@@ -102,23 +103,37 @@ def test_report_json_csv_figures_and_markdown(study, tmp_path, run_cli):
     assert md.count("](figures/") == 4 and "d8-heun-lr1000.0-s0 | diverged" in md
 
 
-def test_report_includes_sharpness_and_landscape_when_present(study, run_cli):
-    Store.open(study).record_analysis(
-        "d8-euler-lr0.2-s0", "sharpness", {"power_iters": 20}, {"lambda_max": 12.5, "trace": 80.0}
-    )
+def test_report_shows_what_the_analyses_published(study, run_cli):
+    """The report reads no analysis's results: a one-row-per-run flat table stored beside a
+    result gives run columns (a result without one gives none), and a section an analysis
+    wrote is included as it is; a folder without one shows its figures."""
+    store = Store.open(study)
+    table = FlatTable(("lambda_max", "trace"), ((12.5, 80.0),))
+    store.record_analysis("d8-euler-lr0.2-s0", "any kind", {"a": 1}, {"hidden": 1.0}, table)
+    store.record_analysis("d8-heun-lr0.2-s0", "older", {"a": 1}, {"lambda_max": 3.0})
+    per_field = FlatTable(("field", "x"), (("f1", 1.0), ("f2", 2.0)), index=("field",))
+    store.record_analysis("d14-heun-lr0.2-s0", "per field", {"a": 1}, {}, per_field)
     (study / "landscape").mkdir(exist_ok=True)
     (study / "landscape" / "slice1d.png").write_bytes(b"\x89PNG")
+    (study / "analysis").mkdir(exist_ok=True)
+    (study / "analysis" / "section.md").write_text("## Instruments\n\nmeasured | here\n")
     try:
         code, out, _ = run_cli(["report", str(study), "--json"])
         rows = {r["id"]: r for r in json.loads(out)["runs"]}
         assert rows["d8-euler-lr0.2-s0"]["lambda_max"] == 12.5
-        assert rows["d8-heun-lr0.2-s0"]["lambda_max"] is None
+        assert rows["d8-euler-lr0.2-s0"]["trace"] == 80.0
+        assert rows["d8-heun-lr0.2-s0"]["lambda_max"] is None  # no flat table, no column value
+        assert not {"hidden", "x", "field"} & set(rows["d14-heun-lr0.2-s0"])
         md = (study / "report.md").read_text()
-        assert "lambda_max" in md and "](landscape/slice1d.png)" in md
+        assert "| lambda_max | trace |" in md
+        assert "## landscape\n\n![slice1d](landscape/slice1d.png)" in md
+        assert "## Instruments\n\nmeasured | here\n" in md
+        assert md.index("## landscape") < md.index("## Instruments") < md.index("## Runs")
     finally:
         with Store.open(study).connect() as con:
-            con.execute("DELETE FROM analyses WHERE kind = 'sharpness'")
+            con.execute("DELETE FROM analyses")
         (study / "landscape" / "slice1d.png").unlink()
+        (study / "analysis" / "section.md").unlink()
 
 
 def test_rerun_skips_finished_runs(study, run_cli):

@@ -12,12 +12,19 @@
   ``run_subset``: the training images a run was trained on.
 
 Every analysis measures a run on its own training subset, in eval mode, and caches its
-results in the study directory keyed by every setting.
+results in the study directory keyed by every setting. Runs are selected, grouped and
+labelled by their axes (``RunRecord.axes``: every axis of the study, odenet.studies.identity):
+``RunAnalysis`` is one run's result, ``ConfigurationMeans`` the means over the seeds of one
+configuration. Each analysis writes its own section of the study's report.md
+(odenet.analysis.report_sections) and stores a flat form of each result beside it
+(``odenet.tables.FlatTable``), so the studies never read what an analysis measured.
 """
 
 from odenet.analysis.analyze import (
     AnalyzeConfig,
     AnalyzeResult,
+    ConfigurationMeans,
+    RunAnalysis,
     analyze_model,
     run_analyze,
     spectra,
@@ -31,11 +38,13 @@ from odenet.analysis.selection import RunSelection, Selection, select_runs
 __all__ = [
     "AnalyzeConfig",
     "AnalyzeResult",
+    "ConfigurationMeans",
     "DataSubset",
     "EigenConfig",
     "EigenEstimate",
     "LandscapeConfig",
     "LandscapeResult",
+    "RunAnalysis",
     "RunSelection",
     "Selection",
     "analyze_model",

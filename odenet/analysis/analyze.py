@@ -11,19 +11,29 @@ For every selected run (odenet.analysis.selection), on the run's own training su
   step (odenet.analysis.eigen), and the number of fields outside it.
 
 Each run's result is cached in the study database (``Store.record_analysis``, kind
-"analyze") under every setting that determines it; the figures go to ``<study>/analysis/``
-(odenet.analysis.analyze_plots) and an aggregate per (depth, scheme, lr) over seeds is
-returned with them. A run whose checkpoint is missing or damaged is skipped with a note.
+"analyze") under every setting that determines it, with its flat form (a row per field:
+``field_table``); the figures go to ``<study>/analysis/`` (odenet.analysis.analyze_plots) and
+the means over the seeds of each configuration (every axis but seed, odenet.studies.identity)
+are returned with them. ``<study>/analysis/section.md`` is this analysis's section of the
+study's report (odenet.analysis.report_sections). A run whose checkpoint is missing or damaged
+is skipped with a note.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from odenet.analysis.analyze_results import (
+    AnalyzeResult,
+    ConfigurationMeans,
+    RunAnalysis,
+    aggregate,
+    field_table,
+    summary_table,
+)
 from odenet.analysis.eigen import EigenConfig, field_eigenvalues, place_on_region
 from odenet.analysis.inputs import (
     Batch,
@@ -31,16 +41,31 @@ from odenet.analysis.inputs import (
     RunUnreadable,
     initial_model,
     load_run,
+    parse_limit,
 )
+from odenet.analysis.report_sections import write_analyze_section
 from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.strict_json import finite
 from odenet.studies.store import RunRecord, Store
-from odenet.tables import rich_table
 
-VERSION = 3  # bump when what a cached result holds changes
+__all__ = [
+    "AnalyzeConfig",
+    "AnalyzeResult",
+    "ConfigurationMeans",
+    "RunAnalysis",
+    "aggregate",
+    "analyze_model",
+    "config_from_options",
+    "field_table",
+    "run_analyze",
+    "spectra",
+    "summary_table",
+]
+
+VERSION = 4  # bump when what a cached result holds changes (4: its flat form, field_table)
 
 
 @dataclass(frozen=True)
@@ -66,26 +91,6 @@ class AnalyzeConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"unknown device {self.device!r}; expected one of: auto, cpu, cuda")
         self.eigen.validate()
-
-
-@dataclass
-class AnalyzeResult:
-    settings: dict
-    models: list[dict]  # one per analysed run (see ``analyze_model`` plus run facts)
-    table: list[dict]  # per (depth, scheme, lr): means over seeds and n
-    figures: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return finite(
-            {
-                "settings": self.settings,
-                "models": self.models,
-                "table": self.table,
-                "figures": [str(p) for p in self.figures],
-                "notes": self.notes,
-            }
-        )
 
 
 def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -> list[dict]:
@@ -207,13 +212,15 @@ def _settings(config: AnalyzeConfig, run: RunRecord, data_key: dict, checkpoint:
     }
 
 
-def _one_run(config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache):
+def _one_run(
+    config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache
+) -> RunAnalysis:
     model, checkpoint = load_run(run, device)
     subset, batches = data.batches(run)
     key = _settings(config, run, subset.key, checkpoint)
     stored = store.analysis(run.id, "analyze", key)
     if stored is not None:
-        return {**stored, "cached": True}
+        return RunAnalysis(run.axes, stored, cached=True)
     init = initial_model(run, device) if config.initial else None
     result = analyze_model(model, batches, config.eigen, init)
     facts = {
@@ -226,45 +233,8 @@ def _one_run(config: AnalyzeConfig, store: Store, run: RunRecord, device, data: 
         "data": subset.description,
     }
     result = finite({**facts, **result})
-    store.record_analysis(run.id, "analyze", key, result)
-    return {**result, "cached": False}
-
-
-def aggregate(models: list[dict]) -> list[dict]:
-    """Per (depth, scheme, lr), means over seeds: n, test accuracy, mean response, mean step
-    ratio, mean |z| of the fields with eigenvalues, fields outside the region, and the total
-    count of unconverged field estimates (over seeds; results cached before it: None)."""
-    cells: dict[tuple, list[dict]] = {}
-    for m in models:
-        cells.setdefault((m["depth"], m["solver"], m["lr"]), []).append(m)
-
-    def mean(values: list) -> float | None:
-        vals = [v for v in values if v is not None and math.isfinite(v)]
-        return sum(vals) / len(vals) if vals else None
-
-    rows = []
-    for (depth, solver, lr), ms in sorted(cells.items(), key=lambda kv: kv[0]):
-        rows.append(
-            {
-                "depth": depth,
-                "scheme": solver,
-                "lr": lr,
-                "n": len(ms),
-                "seeds": sorted(m["seed"] for m in ms),
-                "test_acc": mean([m["test_acc"] for m in ms]),
-                "response": mean([mean(m["responses"]["network_order"]) for m in ms]),
-                "step_ratio": mean([mean(m["step_ratios"]) for m in ms]),
-                "eig_abs": mean([mean([e["abs"] for e in m["eigenvalues"]]) for m in ms]),
-                "outside_region": mean([m["outside_region"] for m in ms]),
-                "fields_with_region": ms[0]["fields_with_region"],
-                "unconverged_fields": _total([m.get("unconverged_fields") for m in ms]),
-            }
-        )
-    return rows
-
-
-def _total(values: list) -> int | None:
-    return None if any(v is None for v in values) else sum(values)
+    store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
+    return RunAnalysis(run.axes, result)
 
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
@@ -288,14 +258,15 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     settings = {
         "study_dir": str(store.dir),
         "limit_data": config.limit_data,
-        "images": sorted({m["data"] for m in models}),
+        "images": sorted({m.values["data"] for m in models}),
         "batch_size": config.batch_size,
         "eigen": asdict(config.eigen),
         "initial": config.initial,
-        "selection": config.selection.describe(),
+        "selection": config.selection.describe(selection.swept),
     }
     out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
+    write_analyze_section(store)
     return AnalyzeResult(settings, models, table, figures, notes)
 
 
@@ -307,6 +278,7 @@ def config_from_options(
     solvers: str | None = None,
     lr: str | float | None = None,
     seed: str | int | None = None,
+    where: tuple[str, ...] = (),
     limit_data: str | int | None = "1024",
     krylov: int = EigenConfig.krylov,
     restarts: int = EigenConfig.restarts,
@@ -315,48 +287,14 @@ def config_from_options(
     **options: object,
 ) -> AnalyzeConfig:
     """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all")."""
-    from odenet.analysis.landscape import parse_limit
     from odenet.analysis.selection import parse_selection
 
     config = AnalyzeConfig(
         study_dir=str(study_dir),
-        selection=parse_selection(depth, orders, solvers, lr, seed),
+        selection=parse_selection(depth, orders, solvers, lr, seed, where),
         limit_data=parse_limit(limit_data),
         eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
         **options,  # type: ignore[arg-type]
     )
     config.validate()
     return config
-
-
-def summary_table(result: AnalyzeResult):
-    """A rich Table of the aggregate per (depth, scheme, lr)."""
-    header = ("depth", "scheme", "lr", "n", "test acc %", "response", "step ratio", "|z|",
-              "outside region", "unconv.")  # fmt: skip
-
-    def num(v, fmt=".3g"):
-        return "-" if v is None else format(v, fmt)
-
-    rows = []
-    for r in result.to_dict()["table"]:
-        outside = (
-            "-"
-            if r["outside_region"] is None
-            else f"{r['outside_region']:.1f}/{r['fields_with_region']}"
-        )
-        acc = None if r["test_acc"] is None else 100 * r["test_acc"]
-        unconverged = r["unconverged_fields"]
-        rows.append([
-            str(r["depth"]), r["scheme"], f"{r['lr']:g}", str(r["n"]), num(acc, ".2f"),
-            num(r["response"]), num(r["step_ratio"]), num(r["eig_abs"]), outside,
-            "-" if unconverged is None else str(unconverged),
-        ])  # fmt: skip
-    return rich_table(
-        header,
-        rows,
-        title="analyze: means over seeds per (depth, scheme, lr)",
-        caption="images: " + "; ".join(result.settings["images"]) + "; unconv.: fields whose "
-        f"eigenvalue estimate stayed above --eigen-tol {result.settings['eigen']['tol']:g} "
-        "(summed over seeds)",
-        left=("depth", "scheme"),
-    )

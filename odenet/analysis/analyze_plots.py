@@ -7,12 +7,14 @@ Per depth d, in ``<study>/analysis/``:
 * ``step_ratios_d{d}``: ||k_i|| / ||s|| per field;
 * ``grad_norms_d{d}``: ||dL/dx_i|| of the state and ||dL/d theta_i|| of the parameters per
   field, at the trained (solid) and initial (dashed) weights;
-* ``eigenvalues_d{d}``: a panel per (scheme, lr): each field's mean dominant eigenvalue over
+* ``eigenvalues_d{d}``: a panel per (variant, lr): each field's mean dominant eigenvalue over
   the scheme's stability region (when odenet.solvers.stability provides it), hollow where an
   estimate did not converge to the tolerance;
-* ``outside_region``: fields outside the region against lr, per (depth, scheme).
+* ``outside_region``: fields outside the region against lr, per (depth, variant).
 
-Lines are means over the seeds of a (scheme, lr) cell; every legend and title says n, the
+A variant is the scheme and the study's swept values (odenet.studies.identity: "rk4
+downsample=field"); lines are means over the seeds of one configuration (a variant at one lr
+and depth), never over runs that differ in another axis. Every legend and title says n, the
 number of seeds behind it, and a footnote says which images were used.
 """
 
@@ -24,28 +26,34 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from odenet.analysis.analyze_results import ConfigurationMeans, RunAnalysis
 from odenet.analysis.plotting import footnote, new_figure, save
 from odenet.errors import ConfigError
 from odenet.solvers import stability
+from odenet.studies.identity import Axes
 
 _STYLES = ("-", "--", "-.", (0, (6, 2)))  # ":" is kept for the initial weights
 
 
-def _cells(models: list[dict], depth: int) -> dict[tuple[str, float], list[dict]]:
-    out: dict[tuple[str, float], list[dict]] = {}
+Cells = dict[tuple[Axes, float], list[RunAnalysis]]  # (variant, lr) -> its seeds' runs
+
+
+def _cells(models: list[RunAnalysis], depth: int) -> Cells:
+    """The runs of one depth by configuration: (variant, lr), in the order they come."""
+    out: Cells = {}
     for m in models:
-        if m["depth"] == depth:
-            out.setdefault((m["solver"], m["lr"]), []).append(m)
+        if m.axes["depth"] == depth:
+            out.setdefault((m.axes.variant, m.axes["lr"]), []).append(m)
     return out
 
 
-def _by_scheme(cells: dict) -> dict[str, list[dict]]:
-    """The models of each scheme, one per seed (the initial weights do not depend on lr)."""
-    out: dict[str, dict[int, dict]] = {}
-    for (solver, _), ms in cells.items():
+def _by_variant(cells: Cells) -> dict[Axes, list[RunAnalysis]]:
+    """The runs of each variant, one per seed (the initial weights do not depend on lr)."""
+    out: dict[Axes, dict[int, RunAnalysis]] = {}
+    for (variant, _), ms in cells.items():
         for m in ms:
-            out.setdefault(solver, {}).setdefault(m["seed"], m)
-    return {solver: list(by_seed.values()) for solver, by_seed in out.items()}
+            out.setdefault(variant, {}).setdefault(m.axes["seed"], m)
+    return {variant: list(by_seed.values()) for variant, by_seed in out.items()}
 
 
 def _mean(rows: list[list[float | None]]) -> np.ndarray:
@@ -56,51 +64,51 @@ def _mean(rows: list[list[float | None]]) -> np.ndarray:
     return np.where(seen > 0, total / np.maximum(seen, 1), np.nan)
 
 
-def _style(schemes: list[str], lrs: list[float], solver: str, lr: float, colors) -> dict:
+def _style(variants: list[Axes], lrs: list[float], variant: Axes, lr: float, colors) -> dict:
     return {
-        "color": colors[schemes.index(solver) % len(colors)],
+        "color": colors[variants.index(variant) % len(colors)],
         "linestyle": _STYLES[lrs.index(lr) % len(_STYLES)],
         "marker": "o",
         "ms": 3,
     }
 
 
-def _note(fig, models: list[dict]) -> None:
-    images = "; ".join(sorted({m["data"] for m in models}))
-    footnote(fig, f"eval mode, on {images}. Lines: mean over the n seeds of each cell.")
+def _note(fig, models: list[RunAnalysis]) -> None:
+    images = "; ".join(sorted({m.values["data"] for m in models}))
+    footnote(fig, f"eval mode, on {images}. Lines: mean over the n seeds of each configuration.")
 
 
 def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
-    """One figure with a panel per (title, ylabel, [(value: model -> list, initial)], log y,
-    sorted): a line per (scheme, lr), or per scheme for values at the initial weights."""
+    """One figure with a panel per (title, ylabel, [(value: run values -> list, initial)],
+    log y, sorted): a line per (variant, lr), or per variant for values at the initial
+    weights."""
     from matplotlib import rcParams
 
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
     cells = _cells(models, depth)
-    schemes = list(dict.fromkeys(s for s, _ in cells))
+    variants = list(dict.fromkeys(v for v, _ in cells))
     lrs = sorted({lr for _, lr in cells})
     fig = new_figure(figsize=(5 * len(panels), 3.8), constrained_layout=True)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, ylabel, value, log, sort) in zip(axes, panels, strict=True):
         for get, initial in value:
-            # trained weights: a line per (scheme, lr); initial weights depend on the seed
-            # and the scheme only: a dotted grey-edged line per scheme
-            groups = _by_scheme(cells) if initial else cells
+            # trained weights: a line per (variant, lr); initial weights depend on the seed
+            # and the variant only: a dotted grey-edged line per variant
+            groups = _by_variant(cells) if initial else cells
             for key, ms in groups.items():
-                y = _mean([get(m) for m in ms])
+                y = _mean([get(m.values) for m in ms])
                 if not np.isfinite(y).any():
                     continue
                 if sort:
                     y = np.sort(y)[::-1]
-                solver = key if initial else key[0]
-                seeds = len({m["seed"] for m in ms})
+                variant = key if initial else key[0]
                 if initial:
-                    style = {"color": colors[schemes.index(solver) % len(colors)],
+                    style = {"color": colors[variants.index(variant) % len(colors)],
                              "linestyle": ":", "marker": "x", "ms": 4, "alpha": 0.7}  # fmt: skip
-                    label = f"{solver}, initial weights (n={seeds})"
+                    label = f"{variant.label()}, initial weights (n={len(ms)})"
                 else:
-                    style = _style(schemes, lrs, solver, key[1], colors)
-                    label = f"{solver}, lr {key[1]:g} (n={len(ms)})"
+                    style = _style(variants, lrs, variant, key[1], colors)
+                    label = f"{variant.label()}, lr {key[1]:g} (n={len(ms)})"
                 ax.plot(np.arange(1, len(y) + 1), y, label=label, **style)
         ax.set(
             title=f"{title}, depth {depth}",
@@ -134,16 +142,16 @@ def _region(ax, scheme: str, points: list[complex]) -> bool:
     return True
 
 
-def eigenvalue_figure(models: list[dict], depth: int, stem: Path, images: int) -> list[Path]:
+def eigenvalue_figure(models: list[RunAnalysis], depth: int, stem: Path, images: int) -> list[Path]:
     cells = _cells(models, depth)
-    schemes = list(dict.fromkeys(s for s, _ in cells))
+    variants = list(dict.fromkeys(v for v, _ in cells))
     lrs = sorted({lr for _, lr in cells})
-    fig = new_figure(figsize=(3.4 * len(lrs), 3.2 * len(schemes)), constrained_layout=True)
-    axes = fig.subplots(len(schemes), len(lrs), squeeze=False)
-    for i, solver in enumerate(schemes):
+    fig = new_figure(figsize=(3.4 * len(lrs), 3.2 * len(variants)), constrained_layout=True)
+    axes = fig.subplots(len(variants), len(lrs), squeeze=False)
+    for i, variant in enumerate(variants):
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
-            ms = cells.get((solver, lr), [])
+            ms = [m.values for m in cells.get((variant, lr), [])]
             if not ms:
                 ax.set_axis_off()
                 continue
@@ -178,7 +186,7 @@ def eigenvalue_figure(models: list[dict], depth: int, stem: Path, images: int) -
                 if outside
                 else "no region"
             )
-            ax.set_title(f"{solver}, lr {lr:g} (n={len(ms)}): {count}", fontsize=8)
+            ax.set_title(f"{variant.label()}, lr {lr:g} (n={len(ms)}): {count}", fontsize=8)
             ax.axhline(0, color="0.6", lw=0.5)
             ax.axvline(0, color="0.6", lw=0.5)
             ax.set_aspect("equal", adjustable="datalim")
@@ -192,26 +200,25 @@ def eigenvalue_figure(models: list[dict], depth: int, stem: Path, images: int) -
         f"{images} images, Im >= 0); "
         "red: outside the region of the field's step scheme; hollow: an estimate that did "
         "not converge to the tolerance. "
-        + "; ".join(sorted({m["data"] for ms in cells.values() for m in ms})),
+        + "; ".join(sorted({m.values["data"] for ms in cells.values() for m in ms})),
     )
     return save(fig, stem)
 
 
-def outside_figure(table: list[dict], stem: Path) -> list[Path]:
+def outside_figure(table: list[ConfigurationMeans], stem: Path) -> list[Path]:
+    """Fields outside the region against lr: a line per cell (depth and variant)."""
     fig = new_figure(figsize=(5.5, 3.8), constrained_layout=True)
     ax = fig.subplots()
-    keys = list(dict.fromkeys((r["depth"], r["scheme"]) for r in table))
-    for depth, scheme in keys:
-        rows = [r for r in table if (r["depth"], r["scheme"]) == (depth, scheme)]
-        rows = [r for r in rows if r["outside_region"] is not None]
+    for cell in dict.fromkeys(r.axes.cell for r in table):
+        rows = [r for r in table if r.axes.cell == cell and r.outside_region is not None]
         if not rows:
             continue
-        ns = sorted({r["n"] for r in rows})
+        ns = sorted({r.n for r in rows})
         ax.plot(
-            [r["lr"] for r in rows],
-            [r["outside_region"] for r in rows],
+            [r.axes["lr"] for r in rows],
+            [r.outside_region for r in rows],
             marker="o",
-            label=f"{scheme}, depth {depth} (n={','.join(map(str, ns))})",
+            label=f"{cell.variant.label()}, depth {cell['depth']} (n={','.join(map(str, ns))})",
         )
     ax.set_xscale("log")
     ax.set(
@@ -226,7 +233,7 @@ def outside_figure(table: list[dict], stem: Path) -> list[Path]:
 
 
 def draw_analysis(
-    models: list[dict], table: list[dict], out_dir: Path, eigen_images: int
+    models: list[RunAnalysis], table: list[ConfigurationMeans], out_dir: Path, eigen_images: int
 ) -> list[Path]:
     """Every figure of an analysis (spectra on the first ``eigen_images`` images); returns the
     written paths."""
@@ -241,7 +248,7 @@ def draw_analysis(
         return m["responses"]["network_order"]
 
     paths: list[Path] = []
-    for depth in sorted({m["depth"] for m in models}):
+    for depth in sorted({m.axes["depth"] for m in models}):
         paths += _per_field_figure(models, depth, out_dir / f"responses_d{depth}", [
             ("responses", "std of the field's output", [(responses, False)], False, False),
             ("responses, sorted", "std of the field's output", [(responses, False)], False, True),
@@ -257,6 +264,6 @@ def draw_analysis(
                                                     (initial("params"), True)], True, False),
         ])  # fmt: skip
         paths += eigenvalue_figure(models, depth, out_dir / f"eigenvalues_d{depth}", eigen_images)
-    if any(r["outside_region"] is not None for r in table):
+    if any(r.outside_region is not None for r in table):
         paths += outside_figure(table, out_dir / "outside_region")
     return paths

@@ -44,6 +44,19 @@ class DataSubset:
         return int(self.indices.numel())
 
 
+def parse_limit(text: str | int | None) -> int | None:
+    """'all' (or None) -> None; a positive integer -> itself; ConfigError otherwise."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"--limit-data: {text!r} is not a positive integer or 'all'") from None
+    if n < 1:
+        raise ConfigError(f"--limit-data: {n} is not a positive integer or 'all'")
+    return n
+
+
 def run_subset(
     dataset: str, split_size: int, limit_train: int | None, limit_data: int | None
 ) -> DataSubset:

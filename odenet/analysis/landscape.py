@@ -1,7 +1,8 @@
 """``odenet landscape``: loss-surface slices and sharpness of a study's trained models.
 
-For each selected run (odenet.analysis.selection: by default one finished run per
-(depth, scheme) at its best lr) this loads the trained model, takes the run's OWN training
+For each selected run (odenet.analysis.selection: by default one finished run per cell, i.e.
+per (depth, scheme, swept values), at its best lr) this loads the trained model, takes the
+run's OWN training
 subset (odenet.analysis.inputs: the images it trained on, ``--limit-data N`` of them, normalised,
 no augmentation), and computes
 
@@ -9,11 +10,13 @@ no augmentation), and computes
   evaluated many points per data pass (odenet.analysis.slices), stored and resumable under
   ``<study>/landscape/<key>.npz`` with its settings in ``<key>.json``;
 * the top Hessian eigenvalue and a Hutchinson trace (odenet.analysis.sharpness), cached in the
-  study database (``Store.record_analysis``, kind "sharpness");
+  study database (``Store.record_analysis``, kind "sharpness") with its flat form
+  (``sharpness_table``: lambda_max and trace, the report's per-run columns);
 
-then draws the figures (odenet.analysis.landscape_plots). Every cache is keyed by every
-setting that determines its values (grid, data subset, batch size, estimator settings, the
-checkpoint's digest). A run whose checkpoint is missing or damaged is skipped with a note.
+then draws the figures (odenet.analysis.landscape_plots) and writes its section of the study's
+report (``<study>/landscape/section.md``). Every cache is keyed by every setting that
+determines its values (grid, data subset, batch size, estimator settings, the checkpoint's
+digest). A run whose checkpoint is missing or damaged is skipped with a note.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from pathlib import Path
 import torch
 
 from odenet.analysis.directions import make_directions, trained_parameters
-from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run
+from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run, parse_limit
+from odenet.analysis.report_sections import write_landscape_section
 from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig, model_sharpness
 from odenet.analysis.slices import (
@@ -40,9 +44,10 @@ from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.files import atomic_write_text
 from odenet.studies.store import RunRecord, Store
-from odenet.tables import rich_table
+from odenet.tables import FlatTable, rich_table
 
 DEFAULT_POINTS = {1: 51, 2: 25}
+SHARPNESS_VERSION = 2  # bump when what a cached sharpness result holds (2: its flat form)
 
 
 @dataclass(frozen=True)
@@ -101,19 +106,6 @@ def parse_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def parse_limit(text: str | int | None) -> int | None:
-    """'all' (or None) -> None; a positive integer -> itself; ConfigError otherwise."""
-    if text is None or str(text).strip().lower() == "all":
-        return None
-    try:
-        n = int(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"--limit-data: {text!r} is not a positive integer or 'all'") from None
-    if n < 1:
-        raise ConfigError(f"--limit-data: {n} is not a positive integer or 'all'")
-    return n
-
-
 @dataclass
 class ModelLandscape:
     """One model's slice and sharpness."""
@@ -134,6 +126,7 @@ class ModelLandscape:
             "solver": self.run.solver,
             "lr": self.run.lr,
             "seed": self.run.seed,
+            **dict(self.run.axes.swept),
             "test_acc": self.run.test_acc,
             "loss_at_0": loss0,
             "acc_at_0": acc0,
@@ -184,6 +177,7 @@ def sharpness_settings(
 ) -> dict:
     """Everything that determines a sharpness estimate (its cache key in the store)."""
     return {
+        "version": SHARPNESS_VERSION,
         "run_id": run.id,
         "checkpoint": checkpoint,
         "data": subset.key,
@@ -191,6 +185,11 @@ def sharpness_settings(
         **asdict(config.sharpness_config),
         "seed": config.direction_seed,
     }
+
+
+def sharpness_table(values: dict) -> FlatTable:
+    """A sharpness result's flat form: one row per run, lambda_max and trace."""
+    return FlatTable(("lambda_max", "trace"), ((values["lambda_max"], values["trace"]),))
 
 
 def _one_model(
@@ -233,7 +232,7 @@ def _one_model(
             )
             values = model_sharpness(model, batches, cfg).to_dict()
             values["data"] = subset.description
-            store.record_analysis(run.id, "sharpness", key, values)
+            store.record_analysis(run.id, "sharpness", key, values, sharpness_table(values))
         else:  # computed before under exactly these settings
             values["cached"] = True
         landscape.sharpness = values
@@ -276,13 +275,12 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
         "direction_seed": config.direction_seed,
         "include_1d_params": config.include_1d,
         "sharpness": asdict(config.sharpness_config) if config.sharpness else None,
-        "selection": config.selection.describe(),
+        "selection": config.selection.describe(selection.swept),
         "depths": selection.depths,
         "schemes": selection.schemes,
     }
-    figures = draw_figures(
-        models, selection.schemes, selection.depths, config.dims, out, surface=config.surface
-    )
+    figures = draw_figures(models, selection.depths, config.dims, out, surface=config.surface)
+    write_landscape_section(store.dir)
     return LandscapeResult(settings, models, figures, notes)
 
 
@@ -294,6 +292,7 @@ def config_from_options(
     solvers: str | None = None,
     lr: str | float | None = None,
     seed: str | int | None = None,
+    where: tuple[str, ...] = (),
     range_: str = "-1:1",
     limit_data: str | int | None = "1024",
     power_iters: int = 20,
@@ -304,7 +303,7 @@ def config_from_options(
     lo, hi = parse_range(range_)
     config = LandscapeConfig(
         study_dir=str(study_dir),
-        selection=parse_selection(depth, orders, solvers, lr, seed),
+        selection=parse_selection(depth, orders, solvers, lr, seed, where),
         lo=lo,
         hi=hi,
         limit_data=parse_limit(limit_data),

@@ -1,13 +1,15 @@
 """Figures of loss-surface slices (pyplot-free Figures; PNG at 200 dpi and SVG).
 
-* ``slice1d_d{depth}``: loss (log scale) and accuracy along the direction, every scheme of that
+* ``slice1d_d{depth}``: loss (log scale) and accuracy along the direction, every model of that
   depth overlaid;
-* ``slice2d``: a schemes x depths grid of contour panels on one shared, log-spaced colour
-  scale with one colour bar;
+* ``slice2d``: a grid of contour panels, a row per model of one depth (its axes but depth) and
+  a column per depth, on one shared, log-spaced colour scale with one colour bar;
 * ``surface2d`` (optional): the same grid as 3D surfaces of log10(loss).
 
-Only complete slices are drawn; each figure says which images the loss is measured on.
-Functions take ``ModelLandscape`` objects and return the written paths.
+A model is labelled by its axes (odenet.studies.identity): the scheme with the study's swept
+values ("rk4 downsample=field"), lr and seed. Only complete slices are drawn; each figure says
+which images the loss is measured on. Functions take ``ModelLandscape`` objects and return the
+written paths.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from odenet.analysis.plotting import footnote, new_figure, save
+from odenet.studies.identity import Axes
 
 if TYPE_CHECKING:
     from odenet.analysis.landscape import ModelLandscape
@@ -33,8 +36,13 @@ def _save(fig, stem: Path, models: Sequence[ModelLandscape]) -> list[Path]:
     return save(fig, stem)
 
 
-def _label(m: ModelLandscape) -> str:
-    return f"{m.run.solver} (lr {m.run.lr:g}, seed {m.run.seed})"
+def _label(axes: Axes) -> str:
+    """ "rk4 downsample=field (lr 0.1, seed 0)", and the depth first when ``axes`` has one; a
+    line break after the variant when it holds swept values (a panel title stays narrow)."""
+    head = axes.variant.label()
+    if "depth" in axes:
+        head += ("\n" if axes.swept else ", ") + f"depth {axes['depth']}"
+    return f"{head} (lr {axes['lr']:g}, seed {axes['seed']})"
 
 
 def plot_1d(models: Sequence[ModelLandscape], depth: int, stem: Path) -> list[Path]:
@@ -43,8 +51,9 @@ def plot_1d(models: Sequence[ModelLandscape], depth: int, stem: Path) -> list[Pa
     ax_loss, ax_acc = fig.subplots(1, 2)
     for m in models:
         a = m.slice.grid.axis()
-        line = ax_loss.plot(a, m.slice.loss, label=_label(m))[0]
-        ax_acc.plot(a, 100 * m.slice.acc, color=line.get_color(), label=_label(m))
+        label = _label(m.run.axes.without("depth"))
+        line = ax_loss.plot(a, m.slice.loss, label=label)[0]
+        ax_acc.plot(a, 100 * m.slice.acc, color=line.get_color(), label=label)
     ax_loss.set_yscale("log")
     ax_loss.set(xlabel="a", ylabel="train loss (subset)", title=f"L(θ + a d), depth {depth}")
     ax_acc.set(xlabel="a", ylabel="train accuracy (%)", title=f"accuracy, depth {depth}")
@@ -64,17 +73,16 @@ def _shared_levels(models: Sequence[ModelLandscape]) -> tuple[np.ndarray, LogNor
     return np.geomspace(lo, hi, LEVELS), LogNorm(vmin=lo, vmax=hi)
 
 
-def _grid(models, depths):
-    """Cells keyed by (row, depth): a row is one (scheme, lr, seed) combination, in order."""
-    rows = list(dict.fromkeys((m.run.solver, m.run.lr, m.run.seed) for m in models))
-    cells = {((m.run.solver, m.run.lr, m.run.seed), m.run.depth): m for m in models}
+def _grid(models: Sequence[ModelLandscape], depths: Sequence[int]):
+    """Cells keyed by (row, depth): a row is a model's every axis but depth, in order."""
+    rows = list(dict.fromkeys(m.run.axes.without("depth") for m in models))
+    cells = {(m.run.axes.without("depth"), m.run.depth): m for m in models}
     return cells, rows, len(depths)
 
 
-def plot_2d(
-    models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
-) -> list[Path]:
-    """Contour panels: rows = (scheme, lr, seed), columns = depths, one log colour scale."""
+def plot_2d(models: Sequence[ModelLandscape], depths: Sequence[int], stem: Path) -> list[Path]:
+    """Contour panels: a row per model's axes but depth, a column per depth, one log colour
+    scale."""
     cells, row_keys, cols = _grid(models, depths)
     rows = len(row_keys)
     levels, norm = _shared_levels(models)
@@ -95,7 +103,7 @@ def plot_2d(
             ax.contour(a, a, z, levels=levels, norm=norm, colors="k", linewidths=0.3)
             ax.plot([0], [0], "r+", ms=8)
             ax.set_aspect("equal")
-            ax.set_title(f"{s[0]}, depth {d} (lr {m.run.lr:g}, seed {m.run.seed})", fontsize=9)
+            ax.set_title(_label(m.run.axes), fontsize=9)
             ax.set_xlabel("a (d1)")
             ax.set_ylabel("b (d2)")
     if mappable is not None:
@@ -111,9 +119,7 @@ def plot_2d(
     return _save(fig, stem, models)
 
 
-def plot_surface(
-    models: Sequence[ModelLandscape], schemes: Sequence[str], depths: Sequence[int], stem: Path
-) -> list[Path]:
+def plot_surface(models: Sequence[ModelLandscape], depths: Sequence[int], stem: Path) -> list[Path]:
     """3D surfaces of log10(loss) on a shared z range, same grid as ``plot_2d``."""
     cells, row_keys, cols = _grid(models, depths)
     rows = len(row_keys)
@@ -133,13 +139,12 @@ def plot_surface(
             ax.plot_surface(aa, bb, z, cmap="viridis", vmin=zlo, vmax=zhi, linewidth=0)
             ax.set_zlim(zlo, zhi)
             ax.set(xlabel="a", ylabel="b", zlabel="log10 loss")
-            ax.set_title(f"{s[0]}, depth {d} (lr {s[1]:g}, seed {s[2]})", fontsize=9)
+            ax.set_title(_label(m.run.axes), fontsize=9)
     return _save(fig, stem, models)
 
 
 def draw_figures(
     models: Sequence[ModelLandscape],
-    schemes: Sequence[str],
     depths: Sequence[int],
     dims: int,
     out_dir: Path,
@@ -155,7 +160,7 @@ def draw_figures(
             if at_depth:
                 paths += plot_1d(at_depth, d, out_dir / f"slice1d_d{d}")
     elif done:
-        paths += plot_2d(done, schemes, depths, out_dir / "slice2d")
+        paths += plot_2d(done, depths, out_dir / "slice2d")
         if surface:
-            paths += plot_surface(done, schemes, depths, out_dir / "surface2d")
+            paths += plot_surface(done, depths, out_dir / "surface2d")
     return paths

@@ -1,17 +1,21 @@
 """Which trained runs an analysis reads: one selection shared by ``landscape`` and ``analyze``.
 
-A ``RunSelection`` names depths, schemes (RK orders and registry names), learning rates and
-seeds; empty fields mean the defaults: every depth and scheme with finished runs, per
-(depth, scheme) the best lr by mean test accuracy over seeds, and the smallest seed trained
-at that lr. ``all_lrs`` / ``all_seeds`` (``--lr all`` / ``--seed all``) take every one.
+Runs are told apart by their axes (``RunRecord.axes``, odenet.studies.identity): depth,
+scheme, lr, every swept field, seed. A ``RunSelection`` names depths, schemes (RK orders and
+registry names), learning rates, seeds and values of swept fields (``where``); empty fields
+mean the defaults: every depth, scheme and swept value with finished runs; per cell (every
+axis but lr and seed) the best lr by mean test accuracy over its seeds, and the smallest seed
+trained at that lr. ``all_lrs`` / ``all_seeds`` (``--lr all`` / ``--seed all``) take every one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
+from odenet.studies.identity import Axes
 from odenet.studies.store import RunRecord
 
 
@@ -22,27 +26,35 @@ class RunSelection:
     depths: tuple[int, ...] = ()  # empty: every depth with finished runs
     orders: tuple[int, ...] = ()  # RK orders (1 euler, 2 heun, 3 rk3, 4 rk4) to include
     solvers: tuple[str, ...] = ()  # more registry names; orders and solvers empty: all schemes
-    lrs: tuple[float, ...] = ()  # empty: per (depth, scheme), the best lr by mean test accuracy
+    lrs: tuple[float, ...] = ()  # empty: per cell, the best lr by mean test accuracy
     all_lrs: bool = False  # every finished lr (overrides lrs)
     seeds: tuple[int, ...] = ()  # empty: the smallest seed trained at each chosen lr
     all_seeds: bool = False  # every finished seed (overrides seeds)
+    where: tuple[tuple[str, tuple], ...] = ()  # (swept field, values to keep); empty: all
 
-    def describe(self) -> dict:
-        """JSON-able summary of the choices (what the output's "settings" record)."""
-        return {
-            "lr": "all" if self.all_lrs else (list(self.lrs) or "best per (depth, scheme)"),
+    def describe(self, swept: Sequence[str] = ()) -> dict:
+        """JSON-able summary of the choices (what the output's "settings" record); ``swept``:
+        the study's swept fields (they name the cells the best lr is chosen in)."""
+        cell = ", ".join(("depth", "scheme", *swept))
+        out = {
+            "lr": "all" if self.all_lrs else (list(self.lrs) or f"best per ({cell})"),
             "seed": "all" if self.all_seeds else (list(self.seeds) or "smallest"),
         }
+        if self.where:
+            out["where"] = {name: list(values) for name, values in self.where}
+        return out
 
 
 @dataclass(frozen=True)
 class Selection:
-    """The runs chosen, in (depth, scheme, lr, seed) order, and the axes of the figures."""
+    """The runs chosen, in (depth, scheme, swept values, lr, seed) order, and the axes of the
+    figures."""
 
     runs: tuple[RunRecord, ...]
     depths: list[int]
     schemes: list[str]
     notes: tuple[str, ...] = ()
+    swept: tuple[str, ...] = ()  # the study's swept fields (the axes besides the familiar)
 
 
 def parse_selection(
@@ -51,9 +63,12 @@ def parse_selection(
     solvers: str | None = None,
     lr: str | float | None = None,
     seed: str | int | None = None,
+    where: Sequence[str] = (),
 ) -> RunSelection:
-    """A RunSelection from command-line strings ("20,26", "1,2,4", "0.1,0.4" or "all")."""
+    """A RunSelection from command-line strings ("20,26", "1,2,4", "0.1,0.4" or "all";
+    ``where``: "FIELD=V1,V2" strings, each value typed by the TrainConfig field)."""
     from odenet.studies.spec import parse_list
+    from odenet.studies.spec_values import coerce_axis, parse_assignment
 
     def _all(text: object) -> bool:
         return text is not None and str(text).strip().lower() == "all"
@@ -62,6 +77,10 @@ def parse_selection(
     for value in lrs:
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"--lr: {value!r} is not a positive learning rate (or 'all')")
+    kept: dict[str, tuple] = {}
+    for text in where:
+        name, value = parse_assignment(text, "where")
+        kept[name] = coerce_axis(name, parse_list(value, str, f"where {name}"), "--where")
     return RunSelection(
         depths=parse_list(depth, int, "depth") if depth else (),
         orders=parse_list(orders, int, "orders") if orders else (),
@@ -70,6 +89,7 @@ def parse_selection(
         all_lrs=_all(lr),
         seeds=() if seed is None or _all(seed) else parse_list(str(seed), int, "seed"),
         all_seeds=_all(seed),
+        where=tuple(kept.items()),
     )
 
 
@@ -77,7 +97,10 @@ def _trained(done: list[RunRecord]) -> str:
     depths = ", ".join(str(d) for d in sorted({r.depth for r in done}))
     schemes = ", ".join(dict.fromkeys(r.solver for r in done))
     lrs = ", ".join(f"{lr:g}" for lr in sorted({r.lr for r in done}))
-    return f"the study trained (finished runs): depths {depths}; schemes {schemes}; lrs {lrs}"
+    swept = [name for name, _ in done[0].axes.swept]
+    values = {n: ",".join(map(str, dict.fromkeys(r.axes[n] for r in done))) for n in swept}
+    more = "".join(f"; {n} {v}" for n, v in values.items())
+    return f"the study trained (finished runs): depths {depths}; schemes {schemes}; lrs {lrs}{more}"
 
 
 def _has_lr(runs: list[RunRecord], lr: float) -> bool:
@@ -85,7 +108,7 @@ def _has_lr(runs: list[RunRecord], lr: float) -> bool:
 
 
 def _pick(cands: list[RunRecord], sel: RunSelection) -> list[RunRecord]:
-    """The runs of one (depth, scheme) cell that the selection asks for, in (lr, seed) order."""
+    """The runs of one cell that the selection asks for, in (lr, seed) order."""
     if sel.all_lrs:
         pass
     elif sel.lrs:
@@ -101,20 +124,38 @@ def _pick(cands: list[RunRecord], sel: RunSelection) -> list[RunRecord]:
         pass
     elif sel.seeds:
         cands = [r for r in cands if r.seed in sel.seeds]
-    else:  # the smallest seed at each lr
-        first: dict[float, RunRecord] = {}
+    else:  # the smallest seed of each configuration (in a cell: at each lr)
+        first: dict[Axes, RunRecord] = {}
         for r in sorted(cands, key=lambda r: r.seed):
-            first.setdefault(r.lr, r)
+            first.setdefault(r.axes.configuration, r)
         cands = list(first.values())
     return sorted(cands, key=lambda r: (r.lr, r.seed))
 
 
-def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection()) -> Selection:
-    """The finished ('done') runs the selection names, per (depth, scheme) cell.
+def _check_where(done: list[RunRecord], sel: RunSelection, trained: str) -> None:
+    """ConfigError for a ``sel.where`` field the study does not sweep or a value no finished
+    run has."""
+    swept = [name for name, _ in done[0].axes.swept]
+    for name, values in sel.where:
+        if name not in swept:
+            axes = ", ".join(swept) or "none"
+            raise ConfigError(
+                f"--where {name}: not a swept axis of this study (its swept axes: {axes})"
+            )
+        missing = [v for v in values if all(r.axes[name] != v for r in done)]
+        if missing:
+            shown = ", ".join(map(str, missing))
+            raise ConfigError(f"no finished run with {name} {shown}; {trained}")
 
-    An explicitly asked depth, scheme, lr or seed with no finished run raises ConfigError
-    listing what the study did train. A cell missing under a default (all depths or all
-    schemes) is skipped with a note.
+
+def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection()) -> Selection:
+    """The finished ('done') runs the selection names, cell by cell (``RunRecord.axes``: per
+    depth and scheme, each combination of swept values in grid order).
+
+    An explicitly asked depth, scheme, lr, seed or swept value with no finished run raises
+    ConfigError listing what the study did train. A (depth, scheme) missing under a default
+    (all depths or all schemes) is skipped with a note, and so is a cell without a finished
+    run that the selection asks for when others of its (depth, scheme) have one.
     """
     from odenet import solvers as registry
 
@@ -124,6 +165,7 @@ def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection())
         states = ", ".join(sorted({r.status for r in runs})) or "no runs"
         raise ConfigError(f"the study has no finished runs yet ({states}); run `odenet study`")
     trained = _trained(done)
+    _check_where(done, sel, trained)
     want_depths = sorted(set(sel.depths)) if sel.depths else sorted({r.depth for r in done})
     asked = [registry.for_order(o) for o in sel.orders]
     asked += [registry.get(s).name for s in sel.solvers]
@@ -139,21 +181,33 @@ def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection())
         if missing:
             shown = ", ".join(map(str, missing))
             raise ConfigError(f"no finished run with {what} {shown}; {trained}")
+    runs = [r for r in runs if all(r.axes[name] in values for name, values in sel.where)]
+    asked_for = "".join(f", {name}={','.join(map(str, vs))}" for name, vs in sel.where)
+    if sel.lrs and not sel.all_lrs:
+        asked_for += ", lr " + ",".join(f"{lr:g}" for lr in sel.lrs)
+    if sel.seeds and not sel.all_seeds:
+        asked_for += ", seed " + ",".join(map(str, sel.seeds))
     picked, notes = [], []
     for d in want_depths:
         for s in schemes:
-            cell_runs = _pick([r for r in done if r.depth == d and r.solver == s], sel)
-            if cell_runs:
-                picked += cell_runs
+            cells: dict[Axes, list[RunRecord]] = {}  # every cell of (d, s), in grid order
+            for r in runs:
+                if r.depth == d and r.solver == s:
+                    cells.setdefault(r.axes.cell, [])
+                    if r.status == "done":
+                        cells[r.axes.cell].append(r)
+            chosen = {cell: _pick(cands, sel) for cell, cands in cells.items()}
+            if any(chosen.values()):
+                for cell, cell_runs in chosen.items():
+                    picked += cell_runs
+                    if not cell_runs:
+                        notes.append(f"skipped {cell.describe()}{asked_for}: no finished run")
                 continue
-            cell = f"depth {d}, scheme {s}"
-            if sel.lrs and not sel.all_lrs:
-                cell += ", lr " + ",".join(f"{lr:g}" for lr in sel.lrs)
-            if sel.seeds and not sel.all_seeds:
-                cell += ", seed " + ",".join(map(str, sel.seeds))
+            cell = f"depth {d}, scheme {s}{asked_for}"
             if sel.depths and asked:
                 raise ConfigError(f"no finished run at {cell}; {trained}")
             notes.append(f"skipped {cell}: no finished run")
     if not picked:
         raise ConfigError(f"no finished run matches the selection; {trained}")
-    return Selection(tuple(picked), want_depths, schemes, tuple(notes))
+    swept = tuple(name for name, _ in done[0].axes.swept)
+    return Selection(tuple(picked), want_depths, schemes, tuple(notes), swept)

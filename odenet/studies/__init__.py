@@ -1,7 +1,8 @@
 """Studies: grids of training runs, their SQLite store, the runner, robustness and reports.
 
 The notebook API is ``run_study``, ``plan_study``, ``load_study`` and ``report_study``
-(odenet.studies.api); ``Store`` is the study database for other tools. Measurements of the
+(odenet.studies.api); ``Store`` is the study database for other tools; a run's identity is
+its ``Axes`` (``RunRecord.axes``, odenet.studies.identity). Measurements of the
 trained models (loss landscapes, ``analyze``) live in ``odenet.analysis``, which this package
 never imports.
 """
@@ -21,6 +22,7 @@ from odenet.studies.executors import (
     make_executor,
 )
 from odenet.studies.grid import RunSpec, run_id
+from odenet.studies.identity import Axes
 from odenet.studies.report import StudyData, summary_table, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import StudyObserver, run_pending
@@ -29,6 +31,7 @@ from odenet.studies.spec_sources import load_toml, spec_from_sources
 from odenet.studies.store import RunRecord, Store
 
 __all__ = [
+    "Axes",
     "Executor",
     "FusedExecutor",
     "Outcome",

@@ -2,7 +2,9 @@
 
 Accuracies are shown in percent. Each function takes plain data (robustness Outcomes,
 RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg``
-(through the atomic writer, ``odenet.files.write_figure``) and returns both paths. Figures are
+(through the atomic writer, ``odenet.files.write_figure``) and returns both paths. A line is a
+variant (odenet.studies.identity: the scheme and the swept values) and is labelled by it; a
+mean is over the seeds of one configuration. Figures are
 ``matplotlib.figure.Figure`` objects rendered by their own Agg canvas: nothing here selects a
 backend or imports pyplot, so a notebook keeps its own.
 """
@@ -21,16 +23,17 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from odenet.files import write_figure
+from odenet.studies.identity import Axes
 from odenet.studies.robustness import POINT, Outcome, RobustnessRow, lr_curve
 
 _MARKERS = "osD^v<>ph*"
 
 
-def _style(solvers: Sequence[str]) -> dict[str, dict]:
+def _style(variants: Sequence[Axes]) -> dict[Axes, dict]:
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     return {
-        s: {"color": colors[i % len(colors)], "marker": _MARKERS[i % len(_MARKERS)]}
-        for i, s in enumerate(solvers)
+        v: {"color": colors[i % len(colors)], "marker": _MARKERS[i % len(_MARKERS)]}
+        for i, v in enumerate(variants)
     }
 
 
@@ -60,16 +63,16 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
     """One panel per depth: test accuracy vs peak lr (log2 axis), one line per scheme, error
     bars over seeds; an lr where a run diverged (or failed) is an 'x' at the bottom of the axis."""
     depths = sorted({o.depth for o in outcomes})
-    solvers = list(dict.fromkeys(o.label for o in outcomes))
-    style = _style(solvers)
+    style = _style(list(dict.fromkeys(o.identity.variant for o in outcomes)))
     fig = _figure(figsize=(4.2 * len(depths), 3.6))
     axes = fig.subplots(1, len(depths), squeeze=False, sharey=True)
     for ax, depth in zip(axes[0], depths):
         bottom = blended_transform_factory(ax.transData, ax.transAxes)
-        for solver in solvers:
-            runs = [o for o in outcomes if o.depth == depth and o.label == solver]
+        for variant in style:
+            runs = [o for o in outcomes if o.depth == depth and o.identity.variant == variant]
             if not runs:
                 continue
+            label = variant.label()
             curve = lr_curve(runs)
             ok = [(lr, ms) for lr, ms in curve.items() if ms is not None]
             if ok:
@@ -78,8 +81,8 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                     [_pct(m) for _, (m, _s) in ok],
                     yerr=[_pct(s or 0.0) for _, (_m, s) in ok],  # one seed: no bar
                     capsize=3,
-                    label=solver,
-                    **style[solver],
+                    label=label,
+                    **style[variant],
                 )
             bad = sorted({o.lr for o in runs if o.status in ("diverged", "failed")})
             if bad:
@@ -88,11 +91,11 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                     [0.03] * len(bad),
                     marker="x",
                     s=50,
-                    color=style[solver]["color"],
+                    color=style[variant]["color"],
                     transform=bottom,
                     clip_on=False,
-                    gid=f"diverged-d{depth}-{solver}",  # an id in the SVG (tests look for it)
-                    label=None if ok else solver,
+                    gid=f"diverged-d{depth}-{label}",  # an id in the SVG (tests look for it)
+                    label=None if ok else label,
                 )
         ax.set_xscale("log", base=2)
         # Limits from the grid itself: the diverged markers do not set data limits, so a
@@ -116,15 +119,14 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
 
 def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
     """Best test accuracy (mean +- std over seeds, at each scheme's best lr) vs depth."""
-    solvers = list(dict.fromkeys(r.label for r in rows))
-    style = _style(solvers)
+    style = _style(list(dict.fromkeys(r.cell.variant for r in rows)))
     fig = _figure(figsize=(4.8, 3.6))
     ax = fig.subplots()
-    for solver in solvers:
+    for variant in style:
         pts = sorted(
             (r.depth, r.best_acc, r.best_acc_std)
             for r in rows
-            if r.label == solver and r.best_acc is not None
+            if r.cell.variant == variant and r.best_acc is not None
         )
         if pts:
             ax.errorbar(
@@ -132,8 +134,8 @@ def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
                 [_pct(p[1]) for p in pts],
                 yerr=[_pct(p[2] or 0.0) for p in pts],  # one seed: no bar
                 capsize=3,
-                label=solver,
-                **style[solver],
+                label=variant.label(),
+                **style[variant],
             )
     ax.set_xlabel("depth (layers, 6n + 2)")
     ax.set_ylabel("best test accuracy (%)")
@@ -152,7 +154,7 @@ def training_curves(
     """Per depth: training loss and test accuracy vs epoch for each scheme at its best lr
     (every seed drawn; thin lines)."""
     depths = sorted({r.depth for r in rows})
-    style = _style(list(dict.fromkeys(r.label for r in rows)))
+    style = _style(list(dict.fromkeys(r.cell.variant for r in rows)))
     last = max((m["epoch"] for hist in epochs.values() for m in hist), default=1)
     fig = _figure(figsize=(4.2 * len(depths), 6.4))
     axes = fig.subplots(2, len(depths), squeeze=False, sharex="col")
@@ -163,13 +165,13 @@ def training_curves(
                 continue
             label = f"{r.label} (lr {r.best_lr:g})"
             for o in outcomes:
-                if (o.depth, o.label, o.lr) != (depth, r.label, r.best_lr):
+                if o.identity.cell != r.cell or o.lr != r.best_lr:
                     continue
                 hist = epochs.get(o.run_id, [])
                 ep = [m["epoch"] for m in hist]
                 kw = {
-                    "color": style[r.label]["color"],
-                    "marker": style[r.label]["marker"],
+                    "color": style[r.cell.variant]["color"],
+                    "marker": style[r.cell.variant]["marker"],
                     "markersize": 3,
                     "linewidth": 1.2,
                     "label": label,
@@ -200,21 +202,24 @@ def loss_by_step(outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path)
     runs = [o for o in outcomes if by_run.get(o.run_id)]
     depths = sorted({o.depth for o in runs})
     lrs = sorted({o.lr for o in runs})
-    style = _style(list(dict.fromkeys(o.label for o in runs)))
+    style = _style(list(dict.fromkeys(o.identity.variant for o in runs)))
     last = max((r["step"] for r in steps), default=1)
     fig = _figure(figsize=(4.2 * len(lrs), 3.4 * len(depths)))
     axes = fig.subplots(len(depths), len(lrs), squeeze=False, sharex=True, sharey="row")
     for i, depth in enumerate(depths):
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
-            for label in style:
-                group = [o for o in runs if (o.depth, o.lr, o.label) == (depth, lr, label)]
+            for variant in style:
+                group = [
+                    o for o in runs
+                    if (o.depth, o.lr) == (depth, lr) and o.identity.variant == variant
+                ]  # fmt: skip
                 if not group:
                     continue
                 xs, ys = _seed_mean([by_run[o.run_id] for o in group])
-                n = len(group)
+                n, label = len(group), variant.label()
                 ax.plot(
-                    xs, ys, color=style[label]["color"], linewidth=1.2,
+                    xs, ys, color=style[variant]["color"], linewidth=1.2,
                     label=f"{label} (n={n} seed{'s' if n > 1 else ''})",
                     gid=f"steps-d{depth}-lr{lr:g}-{label}",
                 )  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odenet.studies.identity import Axes
 from odenet.training.config import TrainConfig
 
 
@@ -35,9 +36,16 @@ class RunRecord:
     started: str | None = None  # ISO-8601 UTC
     finished: str | None = None
     provenance: dict = field(default_factory=dict)
+    swept: tuple[str, ...] = ()  # the study's swept fields (StudySpec.swept), set by the store
+
+    @property
+    def axes(self) -> Axes:
+        """The run's identity: its value on every axis of the study (odenet.studies.identity)."""
+        return Axes.of_config(self.depth, self.solver, self.lr, self.seed, self.config, self.swept)
 
     def to_dict(self) -> dict:
-        """JSON-able summary (config omitted; see ``config``)."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "config"}
+        """JSON-able summary (config and the study's swept field names omitted)."""
+        skip = ("config", "swept")
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
         out["run_dir"] = str(self.run_dir)
         return out

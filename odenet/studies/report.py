@@ -1,11 +1,15 @@
 """The study report: the robustness table, figures and report.md, read back from the store.
 
-Reads files only (the store, the landscape and analysis folders); never trains. Writes into the
-study directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves,loss_by_step}``
-``.{png,svg}`` and ``report.md`` (the table, a per-run table and every figure, landscape
-figures included, and what ``odenet analyze`` measured: its per-run summary rows and figures).
-A study's swept fields (besides depth, scheme, lr and seed) are columns of every table and
-part of each line's label.
+Reads files only (the store and the analyses' sections); never trains. Writes into the study
+directory: ``figures/{accuracy_vs_lr,accuracy_vs_depth,training_curves,loss_by_step}``
+``.{png,svg}`` and ``report.md`` (the table, every figure, the sections the analyses wrote
+(odenet.studies.sections) and a per-run table). Runs are grouped and labelled by their axes
+(``RunRecord.axes``): a study's swept fields (besides depth, scheme, lr and seed) are columns
+of every table and part of each line's label.
+
+What an analysis measured reaches the report only in forms the analysis made for it: its
+section, and the flat table stored beside each result (``Store.record_analysis(table=)``),
+whose columns join the per-run table when the table has one row per run.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from odenet.studies.robustness import (
     RobustnessRow,
     robustness_table,
 )
+from odenet.studies.sections import read_sections
 from odenet.studies.store import RunRecord, Store, StudyLayout
-from odenet.tables import markdown_table, rich_table
+from odenet.tables import FlatTable, markdown_cell, markdown_table, rich_table
 
 RUN_FIELDS = (
     "id",
@@ -48,7 +53,6 @@ RUN_FIELDS = (
     "executor",
     "error",
 )
-SHARPNESS_FIELDS = ("lambda_max", "trace")
 _AXES_END = RUN_FIELDS.index("seed") + 1  # the swept fields follow the familiar axes
 
 
@@ -60,30 +64,41 @@ class StudyData:
     records: list[RunRecord]
     epochs: dict[str, list[dict]]  # run id -> per-epoch metrics in epoch order
     table: list[RobustnessRow]
-    sharpness: dict[str, dict]  # run id -> {lambda_max, trace} (newest row), may be empty
-    landscape_figures: list[Path] = field(default_factory=list)
     swept: tuple[str, ...] = ()  # the study's swept TrainConfig fields besides the familiar
     steps: list[dict] = field(default_factory=list)  # {run_id, step, loss, lr} by run, step
-    analyses: dict[str, dict] = field(default_factory=dict)  # run id -> newest `analyze` result
-    analysis_figures: list[Path] = field(default_factory=list)
+    # analysis kind -> run id -> the flat table stored beside its newest result
+    tables: dict[str, dict[str, FlatTable]] = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)  # Markdown lines the analyses wrote
     warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
 
     @property
     def outcomes(self) -> list[Outcome]:
-        return [_outcome(r, self.epochs.get(r.id, []), self.swept) for r in self.records]
+        return [_outcome(r, self.epochs.get(r.id, [])) for r in self.records]
+
+    @property
+    def analysis_columns(self) -> list[str]:
+        """The columns of the analyses' one-row-per-run tables (e.g. landscape's sharpness),
+        in order of first appearance."""
+        cols = (t.columns for runs in self.tables.values() for t in runs.values() if not t.index)
+        return list(dict.fromkeys(c for columns in cols for c in columns))
 
     def run_rows(self) -> list[dict]:
         """One plain dict per run: RUN_FIELDS with every swept field after seed, ``members``
         (how many runs trained together with it: 1 run by run, K in a fused group; None
-        before it ran), plus sharpness columns when present."""
+        before it ran), then the columns of the analyses' one-row-per-run tables (None for a
+        run without them), when there are any."""
+        extra = self.analysis_columns
         rows = []
         for r in self.records:
             row = {k: getattr(r, k) for k in RUN_FIELDS[:_AXES_END]}  # id, depth .. seed
-            row |= {k: r.config.value(k) for k in self.swept}
+            row |= dict(r.axes.swept)
             row |= {k: getattr(r, k) for k in RUN_FIELDS[_AXES_END:]}
             row["members"] = r.provenance.get("execution", {}).get("members")
-            if self.sharpness:
-                row.update({k: self.sharpness.get(r.id, {}).get(k) for k in SHARPNESS_FIELDS})
+            row |= dict.fromkeys(extra)
+            for runs in self.tables.values():
+                table = runs.get(r.id)
+                if table is not None and not table.index and table.rows:
+                    row |= table.records()[0]
             rows.append(row)
         return rows
 
@@ -106,23 +121,20 @@ class StudyData:
 
 
 def load_study_data(study_dir: str | Path) -> StudyData:
-    """Read a study's runs, epochs, robustness table, sharpness rows and landscape figures."""
+    """Read a study's runs, epochs, robustness table, the analyses' flat tables and sections."""
     store = Store.open(study_dir)
     records = store.runs()
-    swept = store.spec().swept
     epochs: dict[str, list[dict]] = {}
     for m in store.epochs():
         epochs.setdefault(m["run_id"], []).append(m)
-    outcomes = [_outcome(r, epochs.get(r.id, []), swept) for r in records]
-    landscape = store.layout.landscape
-    pngs = sorted(landscape.glob("*.png")) if landscape.is_dir() else []
-    table = robustness_table(outcomes)
-    sharpness = _sharpness(store)
-    analysis = store.layout.analysis
+    outcomes = [_outcome(r, epochs.get(r.id, [])) for r in records]
+    tables: dict[str, dict[str, FlatTable]] = {}
+    for row in store.analyses():  # oldest first: the newest result of a run wins
+        if row["table"] is not None:
+            tables.setdefault(row["kind"], {})[row["run_id"]] = row["table"]
     return StudyData(
-        store.dir, records, epochs, table, sharpness, pngs, swept, store.steps(),
-        analyses={r["run_id"]: r["result"] for r in store.analyses("analyze")},  # newest wins
-        analysis_figures=sorted(analysis.glob("*.png")) if analysis.is_dir() else [],
+        store.dir, records, epochs, robustness_table(outcomes), store.spec().swept,
+        store.steps(), tables, read_sections(store.dir),
     )  # fmt: skip
 
 
@@ -164,9 +176,10 @@ def check_csv_path(study_dir: str | Path, path: str | Path) -> Path:
 
 
 def write_csv(data: StudyData, path: str | Path) -> Path:
-    """Export the per-run rows as CSV (header = RUN_FIELDS [+ sharpness]); non-finite numbers
-    are empty cells. The path is checked first (``check_csv_path``); the file is written whole
-    through the atomic writer, so a link at ``path`` is replaced, never written through."""
+    """Export the per-run rows as CSV (header = RUN_FIELDS [+ the analyses' run columns]);
+    non-finite numbers are empty cells. The path is checked first (``check_csv_path``); the
+    file is written whole through the atomic writer, so a link at ``path`` is replaced, never
+    written through."""
     rows = finite(data.run_rows())
     path = check_csv_path(data.study_dir, path)
     text = io.StringIO(newline="")
@@ -223,7 +236,7 @@ def _table_cells(r: RobustnessRow, swept: tuple[str, ...]) -> list[str]:
     return [
         str(r.depth),
         r.solver,
-        *(_cell(values.get(name)) for name in swept),
+        *(markdown_cell(values.get(name)) for name in swept),
         acc,
         _num(r.best_lr),
         _num(r.max_stable_lr),
@@ -263,12 +276,7 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
     lines += ["", "## Figures", ""]
     for p in pngs:
         lines += [f"![{p.stem.replace('_', ' ')}]({p.relative_to(data.study_dir).as_posix()})", ""]
-    if data.landscape_figures:
-        lines += ["## Loss landscape", ""]
-        for p in data.landscape_figures:
-            lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
-    if data.analyses:
-        lines += _analysis_md(data)
+    lines += data.sections
     lines += ["## Runs", ""]
     rows = data.run_rows()
     cols = [
@@ -282,49 +290,15 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "params",
         "seconds",
         "error",
-    ] + (list(SHARPNESS_FIELDS) if data.sharpness else [])
-    lines += markdown_table(cols, [[_cell(row.get(c)) for c in cols] for row in rows])
+        *data.analysis_columns,
+    ]
+    lines += markdown_table(cols, [[markdown_cell(row.get(c)) for c in cols] for row in rows])
     return "\n".join(lines) + "\n"
 
 
-def _cell(v: object) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _outcome(r: RunRecord, hist: list[dict], swept: tuple[str, ...] = ()) -> Outcome:
+def _outcome(r: RunRecord, hist: list[dict]) -> Outcome:
     curve = tuple(m["test_acc"] for m in hist if m.get("test_acc") is not None)
-    axes = tuple((name, r.config.value(name)) for name in swept)
     return Outcome(
-        r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, axes, r.config.epochs
-    )
-
-
-def _sharpness(store: Store) -> dict[str, dict]:
-    """run id -> newest sharpness estimate; {} when the landscape code has not written any."""
-    return {
-        r["run_id"]: {k: r["result"].get(k) for k in SHARPNESS_FIELDS}
-        for r in store.analyses("sharpness")
-    }
-
-
-def _analysis_md(data: StudyData) -> list[str]:
-    """What `odenet analyze` measured (newest result per run) and its figures."""
-    lines = ["## What the instruments show (odenet analyze)", ""]
-    cols = ["run", "fields outside region", "mean response", "mean step ratio", "images"]
-    rows = []
-    for run_id, a in sorted(data.analyses.items()):
-        out = a.get("outside_region")
-        resp, ratios = a["responses"]["network_order"], a["step_ratios"]
-        outside = "-" if out is None else f"{out}/{a.get('fields_with_region')}"
-        if a.get("unconverged_fields"):  # flag counts built on unconverged eigenvalues
-            outside += f" ({a['unconverged_fields']} unconverged)"
-        mean_resp, mean_ratio = sum(resp) / len(resp), sum(ratios) / len(ratios)
-        rows.append([run_id, outside, _cell(mean_resp), _cell(mean_ratio), _cell(a.get("data"))])
-    lines += markdown_table(cols, rows) + [""]
-    for p in data.analysis_figures:
-        lines += [f"![{p.stem}]({p.relative_to(data.study_dir).as_posix()})", ""]
-    return lines
+        r.depth, r.solver, r.lr, r.seed, r.status, r.test_acc, curve, r.id, r.axes.swept,
+        r.config.epochs,
+    )  # fmt: skip

@@ -1,5 +1,5 @@
-"""Learning-rate robustness from stored results, per (depth, scheme, swept values): every axis
-of the study except lr and seed.
+"""Learning-rate robustness from stored results, per cell (odenet.studies.identity): every
+axis of the study except lr and seed, i.e. (depth, scheme, swept values).
 
 Definitions (a run's accuracy is its last completed epoch's test accuracy):
 
@@ -29,6 +29,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from odenet.studies.identity import Axes
+
 # One accuracy point in the units of test_acc (odenet.training reports fractions in [0, 1]).
 POINT = 0.01
 # Shortest runs (epochs) whose epochs-to-90% is reported (see the module docstring).
@@ -51,9 +53,14 @@ class Outcome:
     epochs: int = 0  # the run's configured length (0: unknown, taken as long enough)
 
     @property
+    def identity(self) -> Axes:
+        """The run's value on every axis (odenet.studies.identity)."""
+        return Axes.of_run(self.depth, self.solver, self.lr, self.seed, self.axes)
+
+    @property
     def label(self) -> str:
         """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
-        return _label(self.solver, self.axes)
+        return self.identity.label()
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,14 @@ class RobustnessRow:
     axes: tuple[tuple[str, object], ...] = ()  # (field, value) of the study's swept fields
 
     @property
+    def cell(self) -> Axes:
+        """The row's axes: depth, scheme and the swept values (odenet.studies.identity)."""
+        return Axes((("depth", self.depth), ("solver", self.solver), *self.axes))
+
+    @property
     def label(self) -> str:
         """The scheme and the swept values: "rk4", "rk4 weight_decay=0.0005"."""
-        return _label(self.solver, self.axes)
+        return self.cell.label()
 
     def to_dict(self) -> dict:
         """The fields, each swept field as its own key (``"weight_decay": 0.0005``)."""
@@ -88,11 +100,11 @@ class RobustnessRow:
 
 
 def robustness_table(outcomes: Iterable[Outcome], point: float = POINT) -> list[RobustnessRow]:
-    """One row per (depth, scheme, swept values) in order of first appearance."""
-    groups: dict[tuple, list[Outcome]] = {}
+    """One row per cell (depth, scheme, swept values) in order of first appearance."""
+    groups: dict[Axes, list[Outcome]] = {}
     for o in outcomes:
-        groups.setdefault((o.depth, o.solver, o.axes), []).append(o)
-    return [_row(*key, runs, point) for key, runs in groups.items()]
+        groups.setdefault(o.identity.cell, []).append(o)
+    return [_row(cell, runs, point) for cell, runs in groups.items()]
 
 
 def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] | None]:
@@ -111,7 +123,8 @@ def lr_curve(runs: Sequence[Outcome]) -> dict[float, tuple[float, float | None] 
     return out
 
 
-def _row(depth: int, solver: str, axes: tuple, runs: list[Outcome], point: float) -> RobustnessRow:
+def _row(cell: Axes, runs: list[Outcome], point: float) -> RobustnessRow:
+    depth, solver, axes = cell["depth"], cell["solver"], cell.swept
     curve = lr_curve(runs)
     stable = {lr: ms for lr, ms in curve.items() if ms is not None}
     diverged = sum(o.status == "diverged" for o in runs)
@@ -169,10 +182,6 @@ def _epochs_to(runs: Sequence[Outcome], lr: float, target: float) -> float | Non
             return None
         firsts.append(hit)
     return statistics.fmean(firsts) if firsts else None
-
-
-def _label(solver: str, axes: tuple[tuple[str, object], ...]) -> str:
-    return " ".join([solver, *(f"{name}={value}" for name, value in axes)])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:

@@ -177,6 +177,14 @@ class StudySpec:
             **{name: data[name] for name in ("executor", "fuse_max") if name in data},
         )
 
+    @staticmethod
+    def swept_in(data: dict) -> tuple[str, ...]:
+        """``swept`` of a stored spec (``to_dict``, any format) without building it, as
+        ``from_dict`` does (with every run): the names the store gives each run it reads."""
+        sweep = data.get("sweep") or {}
+        names = [k for k, v in sweep.items() if isinstance(v, (list, tuple)) and len(v) > 1]
+        return tuple(sorted(names, key=sweep_position))
+
     def settings(self) -> dict[str, object]:
         """What defines the runs, by option name: the familiar axes, then every setting (a
         swept one as its tuple of values) except the axes' own and execution ones."""

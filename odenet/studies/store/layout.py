@@ -8,6 +8,7 @@
     <study>/figures/  <study>/report.md        report (``odenet report``)
     <study>/analysis/                          analysis (``odenet analyze``)
     <study>/landscape/                         analysis (``odenet landscape``)
+    <study>/{analysis,landscape}/section.md    analysis: its section of report.md
     <study>/tensorboard/                       training's event files (TensorBoard)
 
 Anything else in the directory (an exported CSV, a user's notes) is the user's. Every part

@@ -15,8 +15,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def record_from_row(r: sqlite3.Row, run_dir: Path) -> RunRecord:
-    """A RunRecord from one row of the ``runs`` table."""
+def record_from_row(r: sqlite3.Row, run_dir: Path, swept: tuple[str, ...] = ()) -> RunRecord:
+    """A RunRecord from one row of the ``runs`` table; ``swept``: the study's swept fields."""
     return RunRecord(
         id=r["id"],
         depth=r["depth"],
@@ -40,4 +40,5 @@ def record_from_row(r: sqlite3.Row, run_dir: Path) -> RunRecord:
         started=r["started"],
         finished=r["finished"],
         provenance=json.loads(r["provenance"] or "{}"),
+        swept=swept,
     )

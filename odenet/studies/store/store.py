@@ -30,6 +30,7 @@ from odenet.studies.store.database import Database, check_intact
 from odenet.studies.store.layout import DB_NAME, StudyLayout
 from odenet.studies.store.rows import now, record_from_row
 from odenet.studies.store.schema import create_tables, read_meta
+from odenet.tables import FlatTable
 from odenet.training.config import TrainConfig
 
 
@@ -143,17 +144,19 @@ class Store:
 
     # ---- runs ---------------------------------------------------------------------------
     def runs(self) -> list[RunRecord]:
-        """Every run in grid order."""
+        """Every run in grid order, each knowing its axes (``RunRecord.axes``)."""
         with self.db.read() as con:
             rows = runs_sql.select_runs(con)
-        return [self._record(r) for r in rows]
+            swept = _swept(con)
+        return [self._record(r, swept) for r in rows]
 
     def run(self, run_id: str) -> RunRecord:
         with self.db.read() as con:
             row = runs_sql.select_run(con, run_id)
+            swept = _swept(con)
         if row is None:
             raise ConfigError(f"no run {run_id!r} in study {str(self.dir)!r}")
-        return self._record(row)
+        return self._record(row, swept)
 
     def counts(self) -> dict[str, int]:
         """status -> number of runs (every status present, zeros included)."""
@@ -266,28 +269,38 @@ class Store:
                 metrics_sql.insert_steps(con, run_id, rows, restart)
 
     # ---- the analyses cache -------------------------------------------------------------
-    def record_analysis(self, run_id: str, kind: str, settings: dict, result: dict) -> None:
+    def record_analysis(
+        self, run_id: str, kind: str, settings: dict, result: dict, table: FlatTable | None = None
+    ) -> None:
         """Store (or replace) ``result`` of analysis ``kind`` of a run under ``settings``.
 
         settings: every setting that determines the result (JSON-able); the row's key is a
         hash of it, so a result is only ever found again under exactly the same settings.
+        table: the result's flat form, if the analysis gives one: what the studies show of it
+        (the report's run columns) without reading the result.
         """
         with self.db.write() as con:
-            analyses_sql.insert_analysis(con, run_id, kind, settings, result)
+            analyses_sql.insert_analysis(con, run_id, kind, settings, result, table)
 
     def analysis(self, run_id: str, kind: str, settings: dict) -> dict | None:
         """The stored result of ``kind`` for this run under exactly ``settings``, or None."""
         with self.db.read() as con:
             return analyses_sql.select_analysis(con, run_id, kind, settings)
 
-    def analyses(self, kind: str) -> list[dict]:
-        """Every stored result of ``kind``: dicts with run_id, settings, result, created
-        (oldest first); [] when nothing was analysed."""
+    def analyses(self, kind: str | None = None) -> list[dict]:
+        """Every stored result of ``kind`` (None: of every kind): dicts with run_id, kind,
+        settings, result, table (its FlatTable, or None) and created (oldest first); [] when
+        nothing was analysed."""
         with self.db.read() as con:
             return analyses_sql.select_analyses(con, kind)
 
-    def _record(self, row: sqlite3.Row) -> RunRecord:
-        return record_from_row(row, self.run_dir(row["id"]))
+    def _record(self, row: sqlite3.Row, swept: tuple[str, ...]) -> RunRecord:
+        return record_from_row(row, self.run_dir(row["id"]), swept)
+
+
+def _swept(con: sqlite3.Connection) -> tuple[str, ...]:
+    """The study's swept settings, read from its stored spec without building its grid."""
+    return StudySpec.swept_in(json.loads(read_meta(con, "spec")))
 
 
 def _refuse_changed(study_dir: Path, stored: StudySpec, spec: StudySpec) -> None:
