@@ -19,3 +19,20 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory):
+    """D of issue 19 (tests/refusals.py), made once; copy it before changing it."""
+    from refusals import make_finished_study
+
+    return make_finished_study(tmp_path_factory.mktemp("finished") / "D")
+
+
+@pytest.fixture
+def finished_copy(finished_study, tmp_path):
+    """A fresh copy of D, to refuse things on."""
+    import shutil
+    from pathlib import Path
+
+    return Path(shutil.copytree(finished_study, tmp_path / "D"))

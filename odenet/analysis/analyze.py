@@ -34,7 +34,12 @@ from odenet.analysis.analyze_results import (
     field_table,
     summary_table,
 )
-from odenet.analysis.eigen import EigenConfig, field_eigenvalues, place_on_region
+from odenet.analysis.eigen import (
+    EigenConfig,
+    check_krylov_fits,
+    field_eigenvalues,
+    place_on_region,
+)
 from odenet.analysis.inputs import (
     Batch,
     DataCache,
@@ -48,6 +53,7 @@ from odenet.analysis.responses import _Recorder, field_responses, gradient_norms
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
+from odenet.nets.memory import check_fits, largest_state
 from odenet.strict_json import finite
 from odenet.studies.store import RunRecord, Store
 
@@ -237,6 +243,19 @@ def _one_run(
     return RunAnalysis(run.axes, result)
 
 
+def check_analyze_fits(config: AnalyzeConfig, run: RunRecord, data: DataCache) -> None:
+    """ConfigError when analysing ``run`` cannot fit in memory: its field spectra (--krylov
+    vectors for --eigen-images states of its largest field) or its gradient norms (a backward
+    pass over a --batch-size batch)."""
+    subset, batches = data.batches(run)
+    x = batches[0][0]
+    image = int(x.shape[-1])
+    net = run.config.model.for_data(in_channels=int(x.shape[1]))
+    samples = min(config.eigen.images, subset.count)
+    check_krylov_fits(config.eigen, samples, largest_state(net, image), run.id)
+    check_fits(net, image, int(x.shape[0]))
+
+
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     """Analyse the selected runs (cached per run and settings), draw the figures."""
     from odenet.analysis.analyze_plots import draw_analysis
@@ -246,6 +265,8 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
     data = DataCache(config.limit_data, config.batch_size, device)
+    for run in selection.runs:  # refused before anything is written
+        check_analyze_fits(config, run, data)
     models, notes = [], list(selection.notes)
     for run in selection.runs:
         try:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
+from odenet.sizes import check_memory
 from odenet.solvers import stability
 
 
@@ -71,6 +72,25 @@ class EigenEstimate:
     residual: Tensor
     converged: Tensor
     cycles: int
+
+
+def krylov_bytes(krylov: int, samples: int, state: int) -> int:
+    """Peak memory of one field's Arnoldi cycle: ``krylov`` basis vectors and their products
+    for ``samples`` states of ``state`` values (float32), one of them combined as complex128
+    at a time, and the Hessenberg matrices with their eigenvectors (float64, complex128)."""
+    return (4 + 4 + 16) * krylov * samples * state + (8 + 8 + 16) * samples * krylov**2
+
+
+def check_krylov_fits(config: EigenConfig, samples: int, state: int, what: str) -> None:
+    """ConfigError naming the sizes and the fix when the field spectra of ``samples`` states
+    of ``state`` values cannot fit in memory (``what``: whose spectra)."""
+    check_memory(
+        krylov_bytes(config.krylov, samples, state),
+        f"the Arnoldi estimate of the field spectra of {what}",
+        "use a smaller --krylov (or --eigen-images)",
+        f" ({config.krylov:,} Krylov vectors for each of {samples} images' states of "
+        f"{state:,} values)",
+    )
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
@@ -171,6 +191,7 @@ def field_eigenvalues(
     if out.shape != x.shape:
         return None
     shape = x.shape
+    check_krylov_fits(config, shape[0], x[0].numel(), f"a field of state {tuple(shape[1:])}")
 
     def matvec(v: Tensor) -> Tensor:
         _, tangent = torch.func.jvp(field, (x,), (v.view(shape),))

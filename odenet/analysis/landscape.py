@@ -21,6 +21,7 @@ digest). A run whose checkpoint is missing or damaged is skipped with a note.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from odenet.analysis.directions import make_directions, trained_parameters
+from odenet.analysis.directions import make_directions, perturbed_parameters, trained_parameters
 from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run, parse_limit
 from odenet.analysis.report_sections import write_landscape_section
 from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
@@ -43,11 +44,14 @@ from odenet.analysis.slices import (
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.files import atomic_write_text
+from odenet.nets.memory import FLOAT_BYTES, estimate, forward_bytes
+from odenet.sizes import check_memory
 from odenet.studies.store import RunRecord, Store
 from odenet.tables import FlatTable, rich_table
 
 DEFAULT_POINTS = {1: 51, 2: 25}
 SHARPNESS_VERSION = 2  # bump when what a cached sharpness result holds (2: its flat form)
+PERTURBED_COPIES = 3  # float32 copies of the weights per point: theta + a d, a d, the sum
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,49 @@ def _one_model(
     return landscape
 
 
+def check_landscape_fits(config: LandscapeConfig, run: RunRecord, device, data: DataCache) -> None:
+    """ConfigError when the slice of ``run`` cannot be computed as ``config`` says: its
+    weights at the grid's corners overflow float32, or its evaluation (a chunk of
+    --points-per-batch weight copies, their forward pass over a --batch-size batch; the
+    sharpness's backward passes) cannot fit in memory. A run that cannot be read is left to
+    ``run_landscape``'s note."""
+    try:
+        model, _ = load_run(run, device)
+    except RunUnreadable:
+        return
+    _, batches = data.batches(run)
+    theta = trained_parameters(model)
+    directions = make_directions(
+        model, config.dims, config.direction_seed, include_1d=config.include_1d
+    )
+    g = config.grid
+    corners = torch.tensor(
+        list(itertools.product((g.lo, g.hi), repeat=g.dims)), dtype=torch.float64
+    )
+    for name, w in perturbed_parameters(theta, directions, corners).items():
+        if not bool(torch.isfinite(w).all()):
+            raise ConfigError(
+                f"--range {g.lo:.8g}:{g.hi:.8g}: the weights of {run.id} ({name}) overflow "
+                "float32 at the grid's ends; use a smaller range such as -1:1"
+            )
+    x = batches[0][0]
+    image, images = int(x.shape[-1]), int(x.shape[0])
+    net = run.config.model.for_data(in_channels=int(x.shape[1]))
+    chunk = min(config.points_per_batch, g.points**g.dims)
+    params = sum(w.numel() for w in theta.values())
+    weights = PERTURBED_COPIES * FLOAT_BYTES * params * chunk
+    need = weights + forward_bytes(net, image, chunk * images)
+    if config.sharpness:  # Hessian-vector products: a backward pass through a backward pass
+        need = max(need, estimate(net, image, images).total)
+    check_memory(
+        need,
+        f"the landscape of {run.id}",
+        "use a smaller --points-per-batch or --batch-size",
+        f" ({chunk} weight points of {params:,} parameters, evaluated on {images} images "
+        f"at {image}x{image} at once)",
+    )
+
+
 def run_landscape(config: LandscapeConfig) -> LandscapeResult:
     """Select the study's models, compute (or resume) their slices and sharpness, draw figures.
 
@@ -251,9 +298,11 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
     store = Store.open(config.study_dir)
     selection: Selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
+    data = DataCache(config.limit_data, config.batch_size, device)
+    for run in selection.runs:  # refused before anything is written
+        check_landscape_fits(config, run, device, data)
     out = store.layout.landscape
     out.mkdir(parents=True, exist_ok=True)
-    data = DataCache(config.limit_data, config.batch_size, device)
     models, notes = [], list(selection.notes)
     for run in selection.runs:
         try:

@@ -31,9 +31,13 @@ from torch.func import functional_call, vmap
 from odenet.analysis.directions import Direction, perturbed_parameters
 from odenet.errors import ConfigError
 from odenet.files import atomic_write
+from odenet.sizes import check_count
 
 Batch = tuple[Tensor, Tensor]  # x (B, C, H, W) float, y (B,) int64, on the model's device
 EVAL_MODES = ("auto", "vmap", "loop")
+# Most points of one grid (500 x 500 in 2D): each is a pass over the data, and the slice file
+# is saved after every chunk of points.
+MAX_POINTS = 250_000
 
 
 class SliceEvaluator:
@@ -141,14 +145,34 @@ class GridSpec:
     points: int = 51  # points per axis
 
     def validate(self) -> None:
+        """ConfigError for a grid that is not one: dims, fewer than 2 or more than MAX_POINTS
+        points, a range that is not finite, empty, or whose points float32 (the precision of
+        the weights they perturb) cannot hold apart."""
         if self.dims not in (1, 2):
             raise ConfigError(f"--dims must be 1 or 2, got {self.dims}")
         if self.points < 2:
             raise ConfigError(f"--points must be at least 2, got {self.points}")
+        check_count(  # before any array of the grid exists
+            self.points**self.dims,
+            MAX_POINTS,
+            f"the number of grid points (--points {self.points} in {self.dims}D)",
+            f"use --points {math.isqrt(MAX_POINTS) if self.dims == 2 else MAX_POINTS} or fewer",
+        )
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
             raise ConfigError(f"--range A:B must be finite, got {self.lo}:{self.hi}")
         if not self.lo < self.hi:
             raise ConfigError(f"--range A:B needs A < B, got {self.lo}:{self.hi}")
+        where = f"--range {self.lo:.8g}:{self.hi:.8g}"
+        if max(-self.lo, self.hi) > float(np.finfo(np.float32).max):
+            raise ConfigError(
+                f"{where}: the grid's ends must fit float32, the weights' precision "
+                "(|A|, |B| <= 3.4e38); use a range such as -1:1"
+            )
+        if not np.all(np.diff(self.axis().astype(np.float32)) > 0):
+            raise ConfigError(
+                f"{where}: float32, the weights' precision, cannot tell its {self.points} "
+                "points apart; use a wider range or fewer --points"
+            )
 
     def axis(self) -> np.ndarray:
         """The coordinates of one axis; a point within rounding of 0 is snapped to exactly 0

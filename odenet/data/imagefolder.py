@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odenet.data.memory import check_images_fit
 from odenet.errors import ConfigError
 from odenet.files import atomic_write
 
@@ -102,6 +103,15 @@ def load_arrays(root: Path, size: int) -> tuple[list[str], dict[str, np.ndarray]
     Read from the cache when its checksum matches, else decoded and cached.
     """
     classes, items = scan(root)
+    check_images_fit(  # before any array is read or allocated
+        f"{PREFIX}:{root}",
+        len(items["train"]),
+        len(items["val"]),
+        3,
+        size,
+        "use a smaller size= (e.g. size=32) or fewer images",
+        work=2 * 3 * size * size,  # one image decoded and resized by Pillow
+    )
     cache = root / f".odenet-cache-{size}-{checksum(root, items, size)}.npz"
     if cache.is_file():
         try:

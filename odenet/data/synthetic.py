@@ -21,9 +21,12 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from odenet.data.memory import check_images_fit
 from odenet.errors import ConfigError
 
 PREFIX = "synthetic"
+# float32 maps held per image position while a split is generated: 6, and 2 per channel
+MAKE_BYTES, MAKE_BYTES_PER_CHANNEL = 24, 8
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,16 @@ class SyntheticSpec:
         for key, ok, want in checks:
             if not ok:
                 raise ConfigError(f"synthetic dataset: {key}={getattr(self, key)!r}; use {want}")
+        per_image = self.size**2 * (MAKE_BYTES + MAKE_BYTES_PER_CHANNEL * self.channels)
+        check_images_fit(
+            "synthetic",
+            self.train,
+            self.test,
+            self.channels,
+            self.size,
+            "use smaller train=, test= or size= values",
+            work=max(self.train, self.test) * per_image,
+        )
 
 
 def parse_spec(name: str) -> SyntheticSpec:

@@ -20,6 +20,7 @@ from odenet.nets.config import ModelConfig
 from odenet.nets.continuous import ContinuousStage
 from odenet.nets.fields import ShortcutB
 from odenet.nets.layout import IMAGENET
+from odenet.nets.memory import check_fits
 from odenet.nets.resnet import ResNet, build_from_config
 from odenet.nets.stage import Stage
 from odenet.solvers import ContinuousSolver, get
@@ -145,6 +146,7 @@ def describe(config: ModelConfig, image_size: int | None = None) -> ModelSummary
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 4:
         raise ConfigError(f"image_size must be an integer >= 4, got {image_size!r}")
     config.validate()
+    check_fits(config, image_size)  # training it at this image size must fit in memory
     config = config.for_data()  # concrete in_channels and num_classes
     solver = get(config.solver)
     meta = not isinstance(solver, ContinuousSolver)

@@ -19,8 +19,14 @@ from odenet.solvers import ContinuousSolver, get
 
 MIN_TOLERANCE = 1e-12  # smallest ode_rtol / ode_atol (float32 states: ~1e-7 relative)
 MAX_FIXED_STEPS = 1_000_000  # most steps of a fixed-grid ODE solve (ode_t1 / ode_step_size)
+# Longest ODE interval [0, T]. The field sees t as a float32 input channel beside normalised
+# features of order 1, and the state grows like T |f|: far beyond this, float32 loses the
+# time grid (ode-rk4 at 1e300: an infinite step) and the adaptive solvers' error norms
+# overflow (ode-dopri5 at 1e20: "underflow in dt"). Neural-ODE blocks use T of order 1.
+MAX_ODE_T1 = 1e6
 DEFAULT_IN_CHANNELS = 3  # input channels of a network built without a dataset
 _NAMES = ("solver", "block", "shortcut", "arch", "downsample")
+ODE_FIELDS = ("ode_t1", "ode_rtol", "ode_atol", "ode_step_size", "ode_adjoint")  # ode-* only
 
 
 def option(default: object, help: str):
@@ -116,7 +122,7 @@ class ModelConfig:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        _finite_in("ode_t1", self.ode_t1, 0.0, math.inf, "a positive finite number")
+        _finite_in("ode_t1", self.ode_t1, 0.0, MAX_ODE_T1, f"in (0, {MAX_ODE_T1:g}]")
         for name in ("ode_rtol", "ode_atol"):  # below ~1e-12 float32 states never meet them
             _finite_in(name, getattr(self, name), MIN_TOLERANCE, 1.0, f"in [{MIN_TOLERANCE:g}, 1]")
         s = self.ode_step_size
@@ -127,7 +133,9 @@ class ModelConfig:
             )
         if not isinstance(self.ode_adjoint, bool):
             raise ConfigError(f"ode_adjoint must be true or false, got {self.ode_adjoint!r}")
-        check_fits(self)  # a model that cannot fit in memory: refused with the estimate
+        # a model with too many fields, or whose parameters alone cannot fit in memory: refused
+        # with the estimate (its activations depend on the images: check_fits with their size)
+        check_fits(self)
 
     def ode_options(self) -> ODEOptions:
         return ODEOptions(

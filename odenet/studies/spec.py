@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, field
 
 from odenet import solvers
 from odenet.errors import ConfigError
 from odenet.nets.layout import ARCHS, check_arch
+from odenet.sizes import check_count
 from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
 from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
 from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import SETTINGS, TrainConfig, check_value
 
-__all__ = ["LISTS", "StudySpec", "parse_list"]
+__all__ = ["LISTS", "StudySpec", "check_sweepable", "parse_list"]
 
 # 1 (implicit): flat, every TrainConfig field a key; 2: {"base": flat TrainConfig, ...};
 # 3: {"base": nested TrainConfig ("model": {...}), ...}. from_dict reads all three.
@@ -40,6 +42,9 @@ SPEC_FORMAT = 3
 # device): settable, not sweepable.
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
 LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
+# Most runs in one study: its grid is built (and every run checked) when the spec is made,
+# and stored as one row per run; a study beyond this is a typo (or needs splitting).
+MAX_RUNS = 100_000
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,13 @@ class StudySpec:
             base = dataclasses.replace(base, dataset=base.dataset.strip())
         object.__setattr__(self, "base", base)
         self._check()
+        sizes = [f"{len(values)} {name}" for name, values in self.axes]
+        check_count(  # decided from the axes' lengths, before the grid is enumerated
+            math.prod(len(values) for _, values in self.axes),
+            MAX_RUNS,
+            f"the number of runs ({' x '.join(sizes)})",
+            "sweep fewer values, or split the grid into several studies",
+        )
         object.__setattr__(self, "_runs", grid_runs(self.base, self.axes))
 
     @property
