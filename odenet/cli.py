@@ -129,7 +129,7 @@ def describe_cmd(
 @with_settings(SETTINGS.values())
 def train_cmd(
     values: dict,
-    out: Path | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
+    out: str | None = typer.Option(None, "--out", help="Checkpoint/resume directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
@@ -140,7 +140,7 @@ def train_cmd(
     if out is not None:  # a file, or a directory that cannot be written: refused before training
         from odenet.studies import check_out_dir
 
-        check_out_dir(out)
+        check_out_dir(out, holds="run")
     con = Console(stderr=True) if as_json else console
     result = train(
         config, out_dir=out, callbacks=EpochProgress(con, config.epochs, config.batch_size)

@@ -33,7 +33,7 @@ def _study_settings() -> list:
 @with_settings(_study_settings(), given=True)
 def study_cmd(
     values: dict,
-    out: Path | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
+    out: str | None = typer.Option(None, "--out", help="Study directory (created; resumable)."),
     orders: str | None = typer.Option(None, help=f"RK orders, e.g. 1,4 {_default('orders')}."),
     solvers: str | None = typer.Option(None, help="Extra schemes by name, e.g. rk4,lm."),
     depths: str | None = typer.Option(None, help=f"Depths 6n+2 {_default('depths')}."),

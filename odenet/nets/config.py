@@ -90,6 +90,19 @@ class ModelConfig:
             num_classes=default_num_classes(self.arch) if classes is None else classes,
         )
 
+    def unused(self) -> dict[str, str]:
+        """The fields this (valid) config's network does not depend on, each with the reason:
+        two configs differing only in them build the same network."""
+        if self.arch in IMAGENET:
+            return {name: f"arch {self.arch!r} fixes its {name}" for name in ("depth", "width")}
+        if self.continuous:
+            return {
+                "depth": f"continuous scheme {self.solver!r} uses one ODE field per stage "
+                "(the depth's n is ignored)"
+            }
+        why = f"stacked scheme {self.solver!r} integrates no ODE (ode_* are for ode-* schemes)"
+        return {name: why for name in ODE_FIELDS}
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field and its valid values."""
         for name in _NAMES:

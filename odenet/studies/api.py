@@ -24,7 +24,8 @@ from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import DB_NAME, Store
+from odenet.training.checkpoint import CHECKPOINT, RESULT
 from odenet.training.config import TrainConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
@@ -49,13 +50,32 @@ class PlanRow:
     matched: bool  # same params and conv FLOPs as the first scheme at this depth
 
 
-def check_out_dir(out: str | Path | None) -> Path:
-    """The study directory, checked to be creatable/writable; creates nothing (ConfigError)."""
-    if out is None or not str(out).strip():
+def check_out_dir(out: str | Path | None, holds: str = "study") -> Path:
+    """The directory of a study (``holds="study"``) or of one training run (``"run"``: the
+    ``--out`` of ``odenet train``), checked to be creatable/writable and not the other kind's:
+    a study never mixes into a run's checkpoint directory, nor a run's checkpoint into a
+    study's root. Creates nothing (ConfigError)."""
+    if holds not in ("study", "run"):
+        raise ValueError(f"unknown holds={holds!r}; expected 'study' or 'run'")
+    if out is None:
         raise ConfigError("--out DIR is required to run a study (the study directory)")
+    if not str(out).strip():  # Path("") is "." : the working directory, never meant
+        raise ConfigError(
+            f"--out {str(out)!r} is an empty path; give a directory (--out . for this one)"
+        )
     path = Path(out).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"--out {str(out)!r} exists and is not a directory; choose another --out")
+    if holds == "study" and any((path / name).exists() for name in (CHECKPOINT, RESULT)):
+        raise ConfigError(
+            f"--out {str(out)!r} holds a training run ({CHECKPOINT}, {RESULT} of `odenet train "
+            "--out`), not a study; choose another --out"
+        )
+    if holds == "run" and (path / DB_NAME).exists():
+        raise ConfigError(
+            f"--out {str(out)!r} holds a study ({DB_NAME}); a training run needs a directory "
+            "of its own; choose another --out"
+        )
     parent = path
     while not parent.exists():
         parent = parent.parent
@@ -70,6 +90,7 @@ def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
     """The grid and each model's parameters and FLOPs (the dry run). Writes nothing."""
     from odenet.nets import describe
 
+    spec.check_runs_differ()
     runs = list(spec.runs)
     channels, size, classes = _shape(spec.base)
     rows: list[PlanRow] = []
@@ -118,10 +139,12 @@ def run_study(
     from odenet.data import load_dataset
 
     path = check_out_dir(out)
-    base = spec.base
-    dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
+    else:
+        spec.check_runs_differ()
+    base = spec.base
+    dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
     for r in spec.runs:  # within the dataset's splits, and fitting in memory at its image size
         r.config.check_dataset(dataset)
     executor = make_executor(  # checks the device

@@ -77,7 +77,7 @@ class StudySpec:
         pairs = self.sweep.items() if isinstance(self.sweep, dict) else self.sweep
         swept, settings = {}, {}
         for name, values in pairs:
-            _check_sweepable(name)
+            check_sweepable(name)
             values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
             _non_empty(f"axis {name}", values)
             if len(values) == 1:  # one value: the same for every run
@@ -159,6 +159,23 @@ class StudySpec:
         check_executor(self.executor)
         check_fuse_max(self.fuse_max)
 
+    def check_runs_differ(self) -> None:
+        """ConfigError when two runs would train the same network under two names: an axis
+        with several values that a run's network does not use (``ModelConfig.unused``: the
+        depth of the ImageNet family or of a continuous scheme, ...). Checked for a new study
+        (``run_study``, ``plan_study``); a stored study made before this check still opens."""
+        axes = dict(self.axes)
+        for run in self.runs:
+            for name, why in run.config.model.unused().items():
+                values = axes.get(name, ())
+                if len(values) > 1:
+                    option = "--depths" if name == "depth" else f"--axis {name}="
+                    raise ConfigError(
+                        f"{option}{' ' if name == 'depth' else ''}{_show(values)}: {why}, so "
+                        f"run {run.id} and its copies at the other {name} values would train "
+                        f"the same network; give one {name} (or study these runs apart)"
+                    )
+
     def to_dict(self) -> dict:
         """Plain JSON-able dict: ``{"format": 3, "base": asdict(base), ..., "sweep": {}}``."""
         out: dict = {"format": SPEC_FORMAT, "base": dataclasses.asdict(self.base)}
@@ -208,14 +225,18 @@ class StudySpec:
         return out
 
     def differences(self, other: StudySpec) -> list[str]:
-        """Human-readable 'field: a -> b' lines for the settings that define the runs."""
+        """Human-readable 'field: a -> b' lines for the settings that define the runs. The
+        values of an axis in another order are the same axis: the same runs, the same ids
+        (the stored study keeps its grid order)."""
         mine, theirs = self.settings(), other.settings()
         return [
-            f"{k}: {_show(mine[k])} -> {_show(theirs[k])}" for k in mine if mine[k] != theirs[k]
+            f"{k}: {_show(mine[k])} -> {_show(theirs[k])}"
+            for k in mine
+            if not _same_values(mine[k], theirs[k])
         ]
 
 
-def _check_sweepable(name: str) -> None:
+def check_sweepable(name: str) -> None:
     if name not in SETTINGS:
         raise ConfigError(f"cannot sweep {name!r}: not a TrainConfig field")
     if name in FAMILIAR:
@@ -259,6 +280,13 @@ def _no_duplicates(name: str, values: tuple) -> None:
         if v in seen:
             raise ConfigError(f"--{name}: {v!r} appears twice; list each value once")
         seen.add(v)
+
+
+def _same_values(a: object, b: object) -> bool:
+    """Equal settings; two axes (tuples, each value once) are equal in any order."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(v in b for v in a)
+    return a == b
 
 
 def _show(value: object) -> str:

@@ -1,6 +1,8 @@
 """A StudySpec from its sources: a TOML file, then explicit options, ``--set FIELD=VALUE``
-and ``--axis FIELD=V1,V2`` (later sources win per field). In TOML and with --axis a
-TrainConfig setting given a list is swept; a scalar (or --set) sets it for every run."""
+and ``--axis FIELD=V1,V2``. The command line wins over the TOML file per field; on the command
+line each setting is given once (an option, a --set or an --axis: two of them are refused,
+never resolved silently). In TOML and with --axis a TrainConfig setting given a list is
+swept; a scalar (or --set) sets it for every run."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from odenet.errors import ConfigError
-from odenet.studies.spec import LISTS, StudySpec
+from odenet.studies.spec import LISTS, StudySpec, check_sweepable
 from odenet.studies.spec_values import (
     FAMILIAR,
     coerce_axis,
@@ -20,6 +22,7 @@ from odenet.studies.spec_values import (
 from odenet.training.config import SETTINGS, TrainConfig
 
 Values = str | Sequence | None  # a list option: "0.1,0.2", a sequence, or None (not given)
+MAX_CONFIG_BYTES = 1 << 20  # a study file is a few lines; more is not one (or /dev/zero)
 
 
 def spec_from_sources(
@@ -42,21 +45,38 @@ def spec_from_sources(
     strings ("0.1,0.2") or sequences; ``settings``: TrainConfig settings by flat name (a
     command's typed options, e.g. ``{"epochs": 2, "width": 4}``); ``sets``: "FIELD=VALUE"
     strings (one value for the whole study); ``axes``: "FIELD=V1,V2,..." strings (a swept
-    setting). Later sources win per field. Raises ConfigError naming the option.
+    setting). These win over the TOML file; among them a setting given twice is refused.
+    Raises ConfigError naming the option.
     """
     values: dict = {}
     if config is not None:
         values.update(load_toml(config))
     given = dict(orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
                  executor=executor, fuse_max=fuse_max, **(settings or {}))  # fmt: skip
-    values.update(_coerce({k: v for k, v in given.items() if v is not None}, source="options"))
+    given = {k: v for k, v in given.items() if v is not None}
+    flags = {k: "--" + k.replace("_", "-") for k in given}  # field -> the flag that gave it
+    values.update(_coerce(given, source="options"))
     for text in sets:
         name, value = parse_assignment(text, "set")
+        _given_once(flags, name, f"--set {text}")
         values[name] = coerce_value(name, value, "--set")
     for text in axes:
         name, value = parse_assignment(text, "axis")
+        check_sweepable(name)  # a setting that cannot be swept says so first
+        _given_once(flags, name, f"--axis {text}")
         values[name] = coerce_axis(name, parse_list(value, str, f"axis {name}"), "--axis")
     return _build(values)
+
+
+def _given_once(flags: dict[str, str], name: str, flag: str) -> None:
+    """Record that ``flag`` gives setting ``name``; ConfigError when another flag did: a
+    setting given twice (set and swept, or swept twice) is refused, never resolved silently."""
+    if name in flags:
+        raise ConfigError(
+            f"{name} is given twice ({flags[name]} and {flag}); give it once: one value, or "
+            "one --axis with every value"
+        )
+    flags[name] = flag
 
 
 def load_toml(path: str | Path) -> dict:
@@ -72,13 +92,29 @@ def load_toml(path: str | Path) -> dict:
         import tomli as tomllib
 
     path = Path(path)
+    where = f"--config {str(path)!r}"
     try:
+        if not path.exists():
+            raise ConfigError(f"--config: no such file {str(path)!r}")
+        if not path.is_file():  # a directory, a device (/dev/zero), a pipe
+            raise ConfigError(f"{where} is not a regular file; give a TOML study file")
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"--config: no such file {str(path)!r}") from None
+            raw = fh.read(MAX_CONFIG_BYTES + 1)  # never more, whatever the file claims
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{where} is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a study file"
+            )
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start}); "
+            "TOML files are UTF-8"
+        ) from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{where}: arrays or tables nested too deeply for a study file") from None
     except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {err}") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {reason}") from None
     if isinstance(data.get("study"), dict):
         data = data["study"]
     return _coerce({k.replace("-", "_"): v for k, v in data.items()}, source=f"--config {path}")
