@@ -167,3 +167,25 @@ def test_a_diverged_run_says_so(tmp_path):
     data = run_study(dataclasses.replace(SPEC, lrs=(1e4,), sweep={}), out, quiet=True)
     assert [r.status for r in data.records] == ["diverged"]
     assert check_against_store(out) == [data.records[0].id]
+
+
+def test_an_old_study_resumed_with_tensorboard_is_the_same_study_and_gets_its_files(tmp_path):
+    out = tmp_path / "study"
+    plain = dataclasses.replace(SPEC, tensorboard=False, lrs=(0.1, 0.4, 0.8))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(plain, out, observer=StopInSecondEpoch())
+    with pytest.raises(KeyboardInterrupt):  # on to the second run, without --tensorboard
+        run_study(plain, out, observer=StopAfterRuns(1))
+    assert Store.open(out).counts()["done"] == 1
+    run_study(dataclasses.replace(plain, tensorboard=True), out, quiet=True)
+    assert len(check_against_store(out)) == 6
+
+
+class StopAfterRuns(StudyObserver):
+    def __init__(self, n):
+        self.n = n
+
+    def on_run_end(self, run):
+        self.n -= 1
+        if not self.n:
+            raise KeyboardInterrupt

@@ -8,7 +8,8 @@ last ``epoch/test_acc``, ``run/best_test_acc`` and ``run/diverged``, written whe
 ends), so that ``tensorboard --logdir DIR/tensorboard`` shows the grid in the HParams
 dashboard. The driver writes them (``TensorBoardObserver``, ``odenet study --tensorboard``),
 so no file system needs to be shared with Ray workers; ``export_tensorboard`` writes the same
-files for a study run without it (``odenet report --tensorboard``).
+files for a study run without it (``odenet report --tensorboard``), as does resuming it with
+``--tensorboard``.
 
 Every file is written whole, once, through the atomic writer (never appended to); a run's
 directory says by its file names what it holds, and writing brings it up to date with the
@@ -123,11 +124,17 @@ class TensorBoardWriter:
 
 
 class TensorBoardObserver(StudyObserver):
-    """Keeps the event files of the study's runs up to date while it runs: when an epoch
-    ends (checkpoint saved) and when a run is done or diverged."""
+    """Keeps the event files of the study's runs up to date while it runs: when it starts
+    (the runs finished before, e.g. by a run of the study without --tensorboard), when an
+    epoch ends (checkpoint saved) and when a run is done or diverged."""
 
     def __init__(self, store: Store) -> None:
         self.writer = TensorBoardWriter(store)
+
+    def on_study_start(self, runs: list[RunRecord]) -> None:
+        for run in runs:
+            if run.status in FINISHED:
+                self.writer.sync(run, final=True)
 
     def on_epoch_end(self, run: RunRecord, metrics: dict) -> None:
         self.writer.sync(run)
