@@ -6,6 +6,7 @@
 >>> data = run_study(spec, "runs/demo")     # trains pending runs; resumable
 >>> data.table                               # RobustnessRows per (depth, scheme)
 >>> load_study("runs/demo").run_rows()       # the runs as plain dicts
+>>> load_study("runs/demo").dataframe("epochs")  # pandas: runs, epochs, steps, analysis
 >>> report_study("runs/demo")                # figures + report.md in the directory
 """
 
