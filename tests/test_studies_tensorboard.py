@@ -189,3 +189,13 @@ class StopAfterRuns(StudyObserver):
         self.n -= 1
         if not self.n:
             raise KeyboardInterrupt
+
+
+def test_a_fused_group_writes_every_member_as_the_store_holds_it(tmp_path):
+    """Runs trained together (the fused executor, here on the CPU) report per member: each
+    member's files match its own rows."""
+    out = tmp_path / "study"
+    run_study(dataclasses.replace(SPEC, executor="fused"), out, quiet=True)
+    members = {r.provenance["execution"]["members"] for r in Store.open(out).runs()}
+    assert members == {2}  # lr 0.1 and 0.4 of each weight decay, trained together
+    assert len(check_against_store(out)) == 4
