@@ -11,7 +11,8 @@ so no file system needs to be shared with Ray workers; ``export_tensorboard`` wr
 files for a study run without it (``odenet report --tensorboard``), as does resuming it with
 ``--tensorboard``.
 
-Every file is written whole, once, through the atomic writer (never appended to); a run's
+Every file is written whole, once, through the atomic writer (never appended to; its temp
+file is named without "tfevents", so TensorBoard never reads a file being written); a run's
 directory says by its file names what it holds, and writing brings it up to date with the
 store (``sync``):
 
@@ -120,7 +121,8 @@ class TensorBoardWriter:
         writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
         for event in events:
             writer.write(event.SerializeToString())
-        atomic_write_bytes(path, buffer.getvalue())
+        # a temp name without "tfevents": TensorBoard would read the temp file too
+        atomic_write_bytes(path, buffer.getvalue(), temp_stem="odenet-events")
 
 
 class TensorBoardObserver(StudyObserver):
