@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
     SCALARS,
     EventAccumulator,
 )
-from tensorboard.plugins.hparams import metadata  # noqa: E402
+from tensorboard.plugins.hparams import api_pb2, metadata  # noqa: E402
 
 from odenet.nets import ModelConfig  # noqa: E402
 from odenet.studies import Store, StudySpec, run_study  # noqa: E402
@@ -75,6 +75,8 @@ def check_against_store(study_dir):
         values = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
                   for k, v in start.hparams.items()}  # fmt: skip
         assert values == dict(run.axes.items)
+        end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+        assert end.status == (api_pb2.STATUS_FAILURE if diverged else api_pb2.STATUS_SUCCESS)
         experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
         assert [h.name for h in experiment.hparam_infos] == list(run.axes.names)
         assert [m.name.tag for m in experiment.metric_infos] == [

@@ -20,7 +20,8 @@ store (``sync``):
 * ``events.out.tfevents.b.<last step>.<last epoch>``: the steps and epochs after those of the
   files before it, written when an epoch ends (its checkpoint saved: rows past it may still
   be replaced by a resume) and when the run finishes;
-* ``events.out.tfevents.c.result``: the run's metrics, when it is done or diverged.
+* ``events.out.tfevents.c.result``: the run's metrics and the end of its HParams session
+  (status Success when done, Failure when diverged), when it is done or diverged.
 
 TensorBoard reads a directory's event files in name order, and the names grow as they are
 written, so a running TensorBoard picks each new file up. Writing again adds nothing when the
@@ -200,11 +201,22 @@ def _scalars(steps: list[dict], epochs: list[dict]) -> list:
 
 
 def _result(run: RunRecord) -> list:
+    """The run's metrics and the end of its HParams session: TensorBoard's status Success for
+    a run that is done, Failure for one that diverged (the dashboard can filter by it)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
     step = run.epochs_done
     events = [
         _scalar("run/best_test_acc", step, run.best_test_acc),
         _scalar("run/diverged", step, float(run.status == "diverged")),
     ]
+    status = api_pb2.STATUS_FAILURE if run.status == "diverged" else api_pb2.STATUS_SUCCESS
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
+    data = plugin_data_pb2.HParamsPluginData(session_end_info=end)
+    value = Summary.Value(tag=metadata.SESSION_END_INFO_TAG, tensor=metadata.NULL_TENSOR,
+                          metadata=metadata.create_summary_metadata(data))  # fmt: skip
+    events.append(_event(step, Summary(value=[value])))
     return [e for e in events if e is not None]
 
 
