@@ -33,7 +33,7 @@ from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import SETTINGS, TrainConfig, check_value
 
-__all__ = ["LISTS", "StudySpec", "check_sweepable", "parse_list"]
+__all__ = ["EXECUTION", "LISTS", "StudySpec", "check_sweepable", "parse_list"]
 
 # 1 (implicit): flat, every TrainConfig field a key; 2: {"base": flat TrainConfig, ...};
 # 3: {"base": nested TrainConfig ("model": {...}), ...}. from_dict reads all three.
@@ -42,6 +42,8 @@ SPEC_FORMAT = 3
 # device): settable, not sweepable.
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
 LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
+# How a study runs, not what its runs are: a resume may change them.
+EXECUTION = ("executor", "fuse_max", "tensorboard")
 # Most runs in one study: its grid is built (and every run checked) when the spec is made,
 # and stored as one row per run; a study beyond this is a typo (or needs splitting).
 MAX_RUNS = 100_000
@@ -67,6 +69,8 @@ class StudySpec:
     # grid order (odenet.studies.grid.sweep_position), each with >= 2 values
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused | ray
     fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
+    tensorboard: bool = False  # write each run's TensorBoard event files while it trains
+    # (odenet.studies.tensorboard); like executor and fuse_max, not part of the study's identity
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, TrainConfig):
@@ -158,6 +162,8 @@ class StudySpec:
                 raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
         check_executor(self.executor)
         check_fuse_max(self.fuse_max)
+        if not isinstance(self.tensorboard, bool):
+            raise ConfigError(f"--tensorboard: expected true or false, got {self.tensorboard!r}")
 
     def check_runs_differ(self) -> None:
         """ConfigError when two runs would train the same network under two names: an axis
@@ -183,6 +189,7 @@ class StudySpec:
             out[name] = list(getattr(self, name))
         out["sweep"] = {name: list(values) for name, values in self.sweep}
         out["executor"], out["fuse_max"] = self.executor, self.fuse_max
+        out["tensorboard"] = self.tensorboard
         return out
 
     @classmethod
@@ -203,7 +210,7 @@ class StudySpec:
             base=config_from_dict(data["base"]),
             **{name: tuple(data[name]) for name in LISTS if name in data},
             sweep={k: tuple(v) for k, v in (data.get("sweep") or {}).items()},
-            **{name: data[name] for name in ("executor", "fuse_max") if name in data},
+            **{name: data[name] for name in EXECUTION if name in data},
         )
 
     @staticmethod
