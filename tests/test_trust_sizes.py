@@ -157,6 +157,11 @@ def test_memory_refusals_compare_with_the_machine():
     assert format_bytes(1536) == "1.5 KiB" and format_bytes(3 * 2**40) == "3.0 TiB"
 
 
+def test_landscape_refuses_a_seed_torch_cannot_take(run_cli, finished_copy):
+    argv = ["landscape", str(finished_copy), "--direction-seed", str(2**64), "--points", "3"]
+    refused(run_cli, argv, finished_copy, "--direction-seed must be in [-2**63, 2**64 - 1]")
+
+
 # ---- item 4: landscape ranges that float32 cannot hold ------------------------------------
 @pytest.mark.parametrize(
     ("text", "words"),

@@ -89,6 +89,10 @@ class LandscapeConfig:
         for name in ("points_per_batch", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not -(2**63) <= self.direction_seed < 2**64:  # what torch.Generator accepts
+            raise ConfigError(
+                f"--direction-seed must be in [-2**63, 2**64 - 1], got {self.direction_seed}"
+            )
         if self.surface and self.dims != 2:
             raise ConfigError("--surface needs --dims 2")
         if self.device not in ("auto", "cpu", "cuda"):
