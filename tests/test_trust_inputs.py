@@ -34,6 +34,13 @@ def test_config_files_that_are_not_study_files(run_cli, tmp_path, make, words):
     assert snapshot(tmp_path) == before and not out.exists()
 
 
+def test_a_setting_given_twice_in_a_config_file_is_refused(run_cli, tmp_path):
+    (tmp_path / "s.toml").write_text("limit-train = 100\nlimit_train = 200\n")
+    argv = ["study", "--config", str(tmp_path / "s.toml"), "--out", str(tmp_path / "X")]
+    refused(run_cli, argv, None, "limit_train is given twice (key 'limit-train' of --config")
+    assert not (tmp_path / "X").exists()
+
+
 def test_config_file_read_stops_at_the_limit(tmp_path, monkeypatch):
     """A file that grows after it was checked is still read at most MAX_CONFIG_BYTES + 1."""
     import odenet.studies.spec_sources as sources

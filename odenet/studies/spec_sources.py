@@ -76,7 +76,7 @@ def _given_once(flags: dict[str, str], name: str, flag: str) -> None:
     if name in flags:
         raise ConfigError(
             f"{name} is given twice ({flags[name]} and {flag}); give it once: one value, or "
-            "one --axis with every value"
+            "every value of its axis in one list"
         )
     flags[name] = flag
 
@@ -120,6 +120,9 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"--config: cannot read {str(path)!r} as TOML: {reason}") from None
     if isinstance(data.get("study"), dict):
         data = data["study"]
+    keys: dict[str, str] = {}  # setting -> the key that gave it (limit-train, limit_train)
+    for key in data:
+        _given_once(keys, key.replace("-", "_"), f"key {key!r} of {where}")
     return _coerce({k.replace("-", "_"): v for k, v in data.items()}, source=f"--config {path}")
 
 
