@@ -135,7 +135,13 @@ class ModelConfig:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        _finite_in("ode_t1", self.ode_t1, 0.0, MAX_ODE_T1, f"in (0, {MAX_ODE_T1:g}]")
+        _finite_in(
+            "ode_t1",
+            self.ode_t1,
+            0.0,
+            MAX_ODE_T1,
+            f"in (0, {MAX_ODE_T1:g}] (float32 cannot integrate longer intervals)",
+        )
         for name in ("ode_rtol", "ode_atol"):  # below ~1e-12 float32 states never meet them
             _finite_in(name, getattr(self, name), MIN_TOLERANCE, 1.0, f"in [{MIN_TOLERANCE:g}, 1]")
         s = self.ode_step_size
