@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from odenet.cli_output import console, print_json
-from odenet.cli_settings import OnceGroup, with_settings
+from odenet.cli_settings import with_settings
 from odenet.cli_study import (
     analyze_cmd,
     landscape_cmd,
@@ -39,7 +39,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    cls=OnceGroup,  # an option given twice is refused
 )
 
 

@@ -16,9 +16,7 @@ import typing
 from collections.abc import Callable, Iterable
 
 import typer
-from typer.core import TyperGroup
 
-from odenet.errors import ConfigError
 from odenet.training.config import Setting
 
 PANELS = {True: "Model", False: "Training"}  # rich help panels, by Setting.in_model
@@ -71,42 +69,3 @@ def _parameter(s: Setting, given: bool) -> inspect.Parameter:
     return inspect.Parameter(
         s.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation
     )
-
-
-class OnceGroup(TyperGroup):
-    """The app's command group: an option of one value given twice (``--width 4 --width 8``,
-    ``--augment --no-augment``) is refused, never resolved silently by the last one winning.
-    Repeatable options (``--set``, ``--axis``, ``--where``) and a flag repeated as it is stay
-    allowed."""
-
-    def resolve_command(self, ctx, args: list[str]):
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None:
-            check_given_once(command, rest)
-        return name, command, rest
-
-
-def check_given_once(command, args: list[str]) -> None:
-    """ConfigError naming the first option of ``command`` (a click command; options that are
-    not ``multiple``) that ``args`` give twice: two values, or a flag in both its forms."""
-    options = {  # (typer ships its own click: its classes are not click's)
-        flag: p
-        for p in command.params
-        if p.param_type_name == "option" and not p.multiple
-        for flag in (*p.opts, *p.secondary_opts)
-    }
-    given: dict[str, list[str]] = {}  # option -> how each time gave it ("--width 4")
-    for i, token in enumerate(args):
-        if token == "--":  # the rest are arguments
-            break
-        flag = token.split("=", 1)[0]
-        if flag in options:
-            p = options[flag]
-            takes_value = not p.is_flag and "=" not in token and i + 1 < len(args)
-            given.setdefault(p.name, []).append(f"{token} {args[i + 1]}" if takes_value else token)
-    for name, uses in given.items():
-        p = next(q for q in command.params if q.name == name)
-        if len(uses) > 1 and not (p.is_flag and len(set(uses)) == 1):
-            raise ConfigError(
-                f"{p.opts[0]} is given twice ({' and '.join(uses[:2])}); give it once"
-            )

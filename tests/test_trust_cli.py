@@ -91,7 +91,7 @@ def test_refused_before_the_study_directory_exists(tmp_path, run_cli, option, me
 @pytest.mark.parametrize(
     ("option", "message"),
     [(["--depth", "8", "--solver", "ode-rk4", "--ode-t1", "inf"],
-      "ode_t1 must be in (0, 1e+06], got inf"),
+      "ode_t1 must be in (0, 1e+06] (float32 cannot integrate longer intervals), got inf"),
      (["--depth", "20", "--width", "1000000"], "needs about 14.8 PiB to train its parameters")],
 )  # fmt: skip
 def test_case_describe_refuses_absurd_models_within_seconds(option, message):

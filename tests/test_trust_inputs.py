@@ -2,7 +2,6 @@
 that would train the same network are refused with one line (exit 2) before anything is
 written; the same axis values in another order are the same study."""
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -98,29 +97,6 @@ def test_a_setting_given_twice_is_refused(run_cli, tmp_path, extra, words):
             "--lrs", "0.1", *extra, "--out", str(tmp_path / "X")]  # fmt: skip
     refused(run_cli, argv, None, words)
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("argv", "words"),
-    [(["study", *S, "--orders", "1", "--lrs", "0.1", "--depths", "8,14", "--dry-run"],
-      "--depths is given twice (--depths 8 and --depths 8,14)"),
-     (["train", *RUN, "--width=8"], "--width is given twice (--width 4 and --width=8)"),
-     (["train", *RUN, "--augment", "--no-augment"],
-      "--augment is given twice (--augment and --no-augment)"),
-     (["landscape", "D", "--points", "3", "--points", "5"],
-      "--points is given twice (--points 3 and --points 5)")],
-)  # fmt: skip
-def test_an_option_given_twice_is_refused(run_cli, tmp_path, monkeypatch, argv, words):
-    monkeypatch.chdir(tmp_path)
-    refused(run_cli, argv, None, words)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_repeatable_options_and_a_repeated_flag_stay_allowed(run_cli):
-    argv = ["study", *S, "--orders", "1", "--lrs", "0.1", "--set", "pad=2", "--set", "augment=0",
-            "--json", "--json", "-q", "-q", "--dry-run"]  # fmt: skip
-    code, out, err = run_cli(argv)
-    assert code == 0 and json.loads(out)["runs"] == ["d8-euler-lr0.1-s0"], err
 
 
 def test_a_toml_value_is_overridden_by_one_flag(tmp_path):
