@@ -113,8 +113,9 @@ def refine_figure(
     acc_ax.set(xlabel="refinement factor m", ylabel="test accuracy %",
                title=f"depth refinement, depth {depth}: test accuracy")  # fmt: skip
     factors = sorted({f.factor for r in rows for f in r.ode.refine})
-    for ax in (change_ax, acc_ax):
-        ax.set_xticks(factors, [str(m) for m in factors])
+    changed = [m for m in factors if m > factors[0]]  # the first factor has no change
+    for ax, ticks in ((change_ax, changed), (acc_ax, factors)):
+        ax.set_xticks(ticks, [str(m) for m in ticks])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     change_ax.legend(fontsize=6)
