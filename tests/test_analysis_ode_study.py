@@ -138,3 +138,10 @@ def test_bad_ode_options_are_one_line_exit_2_before_anything_is_written(study, r
     assert err.startswith("error: ")
     assert len(Store.open(study).analyses()) == before
     assert (section.stat().st_mtime_ns if section.exists() else None) == stamp
+
+
+def test_without_ode_tests_the_output_is_what_it_was(study, run_cli):
+    payload = _json(run_cli, ["analyze", str(study), *SMALL, "--json"])
+    assert "ode_tests" not in payload["settings"]
+    for item in payload["models"] + payload["table"]:
+        assert not {"swap", "refine", "refused", "test_data"} & set(item)

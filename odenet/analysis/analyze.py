@@ -275,8 +275,9 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "eigen": asdict(config.eigen),
         "initial": config.initial,
         "selection": config.selection.describe(selection.swept),
-        "ode_tests": None if config.ode_tests is None else asdict(config.ode_tests),
     }
+    if config.ode_tests is not None:  # without them, the settings are what they always were
+        settings["ode_tests"] = asdict(config.ode_tests)
     out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     if config.figures and config.ode_tests is not None:
@@ -310,15 +311,12 @@ def config_from_options(
     and refinement factors only with ``ode_tests``."""
     from odenet.analysis.selection import parse_selection
 
-    if not ode_tests and (swap_schemes, refine_factors) != (None, None):
-        given = "--swap-schemes" if swap_schemes is not None else "--refine-factors"
-        raise ConfigError(f"{given} sets up the ODE tests: add --ode-tests")
     config = AnalyzeConfig(
         study_dir=str(study_dir),
         selection=parse_selection(depth, orders, solvers, lr, seed, where),
         limit_data=parse_limit(limit_data),
         eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
-        ode_tests=OdeTestConfig.parse(swap_schemes, refine_factors) if ode_tests else None,
+        ode_tests=OdeTestConfig.from_options(ode_tests, swap_schemes, refine_factors),
         **options,  # type: ignore[arg-type]
     )
     config.validate()

@@ -58,6 +58,19 @@ class OdeTestConfig:
         check_factors(self.factors)
 
     @classmethod
+    def from_options(
+        cls, enabled: bool, schemes: str | None, factors: str | None
+    ) -> OdeTestConfig | None:
+        """``--ode-tests`` with ``--swap-schemes`` / ``--refine-factors`` (None: not given):
+        the parsed config, None when not enabled; ConfigError for either option without it."""
+        if not enabled:
+            if (schemes, factors) != (None, None):
+                given = "--swap-schemes" if schemes is not None else "--refine-factors"
+                raise ConfigError(f"{given} sets up the ODE tests: add --ode-tests")
+            return None
+        return cls.parse(schemes, factors)
+
+    @classmethod
     def parse(cls, schemes: str | None, factors: str | None) -> OdeTestConfig:
         """From the options' strings ("euler,heun", "1,2,4,8"; None: the default), validated;
         schemes by their registry names."""
