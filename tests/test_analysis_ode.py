@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from linear_fields import smooth_network
 from torch import nn
 
 from odenet.analysis.ode_results import MeanStd, OdeMeans, ode_table
@@ -21,7 +22,7 @@ from odenet.analysis.ode_tests import (
     wiring,
 )
 from odenet.errors import ConfigError
-from odenet.nets import Stage, build_model
+from odenet.nets import build_model
 
 
 def _batches(shape: tuple[int, ...], n: int = 12, dtype=torch.float32, seed: int = 1) -> list:
@@ -64,22 +65,6 @@ def test_evaluate_is_the_mean_cross_entropy_and_accuracy():
     assert got.acc == (logits.argmax(1) == y).double().mean().item()
 
 
-def _smooth_network(solver: str, dtype) -> nn.Module:
-    """Single stage, pre-activation (each step a pure x + F(x)), 4 fields that are one small
-    linear map (conv + eval-mode BN): an ODE x' = Lx by construction."""
-    g = torch.Generator().manual_seed(5)
-    model = build_model(10, solver, arch="single", block="preact", width=4, generator=g)
-    field = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-    with torch.no_grad():
-        field[0].weight.normal_(0.0, 0.05, generator=g)
-        for t in (field[1].weight, field[1].bias, field[1].running_mean):
-            t.normal_(0.0, 0.5, generator=g)
-        field[1].running_var.uniform_(0.5, 2.0, generator=g)
-    stage = model.stages[0]
-    model.stages[0] = Stage(stage.solver, [field] * len(stage.fields))
-    return model.to(dtype).eval()
-
-
 @pytest.mark.parametrize(("solver", "dtype", "low", "high", "factors"), [
     ("euler", torch.float32, 0.7, 1.3, (1, 2, 4, 8)),
     ("heun", torch.float32, 1.6, 2.4, (1, 2, 4, 8)),
@@ -87,7 +72,7 @@ def _smooth_network(solver: str, dtype) -> nn.Module:
     ("rk4", torch.float64, 3.5, 4.5, (1, 2, 4)),
 ])  # fmt: skip
 def test_refinement_of_an_ode_converges_at_the_schemes_order(solver, dtype, low, high, factors):
-    model = _smooth_network(solver, dtype)
+    model = smooth_network(solver, dtype)
     result = ode_tests(model, _batches((3, 16, 16), 16, dtype), OdeTestConfig(("euler",), factors))
     refine = result["refine"]
     assert [r["factor"] for r in refine] == list(factors) and result["refused"] == []

@@ -84,16 +84,7 @@ def run_subset(
         pick = torch.randperm(own.numel(), generator=gen)[:limit_data]
         indices = own[pick].sort().values
         used = f"{limit_data} drawn (seed {LIMIT_SEED}) from {trained}"
-    digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
-    key = {
-        "dataset": dataset,
-        "split": "train",
-        "split_size": split_size,
-        "limit_train": limit_train,
-        "count": int(indices.numel()),
-        "indices_sha256": digest,
-    }
-    return DataSubset(indices, key, f"{dataset} train: {used}")
+    return _subset(dataset, "train", split_size, limit_train, indices, used)
 
 
 def run_test_subset(dataset: str, split_size: int, limit_test: int | None) -> DataSubset:
@@ -107,16 +98,23 @@ def run_test_subset(dataset: str, split_size: int, limit_test: int | None) -> Da
             f"the run's test subset of {own.numel()} of {split_size} images "
             f"(--limit-test, fixed seed {LIMIT_SEED})"
         )
-    digest = hashlib.sha256(own.numpy().tobytes()).hexdigest()[:16]
+    return _subset(dataset, "test", split_size, limit_test, own, used)
+
+
+def _subset(
+    dataset: str, split: str, split_size: int, limit: int | None, indices: Tensor, used: str
+) -> DataSubset:
+    """``indices`` of ``split`` with their key (the run's limit_<split>, a digest of them)."""
+    digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
     key = {
         "dataset": dataset,
-        "split": "test",
+        "split": split,
         "split_size": split_size,
-        "limit_test": limit_test,
-        "count": int(own.numel()),
+        f"limit_{split}": limit,
+        "count": int(indices.numel()),
         "indices_sha256": digest,
     }
-    return DataSubset(own, key, f"{dataset} test: {used}")
+    return DataSubset(indices, key, f"{dataset} {split}: {used}")
 
 
 class DataCache:
