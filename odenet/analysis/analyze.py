@@ -16,7 +16,8 @@ Each run's result is cached in the study database (``Store.record_analysis``, ki
 the means over the seeds of each configuration (every axis but seed, odenet.studies.identity)
 are returned with them. ``<study>/analysis/section.md`` is this analysis's section of the
 study's report (odenet.analysis.report_sections). A run whose checkpoint is missing or damaged
-is skipped with a note.
+is skipped with a note; a continuous (``ode-*``) run is measured at its transition fields only,
+and a note says so (``odenet.analysis.responses.unmeasured``).
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ from odenet.analysis.inputs import (
     RunUnreadable,
     initial_model,
     load_run,
+    open_study,
     parse_limit,
 )
 from odenet.analysis.report_sections import write_analyze_section
-from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
+from odenet.analysis.responses import (
+    _Recorder,
+    field_responses,
+    gradient_norms,
+    model_fields,
+    unmeasured,
+)
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
@@ -164,7 +172,7 @@ def _scheme_kwargs(f) -> dict:
     """LM-ResNet's region depends on the field's learned k (contracts.md #4: keyword k)."""
     coeffs = getattr(f.stage_module, "coefficients", None)
     if f.scheme == "lm" and coeffs is not None and f.position > 0:
-        return {"k": float(coeffs.k[f.position - 1])}
+        return {"k": float(coeffs.k[f.position - 1].detach())}
     return {}
 
 
@@ -214,13 +222,19 @@ def _settings(config: AnalyzeConfig, run: RunRecord, data_key: dict, checkpoint:
 
 def _one_run(
     config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache
-) -> RunAnalysis:
+) -> tuple[RunAnalysis, str | None]:
+    """The run's analysis (cached or measured now) and what it leaves out (``unmeasured``)."""
     model, checkpoint = load_run(run, device)
+    try:
+        model_fields(model)
+    except ConfigError as err:  # e.g. a continuous single-stage network: no transition
+        raise RunUnreadable(f"skipped {run.id}: {err}") from None
+    left_out = unmeasured(model)
     subset, batches = data.batches(run)
     key = _settings(config, run, subset.key, checkpoint)
     stored = store.analysis(run.id, "analyze", key)
     if stored is not None:
-        return RunAnalysis(run.axes, stored, cached=True)
+        return RunAnalysis(run.axes, stored, cached=True), left_out
     init = initial_model(run, device) if config.initial else None
     result = analyze_model(model, batches, config.eigen, init)
     facts = {
@@ -234,7 +248,7 @@ def _one_run(
     }
     result = finite({**facts, **result})
     store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
-    return RunAnalysis(run.axes, result)
+    return RunAnalysis(run.axes, result), left_out
 
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
@@ -242,18 +256,24 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     from odenet.analysis.analyze_plots import draw_analysis
 
     config.validate()
-    store = Store.open(config.study_dir)
+    store = open_study(config.study_dir, "analyze")
     selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
     data = DataCache(config.limit_data, config.batch_size, device)
     models, notes = [], list(selection.notes)
+    partial: dict[str, list[str]] = {}  # what is not measured -> the runs it concerns
     for run in selection.runs:
         try:
-            models.append(_one_run(config, store, run, device, data))
+            analysis, left_out = _one_run(config, store, run, device, data)
         except RunUnreadable as err:
             notes.append(str(err))
+            continue
+        models.append(analysis)
+        if left_out is not None:
+            partial.setdefault(left_out, []).append(run.id)
     if not models:
         raise ConfigError(" / ".join(notes[len(selection.notes) :]))
+    notes += [f"{', '.join(ids)}: {left_out}" for left_out, ids in partial.items()]
     table = aggregate(models)
     settings = {
         "study_dir": str(store.dir),
