@@ -75,6 +75,12 @@ def study_cmd(
         help="TOML study file: any option here; a TrainConfig field given a list is swept "
         "(flags win).",
     ),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Write TensorBoard event files per run under DIR/tensorboard/ while it trains "
+        "(needs odenet[tensorboard]).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -90,6 +96,7 @@ def study_cmd(
     spec = spec_from_sources(
         config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
         settings=values, sets=sets or (), axes=axes or (), executor=executor, fuse_max=fuse_max,
+        tensorboard=tensorboard or None,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -120,16 +127,32 @@ def report_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
     as_json: bool = typer.Option(False, "--json", help="Print {table, runs, steps} as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also export the runs as CSV."),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Also write the finished runs' TensorBoard event files under DIR/tensorboard/ "
+        "(idempotent; needs odenet[tensorboard]).",
+    ),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""
     from odenet.studies import report_study, write_csv
     from odenet.studies.report import check_csv_path, summary_table
+    from odenet.studies.tensorboard import check_tensorboard, export_tensorboard
 
     if csv_path is not None:
         check_csv_path(study_dir, csv_path)  # before anything is written
+    if tensorboard:
+        check_tensorboard()
     data = report_study(study_dir)
     if csv_path is not None:
         write_csv(data, csv_path)
+    if tensorboard and not data.warnings:  # a read-only study: the report says so
+        board = export_tensorboard(study_dir)
+        typer.echo(
+            f"tensorboard: {len(board.written)} run(s) written, {len(board.unfinished)} "
+            f"unfinished left to the study; tensorboard --logdir {board.folder}",
+            err=True,
+        )
     if as_json:
         print_json(data.to_json())
     else:

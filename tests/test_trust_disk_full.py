@@ -49,10 +49,10 @@ def full_disk(monkeypatch):
     names: set[str] = set()
     real = odenet.files._new_temp
 
-    def new_temp(path: Path):
+    def new_temp(path: Path, stem: str):
         if path.name not in names:
-            return real(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+            return real(path, stem)
+        tmp = path.with_name(f".{stem}.{uuid.uuid4().hex[:12]}.tmp")
         return io.BufferedWriter(_FullDisk(tmp, "xb")), tmp
 
     monkeypatch.setattr(odenet.files, "_new_temp", new_temp)

@@ -6,6 +6,7 @@
 >>> data = run_study(spec, "runs/demo")     # trains pending runs; resumable
 >>> data.table                               # RobustnessRows per (depth, scheme)
 >>> load_study("runs/demo").run_rows()       # the runs as plain dicts
+>>> load_study("runs/demo").dataframe("epochs")  # pandas: runs, epochs, steps, analysis
 >>> report_study("runs/demo")                # figures + report.md in the directory
 """
 
@@ -22,9 +23,10 @@ from odenet.studies.executors import RayConfig, make_executor
 from odenet.studies.grid import RunSpec
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
-from odenet.studies.runner import StudyObserver, run_pending
+from odenet.studies.runner import Observers, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
+from odenet.studies.tensorboard import TensorBoardObserver, check_tensorboard
 from odenet.training.config import TrainConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
@@ -112,11 +114,14 @@ def run_study(
     study's config) before writing anything. Finished runs are skipped; interrupted ones
     resume from their checkpoints; failed ones are retried when ``retry_failed``. Progress
     goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
-    ``quiet``). ``ray``: where the ``ray`` executor runs
-    (``odenet.studies.executors.ray.RayConfig``).
+    ``quiet``), and with ``spec.tensorboard`` to the runs' TensorBoard event files
+    (``DIR/tensorboard/<run id>/``: odenet.studies.tensorboard). ``ray``: where the ``ray``
+    executor runs (``odenet.studies.executors.ray.RayConfig``).
     """
     from odenet.data import load_dataset
 
+    if spec.tensorboard:
+        check_tensorboard()  # before anything runs
     path = check_out_dir(out)
     base = spec.base
     dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
@@ -128,9 +133,10 @@ def run_study(
         spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
     store = Store.create(path, spec, _versions())
-    run_pending(
-        store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
-    )
+    observer = observer or make_observer(quiet)
+    if spec.tensorboard:
+        observer = Observers(TensorBoardObserver(store), observer)
+    run_pending(store, executor, observer, retry_failed=retry_failed, wait=wait)
     return load_study_data(path)
 
 

@@ -7,9 +7,9 @@ first one's key) and submits them; while the executor is busy it polls it. Execu
 what happens to their runs as events (``odenet.studies.executors.events``); one ``Recorder``
 applies each event to the store (the runner's process is its only writer), to the run's
 directory (files a Ray worker wrote elsewhere) and to the observer (``StudyObserver``: the
-live view, a line log). When the study stops (Ctrl-C, an error) the executor is cancelled and
-every run it was given that did not end goes back to pending (``RunReleased``), to resume
-from its checkpoint.
+live view or line log, the TensorBoard writer; ``Observers`` for several). When the study
+stops (Ctrl-C, an error) the executor is cancelled and every run it was given that did not
+end goes back to pending (``RunReleased``), to resume from its checkpoint.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from odenet.training.results import StepLog
 
 
 class StudyObserver:
-    """Progress notifications (no-op defaults; the live view subclasses this)."""
+    """Progress notifications (no-op defaults; the live view, the line log and the TensorBoard
+    writer subclass this; ``Observers`` sends each to several)."""
 
-    def on_study_start(self, total: int, finished: int) -> None: ...
+    def on_study_start(self, runs: list[RunRecord]) -> None: ...  # every run, as stored
     def on_run_start(self, run: RunRecord) -> None: ...
     def on_epoch_start(self, run: RunRecord, epoch: int, steps: int) -> None: ...
     def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None: ...
@@ -48,6 +49,49 @@ class StudyObserver:
     def on_run_end(self, run: RunRecord) -> None: ...  # the run as stored after it ended
     def on_wait(self, running: list[str]) -> None: ...  # waiting for other processes' runs
     def on_study_end(self) -> None: ...
+
+
+class Observers(StudyObserver):
+    """Several observers as one: each notification goes to every one, in the order given."""
+
+    def __init__(self, *observers: StudyObserver) -> None:
+        self.observers = observers
+
+    def on_study_start(self, runs: list[RunRecord]) -> None:
+        for o in self.observers:
+            o.on_study_start(runs)
+
+    def on_run_start(self, run: RunRecord) -> None:
+        for o in self.observers:
+            o.on_run_start(run)
+
+    def on_epoch_start(self, run: RunRecord, epoch: int, steps: int) -> None:
+        for o in self.observers:
+            o.on_epoch_start(run, epoch, steps)
+
+    def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None:
+        for o in self.observers:
+            o.on_step(run, epoch, step, loss)
+
+    def on_log(self, run: RunRecord, rows: tuple[StepLog, ...]) -> None:
+        for o in self.observers:
+            o.on_log(run, rows)
+
+    def on_epoch_end(self, run: RunRecord, metrics: dict) -> None:
+        for o in self.observers:
+            o.on_epoch_end(run, metrics)
+
+    def on_run_end(self, run: RunRecord) -> None:
+        for o in self.observers:
+            o.on_run_end(run)
+
+    def on_wait(self, running: list[str]) -> None:
+        for o in self.observers:
+            o.on_wait(running)
+
+    def on_study_end(self) -> None:
+        for o in self.observers:
+            o.on_study_end()
 
 
 class Recorder:
@@ -130,8 +174,7 @@ def run_pending(
         store.retry_failed()
     store.release_mine()  # left claimed by an earlier call in this process that failed
     store.reclaim_dead()
-    counts = store.counts()
-    observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
+    observer.on_study_start(store.runs())
     recorder = Recorder(store, observer)
     drained = None  # recorder.ended when a claim found nothing: no claim until a run ends
     try:

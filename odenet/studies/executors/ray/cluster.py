@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
+from odenet.extras import require
 
-INSTALL = 'pip install "odenet[ray]"'
 PROBE_S = 10.0  # seconds the question "are you a Ray cluster?" may take, Python start included
 # The question, in a child process (argv[1]: HOST:PORT): prints why not, exit code 1.
 _PROBE = """
@@ -60,11 +60,7 @@ class RayConfig:
 
 def import_ray():
     """The ray module, or ConfigError naming the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
-    return ray
+    return require("ray", "ray", "--executor ray", "Ray")
 
 
 def connect(config: RayConfig):
