@@ -8,7 +8,9 @@ For every selected run (odenet.analysis.selection), on the run's own training su
   initial weights rebuilt from the run's seed (gradient_norms);
 * the dominant eigenvalue of each field's Jacobian at the data, averaged over
   ``EigenConfig.images`` samples, placed on the stability region of the scheme of the field's
-  step (odenet.analysis.eigen), and the number of fields outside it.
+  step (odenet.analysis.eigen), and the number of fields outside it;
+* with ``ode_tests`` (``--ode-tests``), on the run's own TEST subset: the integrator swap and
+  the depth refinement of odenet.analysis.ode_tests (cached apart, kind "ode_tests").
 
 Each run's result is cached in the study database (``Store.record_analysis``, kind
 "analyze") under every setting that determines it, with its flat form (a row per field:
@@ -16,7 +18,8 @@ Each run's result is cached in the study database (``Store.record_analysis``, ki
 the means over the seeds of each configuration (every axis but seed, odenet.studies.identity)
 are returned with them. ``<study>/analysis/section.md`` is this analysis's section of the
 study's report (odenet.analysis.report_sections). A run whose checkpoint is missing or damaged
-is skipped with a note.
+is skipped with a note; a continuous (``ode-*``) run is measured at its transition fields only,
+and a note says so (``odenet.analysis.responses.unmeasured``).
 """
 
 from __future__ import annotations
@@ -46,10 +49,18 @@ from odenet.analysis.inputs import (
     RunUnreadable,
     initial_model,
     load_run,
+    open_study,
     parse_limit,
 )
+from odenet.analysis.ode_tests import OdeTestConfig, measure_run
 from odenet.analysis.report_sections import write_analyze_section
-from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
+from odenet.analysis.responses import (
+    _Recorder,
+    field_responses,
+    gradient_norms,
+    model_fields,
+    unmeasured,
+)
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
@@ -86,6 +97,7 @@ class AnalyzeConfig:
     initial: bool = True  # also the gradient norms at the run's initial weights
     figures: bool = True  # draw the figures (PNG + SVG) into <study>/analysis/
     device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
+    ode_tests: OdeTestConfig | None = None  # also the swap and refinement tests (None: not)
 
     def validate(self) -> None:
         if self.limit_data is not None and self.limit_data < 1:
@@ -97,6 +109,8 @@ class AnalyzeConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"unknown device {self.device!r}; expected one of: auto, cpu, cuda")
         self.eigen.validate()
+        if self.ode_tests is not None:
+            self.ode_tests.validate()
 
 
 def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -> list[dict]:
@@ -170,7 +184,7 @@ def _scheme_kwargs(f) -> dict:
     """LM-ResNet's region depends on the field's learned k (contracts.md #4: keyword k)."""
     coeffs = getattr(f.stage_module, "coefficients", None)
     if f.scheme == "lm" and coeffs is not None and f.position > 0:
-        return {"k": float(coeffs.k[f.position - 1])}
+        return {"k": float(coeffs.k[f.position - 1].detach())}
     return {}
 
 
@@ -220,27 +234,36 @@ def _settings(config: AnalyzeConfig, run: RunRecord, data_key: dict, checkpoint:
 
 def _one_run(
     config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache
-) -> RunAnalysis:
+) -> tuple[RunAnalysis, str | None]:
+    """The run's analysis (cached or measured now) and what it leaves out (``unmeasured``)."""
     model, checkpoint = load_run(run, device)
+    try:
+        model_fields(model)
+    except ConfigError as err:  # e.g. a continuous single-stage network: no transition
+        raise RunUnreadable(f"skipped {run.id}: {err}") from None
+    left_out = unmeasured(model)
     subset, batches = data.batches(run)
     key = _settings(config, run, subset.key, checkpoint)
-    stored = store.analysis(run.id, "analyze", key)
-    if stored is not None:
-        return RunAnalysis(run.axes, stored, cached=True)
-    init = initial_model(run, device) if config.initial else None
-    result = analyze_model(model, batches, config.eigen, init)
-    facts = {
-        "run_id": run.id,
-        "depth": run.depth,
-        "solver": run.solver,
-        "lr": run.lr,
-        "seed": run.seed,
-        "test_acc": run.test_acc,
-        "data": subset.description,
-    }
-    result = finite({**facts, **result})
-    store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
-    return RunAnalysis(run.axes, result)
+    result = store.analysis(run.id, "analyze", key)
+    cached = result is not None
+    if result is None:
+        init = initial_model(run, device) if config.initial else None
+        measured = analyze_model(model, batches, config.eigen, init)
+        facts = {
+            "run_id": run.id,
+            "depth": run.depth,
+            "solver": run.solver,
+            "lr": run.lr,
+            "seed": run.seed,
+            "test_acc": run.test_acc,
+            "data": subset.description,
+        }
+        result = finite({**facts, **measured})
+        store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
+    if config.ode_tests is not None:
+        ode, found = measure_run(store, run, model, checkpoint, data, config.ode_tests)
+        result, cached = {**result, **ode}, cached and found
+    return RunAnalysis(run.axes, result, cached), left_out
 
 
 def check_analyze_fits(config: AnalyzeConfig, run: RunRecord, data: DataCache) -> None:
@@ -261,20 +284,29 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     from odenet.analysis.analyze_plots import draw_analysis
 
     config.validate()
-    store = Store.open(config.study_dir)
+    store = open_study(config.study_dir, "analyze")
     selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
     data = DataCache(config.limit_data, config.batch_size, device)
     for run in selection.runs:  # refused before anything is written
         check_analyze_fits(config, run, data)
     models, notes = [], list(selection.notes)
+    partial: dict[str, list[str]] = {}  # what is not measured -> the runs it concerns
     for run in selection.runs:
         try:
-            models.append(_one_run(config, store, run, device, data))
+            analysis, left_out = _one_run(config, store, run, device, data)
         except RunUnreadable as err:
             notes.append(str(err))
+            continue
+        models.append(analysis)
+        if left_out is not None:
+            partial.setdefault(left_out, []).append(run.id)
     if not models:
         raise ConfigError(" / ".join(notes[len(selection.notes) :]))
+    notes += [
+        f"{m.values['run_id']}: {line}" for m in models for line in m.values.get("refused", [])
+    ]
+    notes += [f"{', '.join(ids)}: {left_out}" for left_out, ids in partial.items()]
     table = aggregate(models)
     settings = {
         "study_dir": str(store.dir),
@@ -285,8 +317,14 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(selection.swept),
     }
+    if config.ode_tests is not None:  # without them, the settings are what they always were
+        settings["ode_tests"] = asdict(config.ode_tests)
     out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
+    if config.figures and config.ode_tests is not None:
+        from odenet.analysis.ode_plots import draw_ode_tests
+
+        figures += draw_ode_tests(models, table, out)
     write_analyze_section(store)
     return AnalyzeResult(settings, models, table, figures, notes)
 
@@ -305,9 +343,13 @@ def config_from_options(
     restarts: int = EigenConfig.restarts,
     eigen_tol: float = EigenConfig.tol,
     eigen_images: int = 64,
+    ode_tests: bool = False,
+    swap_schemes: str | None = None,
+    refine_factors: str | None = None,
     **options: object,
 ) -> AnalyzeConfig:
-    """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all")."""
+    """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all"); the swap schemes
+    and refinement factors only with ``ode_tests``."""
     from odenet.analysis.selection import parse_selection
 
     config = AnalyzeConfig(
@@ -315,6 +357,7 @@ def config_from_options(
         selection=parse_selection(depth, orders, solvers, lr, seed, where),
         limit_data=parse_limit(limit_data),
         eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
+        ode_tests=OdeTestConfig.from_options(ode_tests, swap_schemes, refine_factors),
         **options,  # type: ignore[arg-type]
     )
     config.validate()

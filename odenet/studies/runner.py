@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from odenet.errors import StoreError
+from odenet.errors import DiskFull, StoreError
 from odenet.files import atomic_write_bytes
 from odenet.studies.executors.base import Executor
 from odenet.studies.executors.events import (
@@ -198,10 +198,13 @@ def run_pending(
             time.sleep(poll_s)
             store.reclaim_dead()  # a process that died while we waited
             drained = None
-    except BaseException as err:  # Ctrl-C, SystemExit, a bug: the runs go back
+    except BaseException as err:  # Ctrl-C, SystemExit, a full disk, a bug: the runs go back
         executor.cancel()
-        if not isinstance(err, StoreError):  # nothing to record it in: they stay claimed by
-            recorder.release_active()  # this (soon dead) process and are reclaimed on resume
+        try:  # nothing to record it in (the store failed, the disk is full): they stay
+            if not isinstance(err, StoreError):  # claimed by this (soon dead) process and
+                recorder.release_active()  # are reclaimed on resume
+        except (StoreError, DiskFull):
+            pass  # the error that stopped the study is the one to report
         raise
     finally:
         observer.on_study_end()

@@ -24,7 +24,7 @@ from collections.abc import Hashable
 
 import torch
 
-from odenet.errors import StoreError
+from odenet.errors import DiskFull, StoreError
 from odenet.nets.fused import fusable
 from odenet.studies.executors.base import (
     DEFAULT_FUSE_MAX,
@@ -94,7 +94,7 @@ class FusedExecutor(LocalExecutor):
                 callbacks=[RunEvents(r.id, emit) for r in group],
                 execution=execution_info(self.name, len(group), None, self._sequential.under),
             )
-        except StoreError:  # recording failed, not the group
+        except (StoreError, DiskFull):  # recording or the disk failed, not the group
             raise
         except Exception as err:  # noqa: BLE001 - the members are trained one by one instead
             error = error_message(err)

@@ -6,7 +6,7 @@ import dataclasses
 
 from odenet import training  # training.train looked up at each call: tests stand in for it
 from odenet.data import load_dataset
-from odenet.errors import StoreError
+from odenet.errors import DiskFull, StoreError
 from odenet.studies.executors.base import LocalExecutor, error_message, execution_info
 from odenet.studies.executors.events import Emit, RunEvents, RunFailed, RunFinished, RunStarted
 from odenet.studies.records import RunRecord
@@ -51,7 +51,7 @@ class SequentialExecutor(LocalExecutor):
                 callbacks=RunEvents(run.id, emit),
                 execution=execution_info(self.name, 1, reason, self.under),
             ).to_dict()
-        except StoreError:  # recording failed (the database itself: disk full...), not the run
+        except (StoreError, DiskFull):  # not the run's failure: every later run would fail too
             raise
         except Exception as err:  # noqa: BLE001 - a failing run is reported, the study goes on
             emit(RunFailed(run.id, error_message(err)))
