@@ -15,6 +15,7 @@ from odenet.cli_output import console, print_json
 from odenet.cli_settings import with_settings
 from odenet.studies.spec import StudySpec
 from odenet.studies.spec_values import FAMILIAR
+from odenet.studies.store.leases import DEFAULT_GRACE
 from odenet.training.config import SETTINGS
 
 
@@ -72,6 +73,17 @@ def study_cmd(
         help="TOML study file: any option here; a TrainConfig field given a list is swept "
         "(flags win).",
     ),
+    lease_grace: float = typer.Option(
+        DEFAULT_GRACE,
+        help="Seconds without a heartbeat from this process after which another process may "
+        "take over its runs (containers and hosts sharing the directory).",
+    ),
+    allow_network_fs: bool = typer.Option(
+        False,
+        "--allow-network-fs",
+        help="Open a study directory on a network file system (NFS, SMB, Lustre...) anyway: "
+        "only safe when processes of one machine open it.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -96,7 +108,10 @@ def study_cmd(
             console.print(plan_table(rows, len(runs)))
         return
     ray = RayConfig(address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
-    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray)
+    data = run_study(
+        spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray,
+        lease_grace=lease_grace, allow_network_fs=allow_network_fs,
+    )  # fmt: skip
     if as_json:
         print_json(data.to_json())
     else:
@@ -131,6 +146,8 @@ def report_cmd(
         console.print(summary_table(data.table, title=f"LR robustness: {study_dir}"))
         if not data.warnings:
             console.print(f"wrote {study_dir / 'report.md'} and figures/")
+    for run_id, who in data.holders.items():
+        typer.echo(f"running: {run_id}, held by {who}", err=True)
     for line in data.warnings:
         typer.echo(f"warning: {line}", err=True)
 

@@ -24,7 +24,9 @@ from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import DEFAULT_GRACE, Store
+from odenet.studies.store.leases import check_grace
+from odenet.studies.store.volumes import check_local
 from odenet.training.config import TrainConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
@@ -105,6 +107,8 @@ def run_study(
     retry_failed: bool = True,
     wait: bool = True,
     ray: RayConfig | None = None,
+    lease_grace: float = DEFAULT_GRACE,
+    allow_network_fs: bool = False,
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
 
@@ -113,11 +117,16 @@ def run_study(
     resume from their checkpoints; failed ones are retried when ``retry_failed``. Progress
     goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
     ``quiet``). ``ray``: where the ``ray`` executor runs
-    (``odenet.studies.executors.ray.RayConfig``).
+    (``odenet.studies.executors.ray.RayConfig``). ``lease_grace``: seconds without a heartbeat
+    after which another process may take over this process's runs
+    (``odenet.studies.store.leases``). A directory on a network file system is refused unless
+    ``allow_network_fs`` (``odenet.studies.store.volumes``).
     """
     from odenet.data import load_dataset
 
     path = check_out_dir(out)
+    check_local(path, allow_network_fs)
+    lease_grace = check_grace(lease_grace)
     base = spec.base
     dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
     if Store.exists(path):
@@ -129,8 +138,9 @@ def run_study(
     )
     store = Store.create(path, spec, _versions())
     run_pending(
-        store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait
-    )
+        store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait,
+        lease_grace=lease_grace,
+    )  # fmt: skip
     return load_study_data(path)
 
 

@@ -7,6 +7,8 @@ and last loss, the current epoch's steps).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,7 +22,8 @@ from rich.progress import (
 
 from odenet.studies.robustness import POINT
 from odenet.studies.runner import StudyObserver
-from odenet.studies.store import RunRecord
+from odenet.studies.store import Holder, RunRecord
+from odenet.studies.store.leases import wall_clock
 
 
 def make_observer(quiet: bool, console: Console | None = None) -> StudyObserver:
@@ -29,6 +32,12 @@ def make_observer(quiet: bool, console: Console | None = None) -> StudyObserver:
     if quiet:
         return StudyObserver()
     return LiveView(console) if console.is_terminal else LineLog(console)
+
+
+def _holders(running: Mapping[str, Holder]) -> str:
+    """'RUN (pid P on host H (pid namespace N), last heartbeat S s ago), ...'."""
+    t = wall_clock()
+    return ", ".join(f"{i} ({h.describe(t)})" for i, h in running.items())
 
 
 def _describe(run: RunRecord) -> str:
@@ -65,9 +74,9 @@ class LineLog(StudyObserver):
         self.ended += 1
         self._say(f"[{self.ended}/{self.total}] {_describe(run)}")
 
-    def on_wait(self, running: list[str]) -> None:
+    def on_wait(self, running: Mapping[str, Holder]) -> None:
         if not self._waiting:
-            self._say(f"waiting for runs held by other processes: {', '.join(running)}")
+            self._say(f"waiting for runs held by other processes: {_holders(running)}")
         self._waiting = True
 
 
@@ -97,6 +106,7 @@ class LiveView(StudyObserver):
         self.rows: dict[str, int] = {}  # running run id -> its progress task
         self.done: dict[str, float] = {}  # running run id -> fraction of its epochs done
         self.steps = 1  # of the current epoch
+        self.waiting = False  # the holders of the runs waited for were printed
 
     def on_study_start(self, total: int, finished: int) -> None:
         self.ended = finished
@@ -106,6 +116,7 @@ class LiveView(StudyObserver):
         )
 
     def on_run_start(self, run: RunRecord) -> None:
+        self.waiting = False
         if self.step_task is not None:  # keep the step bar below every run's row
             self.progress.remove_task(self.step_task)
         self.rows[run.id] = self.progress.add_task(
@@ -139,8 +150,19 @@ class LiveView(StudyObserver):
         self._fraction(None, 0)
         self.progress.console.print(_describe(run), markup=False, highlight=False)
 
-    def on_wait(self, running: list[str]) -> None:
+    def on_run_taken(self, run: RunRecord) -> None:
+        self.progress.remove_task(self.rows.pop(run.id))
+        self.done.pop(run.id)
+        self._fraction(None, 0)
+
+    def on_wait(self, running: Mapping[str, Holder]) -> None:
         self.progress.update(self.overall, info=f"waiting for {len(running)} run(s) elsewhere")
+        if not self.waiting:
+            self.progress.console.print(
+                f"waiting for runs held by other processes: {_holders(running)}",
+                markup=False, highlight=False,
+            )  # fmt: skip
+        self.waiting = True
 
     def on_study_end(self) -> None:
         self.progress.stop()

@@ -7,19 +7,26 @@ first one's key) and submits them; while the executor is busy it polls it. Execu
 what happens to their runs as events (``odenet.studies.executors.events``); one ``Recorder``
 applies each event to the store (the runner's process is its only writer), to the run's
 directory (files a Ray worker wrote elsewhere) and to the observer (``StudyObserver``: the
-live view, a line log). When the study stops (Ctrl-C, an error) the executor is cancelled and
-every run it was given that did not end goes back to pending (``RunReleased``), to resume
-from its checkpoint.
+live view, a line log). Each claim is a lease (``odenet.studies.store.leases``) that a
+heartbeat thread (``odenet.studies.heartbeat``) renews; a run taken from this process (its
+lease lapsed, another process took it over or reset it) is dropped and its executor stops
+training it (LeaseLost from ``emit``). When the study stops (Ctrl-C, SIGTERM, an error) the
+executor is cancelled and every run it was given that did not end goes back to pending
+(``RunReleased``), to resume from its checkpoint.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Mapping
 
-from odenet.errors import StoreError
+from odenet.errors import LeaseLost, StoreError
 from odenet.files import atomic_write_bytes
 from odenet.studies.executors.base import Executor
 from odenet.studies.executors.events import (
+    CheckpointDue,
     EpochEnded,
     EpochStarted,
     FileWritten,
@@ -31,9 +38,13 @@ from odenet.studies.executors.events import (
     StepsLogged,
     StepTaken,
 )
+from odenet.studies.heartbeat import Heartbeat
 from odenet.studies.records import RunRecord
-from odenet.studies.store import Store
+from odenet.studies.store import DEFAULT_GRACE, Holder, Lease, Store
+from odenet.studies.store.leases import heartbeat_interval
 from odenet.training.results import StepLog
+
+log = logging.getLogger("odenet.studies")
 
 
 class StudyObserver:
@@ -46,32 +57,78 @@ class StudyObserver:
     def on_log(self, run: RunRecord, rows: tuple[StepLog, ...]) -> None: ...  # logged steps
     def on_epoch_end(self, run: RunRecord, metrics: dict) -> None: ...
     def on_run_end(self, run: RunRecord) -> None: ...  # the run as stored after it ended
-    def on_wait(self, running: list[str]) -> None: ...  # waiting for other processes' runs
+    def on_run_taken(self, run: RunRecord) -> None: ...  # another process took it: stopped
+    # waiting for runs held by other live processes: run id -> who holds it
+    def on_wait(self, running: Mapping[str, Holder]) -> None: ...
     def on_study_end(self) -> None: ...
 
 
 class Recorder:
     """Applies executors' events to the store, the run directories and the observer.
 
-    Knows the runs handed out and not ended yet (``active``); ``ended`` counts the others.
+    Knows the runs handed out and not ended yet (``active``) and the lease token each was
+    claimed under (``leases``); ``ended`` counts the others. Every write of a run's rows and
+    files happens only while the run is still under its lease (and renews it). A run found
+    taken (by such a write, or by the heartbeat: ``mark_lost``) is dropped with one warning
+    line, and the event's ``emit`` raises LeaseLost so that the executor stops training it:
+    nothing more of it is written here.
     """
 
     def __init__(self, store: Store, observer: StudyObserver) -> None:
         self.store, self.observer = store, observer
         self.active: dict[str, RunRecord] = {}  # id -> the run as claimed
+        self.leases: dict[str, str | None] = {}  # id -> its claim's lease token
+        self.taken: set[str] = set()  # runs dropped because another process took them
         self.ended = 0
+        self._lost: dict[str, str] = {}  # id -> token: the heartbeat found it no longer held
+        self._lock = threading.Lock()  # leases and _lost, shared with the heartbeat thread
 
-    def track(self, run_ids: list[str]) -> list[RunRecord]:
-        """The claimed runs' records, remembered until their last event."""
+    def track(self, run_ids: list[str], lease: str | None = None) -> list[RunRecord]:
+        """The claimed runs' records, remembered until their last event; ``lease``: the
+        token they were claimed under (None: writes are not checked against a lease)."""
         runs = [self.store.run(i) for i in run_ids]
         self.active.update((r.id, r) for r in runs)
+        with self._lock:
+            self.leases.update((r.id, lease) for r in runs)
         return runs
 
+    def held(self) -> dict[str, str]:
+        """run id -> lease token of every active run claimed under a lease (the heartbeat)."""
+        with self._lock:
+            return {i: t for i, t in self.leases.items() if t is not None}
+
+    def mark_lost(self, lost: dict[str, str]) -> None:
+        """The heartbeat found these (run id -> token) no longer held."""
+        with self._lock:
+            self._lost.update(lost)
+
     def record(self, event: RunEvent) -> None:
-        """Apply one event (the executors' ``emit``)."""
+        """Apply one event (the executors' ``emit``); LeaseLost for a run taken from us."""
         run = self.active.get(event.run_id)
         if run is None:
+            if event.run_id in self.taken:
+                if isinstance(event, RunReleased):
+                    return
+                raise LeaseLost(event.run_id, "dropped earlier")
             raise ValueError(f"{event!r}: not a run this study handed out, or one already ended")
+        lease = self.leases[run.id]
+        with self._lock:
+            lost = lease is not None and self._lost.get(run.id) == lease
+        try:
+            if lost:
+                self.store.hold(run.id, lease)  # raises LeaseLost saying who has it now
+            self._apply(run, event, lease)
+        except LeaseLost as err:
+            self._drop(run, err)
+            if not isinstance(event, RunReleased):  # given back anyway: nothing to stop
+                raise
+
+    def release_active(self) -> None:
+        """Every run not ended yet goes back to pending (the study stops)."""
+        for run_id in list(self.active):
+            self.record(RunReleased(run_id))
+
+    def _apply(self, run: RunRecord, event: RunEvent, lease: str | None) -> None:
         store, observer = self.store, self.observer
         if isinstance(event, RunStarted):
             observer.on_run_start(run)
@@ -80,34 +137,50 @@ class Recorder:
         elif isinstance(event, StepTaken):
             observer.on_step(run, event.epoch, event.step, event.loss)
         elif isinstance(event, StepsLogged):
-            store.record_steps(run.id, event.rows, restart=event.restart)
+            store.record_steps(run.id, event.rows, restart=event.restart, lease=lease)
             observer.on_log(run, event.rows)
         elif isinstance(event, EpochEnded):
-            store.record_epoch(run.id, event.metrics)
+            store.record_epoch(run.id, event.metrics, lease=lease)
             observer.on_epoch_end(run, event.metrics)
+        elif isinstance(event, CheckpointDue):
+            if lease is not None:  # the trainer writes the checkpoint next: still ours?
+                store.hold(run.id, lease)
         elif isinstance(event, FileWritten):
+            if lease is not None:
+                store.hold(run.id, lease)
             atomic_write_bytes(run.run_dir / event.name, event.data)
         elif isinstance(event, RunFinished | RunFailed | RunReleased):
-            self._end(run, event)
+            self._end(run, event, lease)
         else:
             raise ValueError(f"unknown event {event!r}")
 
-    def release_active(self) -> None:
-        """Every run not ended yet goes back to pending (the study stops)."""
-        for run_id in list(self.active):
-            self.record(RunReleased(run_id))
-
-    def _end(self, run: RunRecord, event: RunFinished | RunFailed | RunReleased) -> None:
-        del self.active[run.id]
-        self.ended += 1
+    def _end(
+        self, run: RunRecord, event: RunFinished | RunFailed | RunReleased, lease: str | None
+    ) -> None:
         if isinstance(event, RunReleased):
-            self.store.release(run.id)
+            self._forget(run)
+            self.store.release(run.id, lease)  # a run taken meanwhile is left to its holder
             return
         if isinstance(event, RunFinished):
-            self.store.finish(run.id, event.result)
+            self.store.finish(run.id, event.result, lease=lease)
         else:
-            self.store.fail(run.id, event.error)
+            self.store.fail(run.id, event.error, lease=lease)
+        self._forget(run)
         self.observer.on_run_end(self.store.run(run.id))
+
+    def _drop(self, run: RunRecord, err: LeaseLost) -> None:
+        """A run taken from this process: forget it, say so, write nothing more of it."""
+        self._forget(run)
+        self.taken.add(run.id)
+        log.warning("%s; stopped training it here without writing its results", err)
+        self.observer.on_run_taken(run)
+
+    def _forget(self, run: RunRecord) -> None:
+        del self.active[run.id]
+        with self._lock:
+            self.leases.pop(run.id, None)
+            self._lost.pop(run.id, None)
+        self.ended += 1
 
 
 def run_pending(
@@ -118,12 +191,15 @@ def run_pending(
     retry_failed: bool = True,
     wait: bool = True,
     poll_s: float = 1.0,
+    lease_grace: float = DEFAULT_GRACE,
 ) -> None:
     """Execute every pending run of ``store`` with ``executor`` until none is left.
 
-    Runs left 'running' by dead processes on this host go back to pending first (and resume
-    from their checkpoints); with ``retry_failed`` failed runs are retried. With ``wait``,
-    returns only when runs held by other live processes on this host have ended too.
+    Runs left 'running' by processes that are gone go back to pending first (and resume from
+    their checkpoints); with ``retry_failed`` failed runs are retried. Every claim is a new
+    lease with ``lease_grace`` seconds of grace, renewed by a heartbeat thread while the runs
+    train. With ``wait``, returns only when runs held by other live processes (any host or
+    container) have ended too, taking over those whose holder goes silent.
     """
     observer = observer or StudyObserver()
     if retry_failed:
@@ -133,29 +209,32 @@ def run_pending(
     counts = store.counts()
     observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
     recorder = Recorder(store, observer)
+    beat = Heartbeat(store, recorder.held, recorder.mark_lost, heartbeat_interval(lease_grace))
     drained = None  # recorder.ended when a claim found nothing: no claim until a run ends
     try:
-        while True:
-            if executor.free() and drained != recorder.ended:
-                claimed = store.claim(executor.capacity, executor.name, executor.key)
-                if claimed:
-                    executor.submit(recorder.track(claimed), recorder.record)
+        with beat:
+            while True:
+                if executor.free() and drained != recorder.ended:
+                    lease = Lease.new(lease_grace)
+                    claimed = store.claim(executor.capacity, executor.name, executor.key, lease)
+                    if claimed:
+                        executor.submit(recorder.track(claimed, lease.token), recorder.record)
+                        continue
+                    drained = recorder.ended
+                if executor.busy():
+                    executor.poll(recorder.record, timeout=0.5)
                     continue
-                drained = recorder.ended
-            if executor.busy():
-                executor.poll(recorder.record, timeout=0.5)
-                continue
-            busy = store.running_elsewhere() if wait else []
-            if not busy:
-                if not store.reclaim_dead():
-                    break
+                busy = store.running_elsewhere() if wait else {}
+                if not busy:
+                    if not store.reclaim_dead():
+                        break
+                    drained = None
+                    continue
+                observer.on_wait(busy)
+                time.sleep(poll_s)
+                store.reclaim_dead()  # a holder that died (or went silent) while we waited
                 drained = None
-                continue
-            observer.on_wait(busy)
-            time.sleep(poll_s)
-            store.reclaim_dead()  # a process that died while we waited
-            drained = None
-    except BaseException as err:  # Ctrl-C, SystemExit, a bug: the runs go back
+    except BaseException as err:  # Ctrl-C, SIGTERM, SystemExit, a bug: the runs go back
         executor.cancel()
         if not isinstance(err, StoreError):  # nothing to record it in: they stay claimed by
             recorder.release_active()  # this (soon dead) process and are reclaimed on resume

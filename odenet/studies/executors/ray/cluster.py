@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
@@ -51,17 +55,32 @@ def connect(config: RayConfig):
     if ray.is_initialized():  # a notebook's (or a test's) own ray.init
         return ray
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-    if config.address is None:
-        ray.init(address="local", **kwargs)
-        return ray
-    try:
-        ray.init(address=config.address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise ConfigError(
-            f"--ray-address {config.address}: cannot join a Ray cluster there ({err}); "
-            "start one with `ray start --head` or fix the address"
-        ) from None
+    with _own_sigterm():
+        if config.address is None:
+            ray.init(address="local", **kwargs)
+            return ray
+        try:
+            ray.init(address=config.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise ConfigError(
+                f"--ray-address {config.address}: cannot join a Ray cluster there ({err}); "
+                "start one with `ray start --head` or fix the address"
+            ) from None
     return ray
+
+
+@contextmanager
+def _own_sigterm() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across ``ray.init``, which installs its own (a
+    plain ``sys.exit``): the driver's SIGTERM is the study's (odenet.cli: the runs go back
+    to pending, exit 143)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _check_reachable(address: str) -> None:
