@@ -18,7 +18,6 @@ executor is cancelled and every run it was given that did not end goes back to p
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 
@@ -38,7 +37,7 @@ from odenet.studies.executors.events import (
     StepsLogged,
     StepTaken,
 )
-from odenet.studies.heartbeat import Heartbeat
+from odenet.studies.heartbeat import Heartbeat, HeldLeases
 from odenet.studies.records import RunRecord
 from odenet.studies.store import DEFAULT_GRACE, Holder, Lease, Store
 from odenet.studies.store.leases import heartbeat_interval
@@ -66,41 +65,31 @@ class StudyObserver:
 class Recorder:
     """Applies executors' events to the store, the run directories and the observer.
 
-    Knows the runs handed out and not ended yet (``active``) and the lease token each was
-    claimed under (``leases``); ``ended`` counts the others. Every write of a run's rows and
-    files happens only while the run is still under its lease (and renews it). A run found
-    taken (by such a write, or by the heartbeat: ``mark_lost``) is dropped with one warning
-    line, and the event's ``emit`` raises LeaseLost so that the executor stops training it:
-    nothing more of it is written here.
+    Knows the runs handed out and not ended yet (``active``) and the leases they are held
+    under (``leases``); ``ended`` counts the others. Every write of a run's rows happens only
+    while the run is still under its lease (and renews it), and so does every file the
+    recorder writes; before the trainer writes a checkpoint (``CheckpointDue``) the lease is
+    confirmed (asking the store when it was not confirmed for half its grace period). A run
+    found taken (so, or by the heartbeat) is dropped with one warning line, and the event's
+    ``emit`` raises LeaseLost so that the executor stops training it: nothing more of it is
+    written here.
     """
 
     def __init__(self, store: Store, observer: StudyObserver) -> None:
         self.store, self.observer = store, observer
         self.active: dict[str, RunRecord] = {}  # id -> the run as claimed
-        self.leases: dict[str, str | None] = {}  # id -> its claim's lease token
+        self.leases = HeldLeases()  # what the heartbeat renews
         self.taken: set[str] = set()  # runs dropped because another process took them
         self.ended = 0
-        self._lost: dict[str, str] = {}  # id -> token: the heartbeat found it no longer held
-        self._lock = threading.Lock()  # leases and _lost, shared with the heartbeat thread
 
-    def track(self, run_ids: list[str], lease: str | None = None) -> list[RunRecord]:
-        """The claimed runs' records, remembered until their last event; ``lease``: the
-        token they were claimed under (None: writes are not checked against a lease)."""
+    def track(self, run_ids: list[str], lease: Lease | None = None) -> list[RunRecord]:
+        """The claimed runs' records, remembered until their last event; ``lease``: the one
+        they were claimed under (None: writes are not checked against a lease)."""
         runs = [self.store.run(i) for i in run_ids]
         self.active.update((r.id, r) for r in runs)
-        with self._lock:
-            self.leases.update((r.id, lease) for r in runs)
+        if lease is not None:
+            self.leases.add(run_ids, lease)
         return runs
-
-    def held(self) -> dict[str, str]:
-        """run id -> lease token of every active run claimed under a lease (the heartbeat)."""
-        with self._lock:
-            return {i: t for i, t in self.leases.items() if t is not None}
-
-    def mark_lost(self, lost: dict[str, str]) -> None:
-        """The heartbeat found these (run id -> token) no longer held."""
-        with self._lock:
-            self._lost.update(lost)
 
     def record(self, event: RunEvent) -> None:
         """Apply one event (the executors' ``emit``); LeaseLost for a run taken from us."""
@@ -111,13 +100,14 @@ class Recorder:
                     return
                 raise LeaseLost(event.run_id, "dropped earlier")
             raise ValueError(f"{event!r}: not a run this study handed out, or one already ended")
-        lease = self.leases[run.id]
-        with self._lock:
-            lost = lease is not None and self._lost.get(run.id) == lease
+        lease = self.leases.token(run.id)
         try:
-            if lost:
+            if lease is not None and self.leases.lost(run.id):
                 self.store.hold(run.id, lease)  # raises LeaseLost saying who has it now
+            started = time.monotonic()
             self._apply(run, event, lease)
+            if lease is not None and isinstance(event, _WRITES):
+                self.leases.confirm(run.id, started)
         except LeaseLost as err:
             self._drop(run, err)
             if not isinstance(event, RunReleased):  # given back anyway: nothing to stop
@@ -142,13 +132,13 @@ class Recorder:
         elif isinstance(event, EpochEnded):
             store.record_epoch(run.id, event.metrics, lease=lease)
             observer.on_epoch_end(run, event.metrics)
-        elif isinstance(event, CheckpointDue):
-            if lease is not None:  # the trainer writes the checkpoint next: still ours?
+        elif isinstance(event, CheckpointDue | FileWritten):
+            if lease is not None and self.leases.unsure(run.id):  # paused? ask the store
+                started = time.monotonic()
                 store.hold(run.id, lease)
-        elif isinstance(event, FileWritten):
-            if lease is not None:
-                store.hold(run.id, lease)
-            atomic_write_bytes(run.run_dir / event.name, event.data)
+                self.leases.confirm(run.id, started)
+            if isinstance(event, FileWritten):
+                atomic_write_bytes(run.run_dir / event.name, event.data)
         elif isinstance(event, RunFinished | RunFailed | RunReleased):
             self._end(run, event, lease)
         else:
@@ -177,10 +167,11 @@ class Recorder:
 
     def _forget(self, run: RunRecord) -> None:
         del self.active[run.id]
-        with self._lock:
-            self.leases.pop(run.id, None)
-            self._lost.pop(run.id, None)
+        self.leases.forget(run.id)
         self.ended += 1
+
+
+_WRITES = (StepsLogged, EpochEnded)  # events written under the lease: each confirms it
 
 
 def run_pending(
@@ -209,7 +200,7 @@ def run_pending(
     counts = store.counts()
     observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
     recorder = Recorder(store, observer)
-    beat = Heartbeat(store, recorder.held, recorder.mark_lost, heartbeat_interval(lease_grace))
+    beat = Heartbeat(store, recorder.leases, heartbeat_interval(lease_grace))
     drained = None  # recorder.ended when a claim found nothing: no claim until a run ends
     try:
         with beat:
@@ -218,7 +209,7 @@ def run_pending(
                     lease = Lease.new(lease_grace)
                     claimed = store.claim(executor.capacity, executor.name, executor.key, lease)
                     if claimed:
-                        executor.submit(recorder.track(claimed, lease.token), recorder.record)
+                        executor.submit(recorder.track(claimed, lease), recorder.record)
                         continue
                     drained = recorder.ended
                 if executor.busy():

@@ -19,7 +19,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Hashable
 
-from odenet.errors import LeaseLost
+from odenet.errors import ConfigError, LeaseLost
 from odenet.studies.store.leases import Holder, Lease, wall_clock
 from odenet.studies.store.owners import Owner
 from odenet.studies.store.rows import now
@@ -69,6 +69,16 @@ def live_holders(con: sqlite3.Connection) -> dict[str, Holder]:
     """run id -> its holder, for every 'running' run whose holder may still train it."""
     me, t = Owner.me(), wall_clock()
     return {i: h for i, h in holders(con).items() if h.alive(me, t)}
+
+
+def refuse_held(con: sqlite3.Connection, run_ids: list[str]) -> None:
+    """ConfigError naming the holder when a live process holds one of ``run_ids``."""
+    live = live_holders(con)
+    for run_id in (i for i in run_ids if i in live):
+        raise ConfigError(
+            f"run {run_id!r} is being trained by {live[run_id].describe(wall_clock())}; wait "
+            "for it to finish (or stop that process) before resetting it"
+        )
 
 
 def reclaim_dead(con: sqlite3.Connection) -> list[str]:

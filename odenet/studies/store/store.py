@@ -29,7 +29,7 @@ from odenet.studies.store import metrics as metrics_sql
 from odenet.studies.store import runs as runs_sql
 from odenet.studies.store.database import Database, check_intact
 from odenet.studies.store.layout import DB_NAME, StudyLayout
-from odenet.studies.store.leases import Holder, Lease, wall_clock
+from odenet.studies.store.leases import Holder, Lease
 from odenet.studies.store.rows import now, record_from_row
 from odenet.studies.store.schema import add_missing_columns, create_tables, read_meta
 from odenet.tables import FlatTable
@@ -198,13 +198,7 @@ class Store:
         records = [self.run(i) for i in dict.fromkeys(run_ids)]
         with self.db.write() as con:
             add_missing_columns(con)  # an old store: reset clears its lease columns too
-            live = claims_sql.live_holders(con)
-            for r in records:
-                if r.id in live:
-                    raise ConfigError(
-                        f"run {r.id!r} is being trained by {live[r.id].describe(wall_clock())};"
-                        " wait for it to finish (or stop that process) before resetting it"
-                    )
+            claims_sql.refuse_held(con, [r.id for r in records])
             for r in records:
                 shutil.rmtree(self.run_dir(r.id), ignore_errors=True)
             runs_sql.reset_runs(con, [r.id for r in records])
