@@ -203,17 +203,26 @@ def _signal_handlers() -> Iterator[None]:
     if not _main_thread():
         yield
         return
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for signum, handler in ((signal.SIGINT, signal.default_int_handler),
-                            (signal.SIGTERM, _terminate)):  # fmt: skip
-        if before[signum] is not signal.SIG_IGN:
-            signal.signal(signum, handler)
+    sigint = _install(signal.SIGINT, signal.default_int_handler)
+    sigterm = _install(signal.SIGTERM, _terminate)
     try:
         yield
     finally:
-        for signum, handler in before.items():
-            if handler is not None:
-                signal.signal(signum, handler)
+        _restore(signal.SIGINT, sigint)
+        _restore(signal.SIGTERM, sigterm)
+
+
+def _install(signum: int, handler) -> object:
+    """``handler`` for ``signum`` unless it is ignored; the handler there before."""
+    before = signal.getsignal(signum)
+    if before is not signal.SIG_IGN:
+        signal.signal(signum, handler)
+    return before
+
+
+def _restore(signum: int, handler) -> None:
+    if handler is not None:  # None: installed outside Python, cannot be put back
+        signal.signal(signum, handler)
 
 
 def _terminate(signum: int, frame: object) -> None:

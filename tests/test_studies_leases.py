@@ -158,6 +158,29 @@ def test_reset_refuses_a_run_held_anywhere_and_takes_an_expired_one(tmp_path, ru
     )
 
 
+def test_reset_is_one_transaction_no_claim_comes_in_between(tmp_path, monkeypatch):
+    """While reset deletes a run's files it holds the write lock: no process can claim the run
+    (or renew, or finish) between the check and the reset rows."""
+    import odenet.studies.store.store as store_module
+
+    store = make_store(tmp_path)
+    seen = []
+
+    def rmtree(path, ignore_errors):  # another process tries to claim meanwhile
+        other = sqlite3.connect(store.path, timeout=0.2)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            seen.append("claimed")
+        except sqlite3.OperationalError as err:
+            seen.append(str(err))
+        finally:
+            other.close()
+
+    monkeypatch.setattr(store_module.shutil, "rmtree", rmtree)
+    store.reset([store.runs()[0].id])
+    assert seen == ["database is locked"]
+
+
 def _row(store, run_id):
     with store.connect() as con:
         con.row_factory = sqlite3.Row

@@ -74,9 +74,10 @@ def live_holders(con: sqlite3.Connection) -> dict[str, Holder]:
 def refuse_held(con: sqlite3.Connection, run_ids: list[str]) -> None:
     """ConfigError naming the holder when a live process holds one of ``run_ids``."""
     live = live_holders(con)
-    for run_id in (i for i in run_ids if i in live):
+    held = [i for i in run_ids if i in live]
+    if held:
         raise ConfigError(
-            f"run {run_id!r} is being trained by {live[run_id].describe(wall_clock())}; wait "
+            f"run {held[0]!r} is being trained by {live[held[0]].describe(wall_clock())}; wait "
             "for it to finish (or stop that process) before resetting it"
         )
 
