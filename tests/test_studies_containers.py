@@ -215,8 +215,11 @@ def test_a_killed_study_is_taken_over_by_the_one_waiting_for_it(tmp_path, refere
     first.wait()
     _until(lambda: _claims(tmp_path)[run_id][1] == 2, second)  # claimed again
     taken = time.monotonic() - killed
-    # at most: the grace (from the last heartbeat, <= 0.75 s before the kill) + one poll (1 s)
-    assert taken < (grace + 2.5 if container else 2.5), taken
+    # The grace (from the last heartbeat, <= 0.75 s before the kill) and a poll (1 s), with a
+    # margin for a loaded machine; in the same namespace far below the holder's 60 s.
+    assert taken < (grace + 5.0 if container else 10.0), taken
+    if container:  # not before the grace: its pid 1 was never looked at here
+        assert taken > grace - 1.0, taken
     code, err = _finish(second)
     assert code == 0, err
     assert (
