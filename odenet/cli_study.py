@@ -15,7 +15,6 @@ from odenet.cli_output import console, print_json
 from odenet.cli_settings import with_settings
 from odenet.studies.spec import StudySpec
 from odenet.studies.spec_values import FAMILIAR
-from odenet.studies.store.leases import DEFAULT_GRACE
 from odenet.training.config import SETTINGS
 
 
@@ -73,10 +72,16 @@ def study_cmd(
         help="TOML study file: any option here; a TrainConfig field given a list is swept "
         "(flags win).",
     ),
-    lease_grace: float = typer.Option(
-        DEFAULT_GRACE,
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Write TensorBoard event files per run under DIR/tensorboard/ while it trains "
+        "(needs odenet[tensorboard]).",
+    ),
+    lease_grace: float | None = typer.Option(
+        None,
         help="Seconds without a heartbeat from this process after which another process may "
-        "take over its runs (containers and hosts sharing the directory).",
+        f"take over its runs (containers, hosts) {_default('lease_grace')}.",
     ),
     allow_network_fs: bool = typer.Option(
         False,
@@ -99,6 +104,7 @@ def study_cmd(
     spec = spec_from_sources(
         config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
         settings=values, sets=sets or (), axes=axes or (), executor=executor, fuse_max=fuse_max,
+        tensorboard=tensorboard or None, lease_grace=lease_grace,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -110,7 +116,7 @@ def study_cmd(
     ray = RayConfig(address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
     data = run_study(
         spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray,
-        lease_grace=lease_grace, allow_network_fs=allow_network_fs,
+        allow_network_fs=allow_network_fs,
     )  # fmt: skip
     if as_json:
         print_json(data.to_json())
@@ -130,16 +136,32 @@ def report_cmd(
     study_dir: Path = typer.Argument(..., help="A study directory (from `odenet study`)."),
     as_json: bool = typer.Option(False, "--json", help="Print {table, runs, steps} as JSON."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also export the runs as CSV."),
+    tensorboard: bool = typer.Option(
+        False,
+        "--tensorboard",
+        help="Also write the finished runs' TensorBoard event files under DIR/tensorboard/ "
+        "(idempotent; needs odenet[tensorboard]).",
+    ),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""
     from odenet.studies import report_study, write_csv
     from odenet.studies.report import check_csv_path, summary_table
+    from odenet.studies.tensorboard import check_tensorboard, export_tensorboard
 
     if csv_path is not None:
         check_csv_path(study_dir, csv_path)  # before anything is written
+    if tensorboard:
+        check_tensorboard()
     data = report_study(study_dir)
     if csv_path is not None:
         write_csv(data, csv_path)
+    if tensorboard and not data.warnings:  # a read-only study: the report says so
+        board = export_tensorboard(study_dir)
+        typer.echo(
+            f"tensorboard: {len(board.written)} run(s) written, {len(board.unfinished)} "
+            f"unfinished left to the study; tensorboard --logdir {board.folder}",
+            err=True,
+        )
     if as_json:
         print_json(data.to_json())
     else:

@@ -25,17 +25,21 @@ if TYPE_CHECKING:  # matplotlib is heavy and only the figures' writers need it
     from matplotlib.figure import Figure
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], object], *, temp_stem: str | None = None
+) -> Path:
     """Call ``write(f)`` on a new temp file beside ``path``, then rename it into place.
 
     ``f`` is a binary file opened on the temp file (``f.name`` is its path, e.g. for checking
     the content before it is published); raising from ``write`` leaves ``path`` untouched. The
     parent directory is created when missing. On any error the temp file is removed and the
-    error raised. Returns ``path``.
+    error raised. Returns ``path``. ``temp_stem``: the temp file's name in place of the
+    target's (``.STEM.<random>.tmp``), for a directory whose readers pick files by their names
+    (TensorBoard reads every file named ``*tfevents*``, a temp file included).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    f, tmp = _new_temp(path)
+    f, tmp = _new_temp(path, temp_stem or path.name)
     try:
         with f:
             write(f)
@@ -48,9 +52,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, temp_stem: str | None = None) -> Path:
     """``data`` as the whole content of ``path`` (``atomic_write``)."""
-    return atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data), temp_stem=temp_stem)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -71,12 +75,13 @@ def write_figure(
     return [png, svg]
 
 
-def _new_temp(path: Path) -> tuple[BinaryIO, Path]:
+def _new_temp(path: Path, stem: str) -> tuple[BinaryIO, Path]:
     """A new file beside ``path`` opened for writing, and its path. Created exclusively with
-    mode 0666 (the kernel applies the umask, as for any ``open``), named ``.NAME.<random>.tmp``
-    so that a directory listing shows it as a hidden leftover should a crash leave it."""
+    mode 0666 (the kernel applies the umask, as for any ``open``), named ``.STEM.<random>.tmp``
+    (the stem: the target's name) so that a directory listing shows it as a hidden leftover
+    should a crash leave it."""
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        tmp = path.with_name(f".{stem}.{secrets.token_hex(6)}.tmp")
         try:
             return open(tmp, "xb"), tmp  # noqa: SIM115 - closed by atomic_write
         except FileExistsError:

@@ -91,6 +91,11 @@ def test_write_sees_its_temp_file_beside_the_target_and_parents_are_created(tmp_
     (tmp,) = seen
     assert tmp.parent == target.parent and tmp.name.startswith(".file.bin.")
     assert not tmp.exists() and target.read_bytes() == b"data"
+    # a temp name without the target's, for readers that pick files by name (TensorBoard)
+    events = tmp_path / "events.out.tfevents.b.1"
+    atomic_write(events, lambda f: seen.append(Path(f.name)), temp_stem="odenet-events")
+    assert seen[1].name.startswith(".odenet-events.") and "tfevents" not in seen[1].name
+    assert events.is_file() and not seen[1].exists()
 
 
 def test_write_figure_writes_png_and_svg_keeping_dots_in_the_name(tmp_path, umask):

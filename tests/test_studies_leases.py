@@ -12,8 +12,11 @@ import pytest
 from lease_helpers import OTHER_NS, STUDY, dead_process, make_store, set_columns, take
 
 from odenet.errors import ConfigError, LeaseLost
+from odenet.studies import spec_from_sources
+from odenet.studies.grace import check_grace, heartbeat_interval
+from odenet.studies.spec import StudySpec
 from odenet.studies.store import Holder, Lease, Owner, Store, process_identity
-from odenet.studies.store.leases import check_grace, heartbeat_interval, wall_clock
+from odenet.studies.store.leases import wall_clock
 
 
 # ---- who holds a run -----------------------------------------------------------------------
@@ -99,15 +102,23 @@ def test_claims_from_before_leases(tmp_path):
     assert store.reclaim_dead() == [b]
 
 
-def test_the_grace_period_is_checked_and_sets_the_interval():
-    assert check_grace(60) == 60.0 and heartbeat_interval(60.0) == 10.0
-    assert heartbeat_interval(4.0) == 1.0
+def test_the_grace_period_is_an_execution_setting_checked_and_sets_the_interval(tmp_path):
+    """A study setting (option, TOML) checked when the spec is made, not part of the study's
+    identity (a resume with another grace period is the same study)."""
+    assert heartbeat_interval(60.0) == 10.0 and heartbeat_interval(4.0) == 1.0
+    check_grace(1)
     for bad in (0, 0.5, float("nan"), float("inf"), True, "60"):
         with pytest.raises(ConfigError, match="--lease-grace must be a finite number"):
             check_grace(bad)
+    toml = tmp_path / "study.toml"
+    toml.write_text("lease-grace = 120\n")
+    assert spec_from_sources(toml).lease_grace == 120.0
+    assert spec_from_sources(toml, lease_grace=30.0).lease_grace == 30.0  # flags win
+    spec = spec_from_sources(None)
+    assert spec.lease_grace == 60.0 and spec.differences(spec_from_sources(toml)) == []
+    assert StudySpec.from_dict(spec_from_sources(toml).to_dict()).lease_grace == 120.0
 
 
-# ---- writes under a lease ------------------------------------------------------------------
 def test_writes_under_a_lease_that_was_taken_fail_and_write_nothing(tmp_path):
     store = make_store(tmp_path)
     lease = Lease.new()

@@ -1,6 +1,7 @@
 """The runner and executor with a stand-in for odenet.training.train: failures are recorded
 and the study goes on, Ctrl-C gives the run back, the live view and line log follow along."""
 
+import dataclasses
 import io
 import re
 from types import SimpleNamespace
@@ -11,7 +12,8 @@ from rich.console import Console
 import odenet.training
 from odenet.studies.executors import SequentialExecutor
 from odenet.studies.live import LineLog, LiveView, make_observer
-from odenet.studies.runner import StudyObserver, run_pending
+from odenet.studies.progress import StudyProgress
+from odenet.studies.runner import Observers, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Holder, Store
 from odenet.studies.store.leases import wall_clock
@@ -63,8 +65,9 @@ class Recorder(StudyObserver):
     def __init__(self):
         self.events = []
 
-    def on_study_start(self, total, finished):
-        self.events.append(("start", total, finished))
+    def on_study_start(self, runs):
+        finished = sum(r.status in ("done", "diverged") for r in runs)
+        self.events.append(("start", len(runs), finished))
 
     def on_run_end(self, run):
         self.events.append((run.id, run.status))
@@ -116,23 +119,27 @@ def test_keyboard_interrupt_gives_the_run_back(store, monkeypatch):
 def test_live_view_and_line_log_follow_a_study(store):
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120)
-    assert isinstance(make_observer(False, console), LiveView)
+    assert isinstance(make_observer(False, console).observers[1], LiveView)
     assert type(make_observer(True, console)) is StudyObserver
     run_pending(store, _executor(), make_observer(False, console))
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buf.getvalue())  # no ANSI codes
     assert "d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError: boom" in text
     assert "d8-euler-lr0.1-s0: done after 2 epochs test_acc 60.00%" in text
+    assert "4/4 runs (2 done, 1 diverged, 1 failed)" in text and "ETA" in text
     buf = io.StringIO()
     plain = Console(file=buf, force_terminal=False)
-    assert isinstance(make_observer(False, plain), LineLog)
+    assert isinstance(make_observer(False, plain).observers[1], LineLog)
     store.retry_failed()
     run_pending(store, _executor(), make_observer(False, plain))
-    assert buf.getvalue().splitlines() == [
-        "study: 4 runs, 3 already finished",
-        "[4/4] d8-heun-lr0.4-s0: started",
-        "[4/4] d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError: boom (at "
-        + buf.getvalue().split("(at ")[1].splitlines()[0],
-    ]
+    lines = buf.getvalue().splitlines()
+    assert lines[:2] == ["study: 4 runs, 3 already finished", "[4/4] d8-heun-lr0.4-s0: started"]
+    assert lines[2].startswith("[4/4] d8-heun-lr0.4-s0: failed after 0 epochs (RuntimeError")
+    assert re.fullmatch(
+        r"progress: 4/4 runs \(2 done, 1 diverged, 1 failed\), 0 running, "
+        r"elapsed 0:00:0\d, ETA -:--:--",  # the fake runs log no step: no rate to measure
+        lines[3],
+    )
+    assert len(lines) == 4 and "\x1b" not in buf.getvalue()
 
 
 def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
@@ -163,35 +170,47 @@ def test_waits_for_runs_held_by_a_live_process_then_takes_them_over(store):
 
 
 def test_live_view_follows_runs_trained_at_once(store):
-    """A fused group: one row per running run with its own loss; the overall bar counts the
-    ended runs plus each running run's fraction (2 epochs each here)."""
-    view = LiveView(Console(file=io.StringIO(), force_terminal=True, width=120))
+    """A fused group: one row per running run with its epoch, step and loss; the bar counts
+    the ended runs plus each running run's fraction (2 epochs each here)."""
+    progress = StudyProgress()
+    view = LiveView(Console(file=io.StringIO(), force_terminal=True, width=120), progress)
+    observer = Observers(progress, view)
     a, b = store.runs()[:2]
-    view.on_study_start(4, 0)
+    observer.on_study_start(store.runs())
     for run in (a, b):
-        view.on_run_start(run)
-        view.on_epoch_start(run, 1, 4)
-    view.on_step(a, 1, 2, 1.5)
-    view.on_step(b, 1, 2, 2.5)
-    tasks = {t.description: t for t in view.progress.tasks}
-    assert tasks["study"].completed == pytest.approx(0.25 + 0.25)
-    assert (tasks[a.id].fields["info"], tasks[b.id].fields["info"]) == ("loss 1.500", "loss 2.500")
-    assert list(tasks)[-1] == "  epoch 1"  # the step bar stays below the runs' rows
+        observer.on_run_start(run)
+        observer.on_epoch_start(run, 1, 4)
+    observer.on_step(a, 1, 2, 1.5)
+    observer.on_step(b, 1, 2, 2.5)
+    assert progress.fraction() == pytest.approx((0.25 + 0.25) / 4)
+    text = _shown(view)
+    assert f"{a.id}  epoch 1/2  step 2/4  loss 1.5000" in text
+    assert f"{b.id}  epoch 1/2  step 2/4  loss 2.5000" in text
     metrics = {"epoch": 1, "test_acc": 0.5}
-    view.on_epoch_end(a, metrics)
-    view.on_epoch_end(b, metrics)
-    view.on_run_end(store.run(a.id))
-    tasks = {t.description: t for t in view.progress.tasks}
-    assert a.id not in tasks and tasks[b.id].fields["info"] == "test_acc 50.00%"
-    assert tasks["study"].completed == pytest.approx(1 + 0.5)
-    view.on_study_end()
+    observer.on_epoch_end(a, metrics)
+    observer.on_epoch_end(b, metrics)
+    observer.on_run_end(dataclasses.replace(store.run(a.id), status="done"))
+    text = _shown(view)
+    assert a.id not in text.split("ETA")[1] and f"{b.id}  epoch 2/2  step 0/4" in text
+    assert "1/4 runs (1 done, 0 diverged, 0 failed)" in text
+    assert progress.fraction() == pytest.approx((1 + 0.5) / 4)
+    observer.on_study_end()
+
+
+def _shown(view: LiveView) -> str:
+    out = Console(file=io.StringIO(), width=120, force_terminal=False)
+    out.print(view.render())
+    return out.file.getvalue()
 
 
 def test_line_log_counts_runs_started_at_once_and_waits_once(store):
     buf = io.StringIO()
-    log = LineLog(Console(file=buf, force_terminal=False))
-    a, b = store.runs()[:2]
-    log.on_study_start(4, 1)
+    progress = StudyProgress()
+    log = Observers(progress, LineLog(Console(file=buf, force_terminal=False), progress))
+    runs = store.runs()
+    runs[0] = dataclasses.replace(runs[0], status="done")
+    a, b = runs[1:3]
+    log.on_study_start(runs)
     log.on_run_start(a)
     log.on_run_start(b)
     held = {"x": Holder("h", 7, "boot:12", "4026532175", wall_clock() - 3.2, 60.0)}

@@ -126,6 +126,22 @@ def test_differences_name_fields_and_ignore_executor():
     assert StudySpec.from_dict(a.to_dict()) == a
 
 
+def test_tensorboard_is_a_setting_of_how_a_study_runs_not_of_what_it_is(tmp_path):
+    """From the option or TOML; stored and read back; no difference between two specs, so a
+    study made without it resumes with it."""
+    toml = tmp_path / "study.toml"
+    toml.write_text("tensorboard = true\n")
+    plain = spec_from_sources(None, **FLAGS)
+    watched = spec_from_sources(toml, **FLAGS)
+    assert (plain.tensorboard, watched.tensorboard) == (False, True)
+    assert spec_from_sources(None, **FLAGS, tensorboard=True) == watched
+    assert plain.differences(watched) == [] and plain.runs == watched.runs
+    assert StudySpec.from_dict(watched.to_dict()) == watched
+    toml.write_text('tensorboard = "maybe"\n')
+    with pytest.raises(ConfigError, match="--tensorboard: 'maybe' is not true or false"):
+        spec_from_sources(toml, **FLAGS)
+
+
 def test_sweep_order_differences_and_round_trip():
     import json
 

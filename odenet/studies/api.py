@@ -6,6 +6,7 @@
 >>> data = run_study(spec, "runs/demo")     # trains pending runs; resumable
 >>> data.table                               # RobustnessRows per (depth, scheme)
 >>> load_study("runs/demo").run_rows()       # the runs as plain dicts
+>>> load_study("runs/demo").dataframe("epochs")  # pandas: runs, epochs, steps, analysis
 >>> report_study("runs/demo")                # figures + report.md in the directory
 """
 
@@ -22,11 +23,11 @@ from odenet.studies.executors import RayConfig, make_executor
 from odenet.studies.grid import RunSpec
 from odenet.studies.live import make_observer
 from odenet.studies.report import StudyData, load_study_data, write_report
-from odenet.studies.runner import StudyObserver, run_pending
+from odenet.studies.runner import Observers, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import DEFAULT_GRACE, Store
-from odenet.studies.store.leases import check_grace
+from odenet.studies.store import Store
 from odenet.studies.store.volumes import check_local
+from odenet.studies.tensorboard import TensorBoardObserver, check_tensorboard
 from odenet.training.config import TrainConfig
 
 # (in_channels, image_size, num_classes) for a dry run when a dataset is not on disk.
@@ -107,7 +108,6 @@ def run_study(
     retry_failed: bool = True,
     wait: bool = True,
     ray: RayConfig | None = None,
-    lease_grace: float = DEFAULT_GRACE,
     allow_network_fs: bool = False,
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
@@ -116,17 +116,18 @@ def run_study(
     study's config) before writing anything. Finished runs are skipped; interrupted ones
     resume from their checkpoints; failed ones are retried when ``retry_failed``. Progress
     goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
-    ``quiet``). ``ray``: where the ``ray`` executor runs
-    (``odenet.studies.executors.ray.RayConfig``). ``lease_grace``: seconds without a heartbeat
-    after which another process may take over this process's runs
-    (``odenet.studies.store.leases``). A directory on a network file system is refused unless
-    ``allow_network_fs`` (``odenet.studies.store.volumes``).
+    ``quiet``), and with ``spec.tensorboard`` to the runs' TensorBoard event files
+    (``DIR/tensorboard/<run id>/``: odenet.studies.tensorboard). ``ray``: where the ``ray``
+    executor runs (``odenet.studies.executors.ray.RayConfig``). This process's runs are held
+    under leases with ``spec.lease_grace`` (``odenet.studies.store.leases``). A directory on a
+    network file system is refused unless ``allow_network_fs`` (``odenet.studies.store.volumes``).
     """
     from odenet.data import load_dataset
 
+    if spec.tensorboard:
+        check_tensorboard()  # before anything runs
     path = check_out_dir(out)
     check_local(path, allow_network_fs)
-    lease_grace = check_grace(lease_grace)
     base = spec.base
     dataset = load_dataset(base.dataset, base.data_dir, progress=not quiet)
     if Store.exists(path):
@@ -137,9 +138,12 @@ def run_study(
         spec.executor, base.device, spec.fuse_max, dataset, base.cuda_graphs, ray
     )
     store = Store.create(path, spec, _versions())
+    observer = observer or make_observer(quiet)
+    if spec.tensorboard:
+        observer = Observers(TensorBoardObserver(store), observer)
     run_pending(
-        store, executor, observer or make_observer(quiet), retry_failed=retry_failed, wait=wait,
-        lease_grace=lease_grace,
+        store, executor, observer, retry_failed=retry_failed, wait=wait,
+        lease_grace=spec.lease_grace,
     )  # fmt: skip
     return load_study_data(path)
 

@@ -1,7 +1,7 @@
 """The leases a study process holds (``HeldLeases``) and the heartbeat that renews them.
 
 ``Heartbeat``: a daemon thread that renews every held lease every ``interval`` seconds
-(``leases.heartbeat_interval``: 10 s, shorter for a short grace period) in one store
+(``grace.heartbeat_interval``: 10 s, shorter for a short grace period) in one store
 transaction and tells ``HeldLeases`` which were no longer there (taken over by another process
 after this one was silent for longer than the grace period, or reset); the runner stops training
 those at their next event. The training loop never waits for it: it shares nothing with the

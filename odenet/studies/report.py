@@ -22,7 +22,7 @@ from pathlib import Path
 
 from odenet.files import atomic_write_text
 from odenet.strict_json import finite
-from odenet.studies import figures
+from odenet.studies import figures, frames
 from odenet.studies.robustness import (
     MIN_EPOCHS_TO_90,
     POINT,
@@ -103,6 +103,22 @@ class StudyData:
                     row |= table.records()[0]
             rows.append(row)
         return rows
+
+    def dataframe(self, kind: str):
+        """The study as a pandas DataFrame (odenet.studies.frames): ``"runs"`` (``run_rows``:
+        a row per run, a column per axis), ``"epochs"`` (a row per run and epoch),
+        ``"steps"`` (the step log, as ``to_json``'s steps) or ``"analysis"`` (a row per run
+        and field of each analysis that has one). Needs pandas (odenet[pandas])."""
+        frames.check_kind(kind)
+        if kind == "runs":
+            return frames.to_frame(self.run_rows(), ())
+        if kind == "epochs":
+            rows = frames.epoch_rows(self.records, self.epochs)
+            return frames.to_frame(rows, frames.epoch_columns(self.swept))
+        if kind == "steps":
+            return frames.to_frame(self.steps, frames.STEP_COLUMNS)
+        rows = frames.analysis_rows(self.records, self.tables)
+        return frames.to_frame(rows, frames.analysis_columns(self.swept, self.tables))
 
     def to_json(self) -> dict:
         """``{"table": [...], "runs": [...], "steps": [{run_id, step, loss, lr}, ...]}``; a

@@ -7,12 +7,12 @@ first one's key) and submits them; while the executor is busy it polls it. Execu
 what happens to their runs as events (``odenet.studies.executors.events``); one ``Recorder``
 applies each event to the store (the runner's process is its only writer), to the run's
 directory (files a Ray worker wrote elsewhere) and to the observer (``StudyObserver``: the
-live view, a line log). Each claim is a lease (``odenet.studies.store.leases``) that a
-heartbeat thread (``odenet.studies.heartbeat``) renews; a run taken from this process (its
-lease lapsed, another process took it over or reset it) is dropped and its executor stops
-training it (LeaseLost from ``emit``). When the study stops (Ctrl-C, SIGTERM, an error) the
-executor is cancelled and every run it was given that did not end goes back to pending
-(``RunReleased``), to resume from its checkpoint.
+live view or line log, the TensorBoard writer; ``Observers`` for several). Each claim is a
+lease (``odenet.studies.store.leases``) that a heartbeat thread (``odenet.studies.heartbeat``)
+renews; a run taken from this process (its lease lapsed, another process took it over or reset
+it) is dropped and its executor stops training it (LeaseLost from ``emit``). When the study
+stops (Ctrl-C, SIGTERM, an error) the executor is cancelled and every run it was given that did
+not end goes back to pending (``RunReleased``), to resume from its checkpoint.
 """
 
 from __future__ import annotations
@@ -37,19 +37,20 @@ from odenet.studies.executors.events import (
     StepsLogged,
     StepTaken,
 )
+from odenet.studies.grace import DEFAULT_GRACE, heartbeat_interval
 from odenet.studies.heartbeat import Heartbeat, HeldLeases
 from odenet.studies.records import RunRecord
-from odenet.studies.store import DEFAULT_GRACE, Holder, Lease, Store
-from odenet.studies.store.leases import heartbeat_interval
+from odenet.studies.store import Holder, Lease, Store
 from odenet.training.results import StepLog
 
 log = logging.getLogger("odenet.studies")
 
 
 class StudyObserver:
-    """Progress notifications (no-op defaults; the live view subclasses this)."""
+    """Progress notifications (no-op defaults; the live view, the line log and the TensorBoard
+    writer subclass this; ``Observers`` sends each to several)."""
 
-    def on_study_start(self, total: int, finished: int) -> None: ...
+    def on_study_start(self, runs: list[RunRecord]) -> None: ...  # every run, as stored
     def on_run_start(self, run: RunRecord) -> None: ...
     def on_epoch_start(self, run: RunRecord, epoch: int, steps: int) -> None: ...
     def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None: ...
@@ -60,6 +61,53 @@ class StudyObserver:
     # waiting for runs held by other live processes: run id -> who holds it
     def on_wait(self, running: Mapping[str, Holder]) -> None: ...
     def on_study_end(self) -> None: ...
+
+
+class Observers(StudyObserver):
+    """Several observers as one: each notification goes to every one, in the order given."""
+
+    def __init__(self, *observers: StudyObserver) -> None:
+        self.observers = observers
+
+    def on_study_start(self, runs: list[RunRecord]) -> None:
+        for o in self.observers:
+            o.on_study_start(runs)
+
+    def on_run_start(self, run: RunRecord) -> None:
+        for o in self.observers:
+            o.on_run_start(run)
+
+    def on_epoch_start(self, run: RunRecord, epoch: int, steps: int) -> None:
+        for o in self.observers:
+            o.on_epoch_start(run, epoch, steps)
+
+    def on_step(self, run: RunRecord, epoch: int, step: int, loss: float) -> None:
+        for o in self.observers:
+            o.on_step(run, epoch, step, loss)
+
+    def on_log(self, run: RunRecord, rows: tuple[StepLog, ...]) -> None:
+        for o in self.observers:
+            o.on_log(run, rows)
+
+    def on_epoch_end(self, run: RunRecord, metrics: dict) -> None:
+        for o in self.observers:
+            o.on_epoch_end(run, metrics)
+
+    def on_run_end(self, run: RunRecord) -> None:
+        for o in self.observers:
+            o.on_run_end(run)
+
+    def on_run_taken(self, run: RunRecord) -> None:
+        for o in self.observers:
+            o.on_run_taken(run)
+
+    def on_wait(self, running: Mapping[str, Holder]) -> None:
+        for o in self.observers:
+            o.on_wait(running)
+
+    def on_study_end(self) -> None:
+        for o in self.observers:
+            o.on_study_end()
 
 
 class Recorder:
@@ -197,8 +245,7 @@ def run_pending(
         store.retry_failed()
     store.release_mine()  # left claimed by an earlier call in this process that failed
     store.reclaim_dead()
-    counts = store.counts()
-    observer.on_study_start(sum(counts.values()), counts["done"] + counts["diverged"])
+    observer.on_study_start(store.runs())
     recorder = Recorder(store, observer)
     beat = Heartbeat(store, recorder.leases, heartbeat_interval(lease_grace))
     drained = None  # recorder.ended when a claim found nothing: no claim until a run ends

@@ -26,12 +26,13 @@ from odenet import solvers
 from odenet.errors import ConfigError
 from odenet.nets.layout import ARCHS, check_arch
 from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
+from odenet.studies.grace import DEFAULT_GRACE, check_grace
 from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
 from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import SETTINGS, TrainConfig, check_value
 
-__all__ = ["LISTS", "StudySpec", "parse_list"]
+__all__ = ["EXECUTION", "LISTS", "StudySpec", "parse_list"]
 
 # 1 (implicit): flat, every TrainConfig field a key; 2: {"base": flat TrainConfig, ...};
 # 3: {"base": nested TrainConfig ("model": {...}), ...}. from_dict reads all three.
@@ -40,6 +41,8 @@ SPEC_FORMAT = 3
 # device): settable, not sweepable.
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
 LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
+# How a study runs, not what its runs are: a resume may change them.
+EXECUTION = ("executor", "fuse_max", "tensorboard", "lease_grace")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class StudySpec:
     # grid order (odenet.studies.grid.sweep_position), each with >= 2 values
     executor: str = "auto"  # auto (fused on CUDA, sequential on CPU) | sequential | fused | ray
     fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
+    tensorboard: bool = False  # write each run's TensorBoard event files while it trains
+    # (odenet.studies.tensorboard); like executor and fuse_max, not part of the study's identity
+    lease_grace: float = DEFAULT_GRACE  # seconds without a heartbeat after which another
+    # process may take over this process's runs (odenet.studies.store.leases); execution too
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, TrainConfig):
@@ -146,6 +153,9 @@ class StudySpec:
                 raise ConfigError(f"{name} is an axis of every study: set it with {plural}")
         check_executor(self.executor)
         check_fuse_max(self.fuse_max)
+        if not isinstance(self.tensorboard, bool):
+            raise ConfigError(f"--tensorboard: expected true or false, got {self.tensorboard!r}")
+        check_grace(self.lease_grace)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict: ``{"format": 3, "base": asdict(base), ..., "sweep": {}}``."""
@@ -154,6 +164,7 @@ class StudySpec:
             out[name] = list(getattr(self, name))
         out["sweep"] = {name: list(values) for name, values in self.sweep}
         out["executor"], out["fuse_max"] = self.executor, self.fuse_max
+        out["tensorboard"], out["lease_grace"] = self.tensorboard, self.lease_grace
         return out
 
     @classmethod
@@ -174,7 +185,7 @@ class StudySpec:
             base=config_from_dict(data["base"]),
             **{name: tuple(data[name]) for name in LISTS if name in data},
             sweep={k: tuple(v) for k, v in (data.get("sweep") or {}).items()},
-            **{name: data[name] for name in ("executor", "fuse_max") if name in data},
+            **{name: data[name] for name in EXECUTION if name in data},
         )
 
     @staticmethod

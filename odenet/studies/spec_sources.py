@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from odenet.errors import ConfigError
-from odenet.studies.spec import LISTS, StudySpec
+from odenet.studies.spec import EXECUTION, LISTS, StudySpec
 from odenet.studies.spec_values import (
     FAMILIAR,
     coerce_axis,
@@ -35,6 +35,8 @@ def spec_from_sources(
     axes: Sequence[str] = (),
     executor: str | None = None,
     fuse_max: int | None = None,
+    tensorboard: bool | None = None,
+    lease_grace: float | None = None,
 ) -> StudySpec:
     """The StudySpec of an optional TOML file overlaid with explicit options (checked when made).
 
@@ -48,7 +50,8 @@ def spec_from_sources(
     if config is not None:
         values.update(load_toml(config))
     given = dict(orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
-                 executor=executor, fuse_max=fuse_max, **(settings or {}))  # fmt: skip
+                 executor=executor, fuse_max=fuse_max, tensorboard=tensorboard,
+                 lease_grace=lease_grace, **(settings or {}))  # fmt: skip
     values.update(_coerce({k: v for k, v in given.items() if v is not None}, source="options"))
     for text in sets:
         name, value = parse_assignment(text, "set")
@@ -63,8 +66,9 @@ def load_toml(path: str | Path) -> dict:
     """Study settings from a TOML file: top-level keys or a ``[study]`` table.
 
     Keys: orders, solvers, depths, lrs, seeds (arrays or comma-separated strings), executor,
-    fuse_max and any TrainConfig setting (dashes allowed: ``limit-train``); a setting given an
-    array is swept. Raises ConfigError for a missing, unreadable or malformed file.
+    fuse_max, tensorboard (true/false), lease_grace (seconds) and any TrainConfig setting
+    (dashes allowed: ``limit-train``); a setting given an array is swept. Raises ConfigError
+    for a missing, unreadable or malformed file.
     """
     try:
         import tomllib
@@ -97,7 +101,8 @@ def _build(values: dict) -> StudySpec:
 
 def _coerce(data: dict, source: str) -> dict:
     """Typed values: the familiar axes as tuples, TrainConfig settings by their annotation (a
-    list: an axis), executor and fuse_max as given. Unknown keys raise ConfigError."""
+    list: an axis), executor, fuse_max, tensorboard and lease_grace as given. Unknown keys raise
+    ConfigError."""
     out: dict = {}
     for key, value in data.items():
         option = key.replace("_", "-")
@@ -118,13 +123,12 @@ def _coerce(data: dict, source: str) -> dict:
                 value = coerce_value(key, value, source)
         elif key == "fuse_max":
             value = scalar(value, int, option)
+        elif key == "tensorboard":
+            value = scalar(value, bool, option)
+        elif key == "lease_grace":
+            value = scalar(value, float, option)
         elif key != "executor":
-            valid = [
-                *LISTS,
-                "executor",
-                "fuse_max",
-                *(f for f in SETTINGS if f not in FAMILIAR),
-            ]
+            valid = [*LISTS, *EXECUTION, *(f for f in SETTINGS if f not in FAMILIAR)]
             raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")
         out[key] = value
     return out

@@ -27,14 +27,13 @@ heartbeats and grace periods, across containers and hosts), ``volumes`` (network
 
 from odenet.studies.records import RunRecord
 from odenet.studies.store.layout import DB_NAME, StudyLayout
-from odenet.studies.store.leases import DEFAULT_GRACE, Holder, Lease
+from odenet.studies.store.leases import Holder, Lease
 from odenet.studies.store.owners import Owner, owner_alive, pid_alive, process_identity
 from odenet.studies.store.schema import FINISHED, STATUSES
 from odenet.studies.store.store import Store
 
 __all__ = [
     "DB_NAME",
-    "DEFAULT_GRACE",
     "FINISHED",
     "Holder",
     "Lease",

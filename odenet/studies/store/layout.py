@@ -9,7 +9,8 @@
     <study>/analysis/                          analysis (``odenet analyze``)
     <study>/landscape/                         analysis (``odenet landscape``)
     <study>/{analysis,landscape}/section.md    analysis: its section of report.md
-    <study>/tensorboard/                       training's event files (TensorBoard)
+    <study>/tensorboard/<run id>/              training's curves as TensorBoard event files,
+                                               written by odenet.studies.tensorboard
 
 Anything else in the directory (an exported CSV, a user's notes) is the user's. Every part
 asks the layout for its paths rather than spelling the names itself.

@@ -2,8 +2,9 @@
 
 A claimed run holds a lease: the claimer's identity (host, pid, ``process_identity``: boot id
 and start time, PID namespace; ``owners.Owner``), a token unique to the claim, and a heartbeat
-that the claiming process renews (``odenet.studies.heartbeat``: every ``heartbeat_interval``
-seconds from a thread, and with every write of the run's rows) together with its grace period.
+that the claiming process renews (``odenet.studies.heartbeat``: every
+``grace.heartbeat_interval`` seconds from a thread, and with every write of the run's rows),
+and its grace period (``odenet.studies.grace``).
 Another process may take the run over only when
 
 * its holder is provably dead where the checker can see it: same host, boot and PID namespace,
@@ -25,38 +26,18 @@ it, and the old rule never reclaimed it, so such a run stayed 'running' forever)
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 
-from odenet.errors import ConfigError
+from odenet.studies.grace import DEFAULT_GRACE
 from odenet.studies.store.owners import Owner, owner_alive
-
-DEFAULT_GRACE = 60.0  # seconds without a heartbeat after which a run may be taken over
-MIN_GRACE = 1.0
-MAX_INTERVAL = 10.0  # seconds between two renewals at most
-
-
-def heartbeat_interval(grace: float) -> float:
-    """Seconds between two renewals: every 10 s, or four per grace period when it is short."""
-    return min(MAX_INTERVAL, grace / 4)
 
 
 def wall_clock() -> float:
     """The heartbeats' clock: UTC seconds since the epoch (see the module docstring)."""
     return time.time()
-
-
-def check_grace(value: object) -> float:
-    """The grace period in seconds; ConfigError unless a finite number >= 1."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < MIN_GRACE:
-        raise ConfigError(
-            f"--lease-grace must be a finite number of seconds >= {MIN_GRACE:g}, got {value!r}"
-        )
-    return float(value)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
-
-INSTALL = 'pip install "odenet[ray]"'
+from odenet.extras import require
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,7 @@ class RayConfig:
 
 def import_ray():
     """The ray module, or ConfigError naming the extra to install."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(f"--executor ray needs Ray, which is not installed: {INSTALL}") from None
-    return ray
+    return require("ray", "ray", "--executor ray", "Ray")
 
 
 def connect(config: RayConfig):
