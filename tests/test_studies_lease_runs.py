@@ -2,19 +2,23 @@
 one line and the executor stops training it (sequential, a fused group, a Ray task); the
 heartbeat thread finds taken runs; the study's lease and file-system options."""
 
+import io
 import logging
 import time
 from types import SimpleNamespace
 
 import pytest
 from lease_helpers import STUDY, make_store, set_columns, take
+from rich.console import Console
 
 import odenet.training
 from odenet.errors import LeaseLost
 from odenet.studies.executors import SequentialExecutor
 from odenet.studies.executors.events import CheckpointDue, EpochEnded, RunReleased, StepTaken
 from odenet.studies.heartbeat import Heartbeat
-from odenet.studies.runner import Recorder, StudyObserver, run_pending
+from odenet.studies.live import LiveView
+from odenet.studies.progress import StudyProgress
+from odenet.studies.runner import Observers, Recorder, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Lease, Store
 from odenet.training import EpochMetrics, TrainConfig, TrainResult
@@ -219,3 +223,24 @@ def test_a_network_file_system_is_refused_unless_allowed(tmp_path, run_cli, monk
     code, _, err = run_cli([*STUDY, "--out", str(tmp_path / "D"), "--allow-network-fs"])
     assert code == 0, err
     assert Store.open(tmp_path / "D").counts()["done"] == 1
+
+
+def test_the_displays_drop_a_taken_run_and_name_the_holders_waited_for(tmp_path):
+    store = make_store(tmp_path)
+    runs = store.runs()
+    progress = StudyProgress()
+    buf = io.StringIO()
+    view = LiveView(Console(file=buf, force_terminal=True, width=200), progress)
+    observers = Observers(progress, view)
+    observers.on_study_start(runs)
+    observers.on_run_start(runs[0])
+    assert [p.id for p in progress.in_flight()] == [runs[0].id]
+    observers.on_run_taken(runs[0])
+    assert progress.in_flight() == [] and progress.ended == 0  # not ended here
+    take(store, runs[1].id)
+    observers.on_wait(store.running_elsewhere())
+    observers.on_wait(store.running_elsewhere())
+    observers.on_study_end()
+    text = buf.getvalue()
+    line = f"waiting for runs held by other processes: {runs[1].id} (pid 4242 on host elsewhere"
+    assert text.count(line) == 1
