@@ -256,19 +256,36 @@ def analyze_cmd(
     ),
     eigen_images: int = typer.Option(64, help="Images the field spectra are averaged over."),
     initial: bool = typer.Option(True, help="Also gradient norms at the initial weights."),
+    ode_tests: bool = typer.Option(
+        False,
+        "--ode-tests",
+        help="Also the integrator swap and depth refinement on each run's "
+        "own test subset (is the trained network an ODE?).",
+    ),
+    swap_schemes: str | None = typer.Option(
+        None,
+        help="--ode-tests: schemes to evaluate the trained fields under (the trained one "
+        "is added) [default: euler,heun,rk3,rk4].",
+    ),
+    refine_factors: str | None = typer.Option(
+        None,
+        help="--ode-tests: refinement factors m, powers of two each twice the one before "
+        "[default: 1,2,4,8].",
+    ),
     figures: bool = typer.Option(True, help="Draw the figures (PNG + SVG)."),
     device: str = typer.Option("auto", help="auto|cpu|cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print settings, models, figures as JSON."),
 ) -> None:
-    """Responses, step ratios, gradient norms and field spectra on the stability region."""
+    """Responses, step ratios, gradient norms and field spectra on the stability region; with
+    --ode-tests, the integrator swap and depth refinement."""
     from odenet.analysis.analyze import config_from_options, run_analyze, summary_table
 
     config = config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
         where=tuple(where), limit_data=limit_data, batch_size=batch_size, krylov=krylov,
         restarts=restarts, eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial,
-        figures=figures,
-        device=device,
+        ode_tests=ode_tests, swap_schemes=swap_schemes, refine_factors=refine_factors,
+        figures=figures, device=device,
     )  # fmt: skip
     result = run_analyze(config)
     _print_measurements(result, summary_table, as_json)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from linear_fields import LinearField, linear_problem
+from linear_fields import LinearField, linear_problem, smooth_network
 from torch import nn
 
 import odenet.solvers as S
@@ -149,25 +149,10 @@ def test_refine_takes_the_downsampling_step_once_and_keeps_shapes(block, shortcu
     assert out.shape == model(x).shape == (4, 10) and not torch.equal(out, model(x))
 
 
-def _smooth_network(solver: str) -> nn.Module:
-    """Single stage, pre-activation, 4 fields that are one small linear map (conv + eval BN)."""
-    g = torch.Generator().manual_seed(5)
-    model = build_model(10, solver, arch="single", block="preact", width=4, generator=g)
-    field = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
-    with torch.no_grad():
-        field[0].weight.normal_(0.0, 0.05, generator=g)
-        for t in (field[1].weight, field[1].bias, field[1].running_mean):
-            t.normal_(0.0, 0.5, generator=g)
-        field[1].running_var.uniform_(0.5, 2.0, generator=g)
-    stage = model.stages[0]
-    model.stages[0] = Stage(stage.solver, [field] * len(stage.fields))
-    return model.double().eval()
-
-
 @pytest.mark.parametrize(("solver", "low", "high"), [("euler", 0.7, 1.3), ("heun", 1.6, 2.5),
                                                      ("rk4", 3.5, 4.5)])  # fmt: skip
 def test_refinement_converges_at_the_schemes_order(solver, low, high):
-    model = _smooth_network(solver)
+    model = smooth_network(solver)
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     with torch.no_grad():
         start = model.stem_conv(x)

@@ -8,16 +8,21 @@
   ``field_responses``, ``gradient_norms``, ``spectra`` and, for one field at one input,
   ``field_eigenvalues`` (an ``EigenEstimate``: values, residuals, converged flags;
   odenet.analysis.responses, odenet.analysis.eigen);
+* ``ode_tests`` / ``OdeTestConfig`` (``analyze --ode-tests``; odenet.analysis.ode_tests): is
+  the trained network an ODE? Its test accuracy with the fields wired by other schemes
+  (integrator swap) and with every step refined m times (depth refinement: the change of the
+  logits and the observed order);
 * ``RunSelection`` / ``select_runs``: which runs of a study an analysis reads, and
-  ``run_subset``: the training images a run was trained on.
+  ``run_subset``: the training images a run was trained on (``run_test_subset``: the test
+  images the ODE tests use).
 
-Every analysis measures a run on its own training subset, in eval mode, and caches its
-results in the study directory keyed by every setting. Runs are selected, grouped and
-labelled by their axes (``RunRecord.axes``: every axis of the study, odenet.studies.identity):
-``RunAnalysis`` is one run's result, ``ConfigurationMeans`` the means over the seeds of one
-configuration. Each analysis writes its own section of the study's report.md
-(odenet.analysis.report_sections) and stores a flat form of each result beside it
-(``odenet.tables.FlatTable``), so the studies never read what an analysis measured.
+Every analysis measures a run on its own training subset (the ODE tests: its test subset), in
+eval mode, and caches its results in the study directory keyed by every setting. Runs are
+selected, grouped and labelled by their axes (``RunRecord.axes``: every axis of the study,
+odenet.studies.identity): ``RunAnalysis`` is one run's result, ``ConfigurationMeans`` the
+means over the seeds of one configuration. Each analysis writes its own section of the
+study's report.md (odenet.analysis.report_sections) and stores a flat form of each result
+beside it (``odenet.tables.FlatTable``), so the studies never read what an analysis measured.
 """
 
 from odenet.analysis.analyze import (
@@ -30,8 +35,9 @@ from odenet.analysis.analyze import (
     spectra,
 )
 from odenet.analysis.eigen import EigenConfig, EigenEstimate, field_eigenvalues
-from odenet.analysis.inputs import DataSubset, run_subset
+from odenet.analysis.inputs import DataSubset, run_subset, run_test_subset
 from odenet.analysis.landscape import LandscapeConfig, LandscapeResult, run_landscape
+from odenet.analysis.ode_tests import OdeTestConfig, ode_tests
 from odenet.analysis.responses import field_responses, gradient_norms
 from odenet.analysis.selection import RunSelection, Selection, select_runs
 
@@ -44,6 +50,7 @@ __all__ = [
     "EigenEstimate",
     "LandscapeConfig",
     "LandscapeResult",
+    "OdeTestConfig",
     "RunAnalysis",
     "RunSelection",
     "Selection",
@@ -51,9 +58,11 @@ __all__ = [
     "field_eigenvalues",
     "field_responses",
     "gradient_norms",
+    "ode_tests",
     "run_analyze",
     "run_landscape",
     "run_subset",
+    "run_test_subset",
     "select_runs",
     "spectra",
 ]

@@ -8,7 +8,9 @@ For every selected run (odenet.analysis.selection), on the run's own training su
   initial weights rebuilt from the run's seed (gradient_norms);
 * the dominant eigenvalue of each field's Jacobian at the data, averaged over
   ``EigenConfig.images`` samples, placed on the stability region of the scheme of the field's
-  step (odenet.analysis.eigen), and the number of fields outside it.
+  step (odenet.analysis.eigen), and the number of fields outside it;
+* with ``ode_tests`` (``--ode-tests``), on the run's own TEST subset: the integrator swap and
+  the depth refinement of odenet.analysis.ode_tests (cached apart, kind "ode_tests").
 
 Each run's result is cached in the study database (``Store.record_analysis``, kind
 "analyze") under every setting that determines it, with its flat form (a row per field:
@@ -43,6 +45,7 @@ from odenet.analysis.inputs import (
     load_run,
     parse_limit,
 )
+from odenet.analysis.ode_tests import OdeTestConfig, measure_run
 from odenet.analysis.report_sections import write_analyze_section
 from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
 from odenet.analysis.selection import RunSelection, select_runs
@@ -80,6 +83,7 @@ class AnalyzeConfig:
     initial: bool = True  # also the gradient norms at the run's initial weights
     figures: bool = True  # draw the figures (PNG + SVG) into <study>/analysis/
     device: str = "auto"  # "auto" (cuda if available) | "cpu" | "cuda"
+    ode_tests: OdeTestConfig | None = None  # also the swap and refinement tests (None: not)
 
     def validate(self) -> None:
         if self.limit_data is not None and self.limit_data < 1:
@@ -91,6 +95,8 @@ class AnalyzeConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"unknown device {self.device!r}; expected one of: auto, cpu, cuda")
         self.eigen.validate()
+        if self.ode_tests is not None:
+            self.ode_tests.validate()
 
 
 def spectra(model: torch.nn.Module, batches: list[Batch], config: EigenConfig) -> list[dict]:
@@ -218,23 +224,26 @@ def _one_run(
     model, checkpoint = load_run(run, device)
     subset, batches = data.batches(run)
     key = _settings(config, run, subset.key, checkpoint)
-    stored = store.analysis(run.id, "analyze", key)
-    if stored is not None:
-        return RunAnalysis(run.axes, stored, cached=True)
-    init = initial_model(run, device) if config.initial else None
-    result = analyze_model(model, batches, config.eigen, init)
-    facts = {
-        "run_id": run.id,
-        "depth": run.depth,
-        "solver": run.solver,
-        "lr": run.lr,
-        "seed": run.seed,
-        "test_acc": run.test_acc,
-        "data": subset.description,
-    }
-    result = finite({**facts, **result})
-    store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
-    return RunAnalysis(run.axes, result)
+    result = store.analysis(run.id, "analyze", key)
+    cached = result is not None
+    if result is None:
+        init = initial_model(run, device) if config.initial else None
+        measured = analyze_model(model, batches, config.eigen, init)
+        facts = {
+            "run_id": run.id,
+            "depth": run.depth,
+            "solver": run.solver,
+            "lr": run.lr,
+            "seed": run.seed,
+            "test_acc": run.test_acc,
+            "data": subset.description,
+        }
+        result = finite({**facts, **measured})
+        store.record_analysis(run.id, "analyze", key, result, table=field_table(result))
+    if config.ode_tests is not None:
+        ode, found = measure_run(store, run, model, checkpoint, data, config.ode_tests)
+        result, cached = {**result, **ode}, cached and found
+    return RunAnalysis(run.axes, result, cached)
 
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
@@ -254,6 +263,9 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
             notes.append(str(err))
     if not models:
         raise ConfigError(" / ".join(notes[len(selection.notes) :]))
+    notes += [
+        f"{m.values['run_id']}: {line}" for m in models for line in m.values.get("refused", [])
+    ]
     table = aggregate(models)
     settings = {
         "study_dir": str(store.dir),
@@ -264,8 +276,14 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
         "initial": config.initial,
         "selection": config.selection.describe(selection.swept),
     }
+    if config.ode_tests is not None:  # without them, the settings are what they always were
+        settings["ode_tests"] = asdict(config.ode_tests)
     out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
+    if config.figures and config.ode_tests is not None:
+        from odenet.analysis.ode_plots import draw_ode_tests
+
+        figures += draw_ode_tests(models, table, out)
     write_analyze_section(store)
     return AnalyzeResult(settings, models, table, figures, notes)
 
@@ -284,9 +302,13 @@ def config_from_options(
     restarts: int = EigenConfig.restarts,
     eigen_tol: float = EigenConfig.tol,
     eigen_images: int = 64,
+    ode_tests: bool = False,
+    swap_schemes: str | None = None,
+    refine_factors: str | None = None,
     **options: object,
 ) -> AnalyzeConfig:
-    """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all")."""
+    """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all"); the swap schemes
+    and refinement factors only with ``ode_tests``."""
     from odenet.analysis.selection import parse_selection
 
     config = AnalyzeConfig(
@@ -294,6 +316,7 @@ def config_from_options(
         selection=parse_selection(depth, orders, solvers, lr, seed, where),
         limit_data=parse_limit(limit_data),
         eigen=EigenConfig(krylov=krylov, restarts=restarts, tol=eigen_tol, images=eigen_images),
+        ode_tests=OdeTestConfig.from_options(ode_tests, swap_schemes, refine_factors),
         **options,  # type: ignore[arg-type]
     )
     config.validate()

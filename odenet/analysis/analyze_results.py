@@ -1,7 +1,8 @@
 """What ``odenet analyze`` returns: a typed result per run (``RunAnalysis``), the means over
 the seeds of each configuration (``ConfigurationMeans``, odenet.studies.identity: every axis
-but seed), the flat form of a run's measurements (``field_table``: a row per field) and the
-terminal table."""
+but seed; with ``--ode-tests`` also the ODE tests' means, odenet.analysis.ode_results), the
+flat form of a run's measurements (``field_table``: a row per field) and the terminal
+tables."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from odenet.analysis.ode_results import OdeMeans, ode_tables
 from odenet.strict_json import finite
 from odenet.studies.identity import Axes
 from odenet.tables import FlatTable, rich_table
@@ -41,12 +43,15 @@ class ConfigurationMeans:
     outside_region: float | None  # fields outside the stability region
     fields_with_region: int
     unconverged_fields: int | None  # unconverged field estimates, summed over the seeds
+    ode: OdeMeans | None = None  # the ODE tests' means (``--ode-tests``), None when not run
 
     def to_dict(self) -> dict:
-        """depth, scheme, each swept field as its own key, lr, then the means."""
+        """depth, scheme, each swept field as its own key, lr, then the means (the ODE tests'
+        as "swap" and "refine" lists, when run)."""
         a = self.axes
         out = {"depth": a["depth"], "scheme": a["solver"], **dict(a.swept), "lr": a["lr"]}
-        return out | {k: v for k, v in asdict(self).items() if k != "axes"}
+        out |= {k: v for k, v in asdict(self).items() if k not in ("axes", "ode")}
+        return out | (asdict(self.ode) if self.ode is not None else {})
 
 
 @dataclass
@@ -103,7 +108,8 @@ def aggregate(models: list[RunAnalysis]) -> list[ConfigurationMeans]:
     averaged), means over its seeds: test accuracy, mean response, mean step ratio, mean |z|
     of the fields with eigenvalues, fields outside the region, and the total count of
     unconverged field estimates (over seeds; results cached before it: None). Ordered by
-    depth, scheme name, swept values (in the order the runs come) and lr."""
+    depth, scheme name, swept values (in the order the runs come) and lr. Runs with the ODE
+    tests (a "swap" key) give the configuration its ``OdeMeans``."""
     groups: dict[Axes, list[dict]] = {}
     for m in models:
         groups.setdefault(m.axes.configuration, []).append(m.values)
@@ -128,6 +134,7 @@ def aggregate(models: list[RunAnalysis]) -> list[ConfigurationMeans]:
             outside_region=mean([m["outside_region"] for m in ms]),
             fields_with_region=ms[0]["fields_with_region"],
             unconverged_fields=_total([m.get("unconverged_fields") for m in ms]),
+            ode=OdeMeans.of(ode) if (ode := [m for m in ms if "swap" in m]) else None,
         )
         for c, ms in sorted(groups.items(), key=lambda kv: order(kv[0]))
     ]
@@ -160,7 +167,7 @@ def summary_table(result: AnalyzeResult):
             "-" if r.unconverged_fields is None else str(r.unconverged_fields),
         ])  # fmt: skip
     cell = ", ".join(("depth", "scheme", *swept, "lr"))
-    return rich_table(
+    main = rich_table(
         header,
         rows,
         title=f"analyze: means over the n seeds per ({cell})",
@@ -169,3 +176,29 @@ def summary_table(result: AnalyzeResult):
         "(summed over seeds)",
         left=("depth", "scheme", *swept),
     )
+    ode = ode_table_rows(result.table)
+    if not ode:
+        return main
+    from rich.console import Group  # rich is imported when a table is drawn (odenet.tables)
+
+    keys = ["depth", "scheme", *swept, "lr"]
+    caption = "eval mode, on " + "; ".join(sorted({m.values["test_data"] for m in result.models
+                                                   if "test_data" in m.values}))  # fmt: skip
+    tables = [rich_table(header, cells, title=f"{title} (mean ± std over the n seeds)",
+                         caption=caption, left=keys[:-1])
+              for title, header, cells in ode_tables(ode, keys)]  # fmt: skip
+    return Group(main, *tables)
+
+
+def ode_table_rows(table: list[ConfigurationMeans]) -> list[tuple[list[str], int, OdeMeans]]:
+    """The configurations with ODE tests as ``ode_tables`` rows: (depth, scheme, swept values,
+    lr cells; n; OdeMeans)."""
+    swept = list(dict.fromkeys(k for row in table for k, _ in row.axes.swept))
+    out = []
+    for r in table:
+        if r.ode is not None:
+            a, values = r.axes, dict(r.axes.swept)
+            cells = [str(a["depth"]), str(a["solver"]), *(str(values[k]) for k in swept),
+                     f"{a['lr']:g}"]  # fmt: skip
+            out.append((cells, r.n, r.ode))
+    return out

@@ -5,7 +5,9 @@ A run trained with ``limit_train`` saw a fixed random subset of the training spl
 images, normalised, never augmented, in a fixed order. ``limit_data`` draws N of them
 deterministically (a seed-0 permutation of the subset, the drawn indices sorted). The
 subset's ``key`` (dataset, sizes, a digest of the indices) enters every cache key, and its
-``description`` goes into the JSON and the figures.
+``description`` goes into the JSON and the figures. The ODE tests (odenet.analysis.ode_tests)
+measure test accuracy instead: on the run's own test subset (``run_test_subset``, its
+``limit_test`` images), all of it.
 
 A run whose checkpoint is missing or unreadable costs that run only: ``load_run`` raises
 ``RunUnreadable`` whose message names the run and the way to retrain it.
@@ -82,16 +84,37 @@ def run_subset(
         pick = torch.randperm(own.numel(), generator=gen)[:limit_data]
         indices = own[pick].sort().values
         used = f"{limit_data} drawn (seed {LIMIT_SEED}) from {trained}"
+    return _subset(dataset, "train", split_size, limit_train, indices, used)
+
+
+def run_test_subset(dataset: str, split_size: int, limit_test: int | None) -> DataSubset:
+    """The run's own test subset: the ``limit_test`` of ``split_size`` test images it was
+    tested on (``fixed_subset``, as training chose them), or the whole test split."""
+    own = fixed_subset(split_size, limit_test, "limit_test")
+    if own is None:
+        own, used = torch.arange(split_size), f"the whole test split ({split_size} images)"
+    else:
+        used = (
+            f"the run's test subset of {own.numel()} of {split_size} images "
+            f"(--limit-test, fixed seed {LIMIT_SEED})"
+        )
+    return _subset(dataset, "test", split_size, limit_test, own, used)
+
+
+def _subset(
+    dataset: str, split: str, split_size: int, limit: int | None, indices: Tensor, used: str
+) -> DataSubset:
+    """``indices`` of ``split`` with their key (the run's limit_<split>, a digest of them)."""
     digest = hashlib.sha256(indices.numpy().tobytes()).hexdigest()[:16]
     key = {
         "dataset": dataset,
-        "split": "train",
+        "split": split,
         "split_size": split_size,
-        "limit_train": limit_train,
+        f"limit_{split}": limit,
         "count": int(indices.numel()),
         "indices_sha256": digest,
     }
-    return DataSubset(indices, key, f"{dataset} train: {used}")
+    return DataSubset(indices, key, f"{dataset} {split}: {used}")
 
 
 class DataCache:
@@ -106,31 +129,48 @@ class DataCache:
 
     def batches(self, run: RunRecord) -> tuple[DataSubset, list[Batch]]:
         """The run's subset and its fixed, normalised batches on the device."""
-        from odenet.data.datasets import load_dataset
-        from odenet.data.loader import DeviceLoader
-
         config = run.config
-        where = (config.dataset, config.data_dir)
-        if where not in self._datasets:
-            self._datasets[where] = load_dataset(config.dataset, config.data_dir, progress=False)
-        ds = self._datasets[where]
-        key = (*where, config.limit_train)
+        ds = self._dataset(run)
+        key = (config.dataset, config.data_dir, "train", config.limit_train)
         if key not in self._batches:
             subset = run_subset(
                 config.dataset, len(ds.train_labels), config.limit_train, self.limit_data
             )
-            loader = DeviceLoader(
-                ds.train_images[subset.indices],
-                ds.train_labels[subset.indices],
-                batch_size=self.batch_size,
-                mean=ds.mean,
-                std=ds.std,
-                device=self.device,
-                train=False,
-                augment="none",
-            )
-            self._batches[key] = (subset, list(loader))
+            self._batches[key] = (subset, self._load(ds, "train", subset))
         return self._batches[key]
+
+    def test_batches(self, run: RunRecord) -> tuple[DataSubset, list[Batch]]:
+        """The run's test subset (``run_test_subset``) and its fixed, normalised batches."""
+        config = run.config
+        ds = self._dataset(run)
+        key = (config.dataset, config.data_dir, "test", config.limit_test)
+        if key not in self._batches:
+            subset = run_test_subset(config.dataset, len(ds.test_labels), config.limit_test)
+            self._batches[key] = (subset, self._load(ds, "test", subset))
+        return self._batches[key]
+
+    def _dataset(self, run: RunRecord):
+        from odenet.data.datasets import load_dataset
+
+        where = (run.config.dataset, run.config.data_dir)
+        if where not in self._datasets:
+            self._datasets[where] = load_dataset(*where, progress=False)
+        return self._datasets[where]
+
+    def _load(self, ds, split: str, subset: DataSubset) -> list[Batch]:
+        from odenet.data.loader import DeviceLoader
+
+        loader = DeviceLoader(
+            getattr(ds, f"{split}_images")[subset.indices],
+            getattr(ds, f"{split}_labels")[subset.indices],
+            batch_size=self.batch_size,
+            mean=ds.mean,
+            std=ds.std,
+            device=self.device,
+            train=False,
+            augment="none",
+        )
+        return list(loader)
 
 
 def checkpoint_digest(run_dir: Path) -> str:
