@@ -4,7 +4,8 @@ Every command is a handful of lines: solvers, describe and train here; study, re
 landscape, analyze and reset in odenet.cli_study, registered here in that order.
 
 Exit codes (``main``): 0 success (a study whose runs all finished or diverged: a divergence
-is a result); 1 a study that ended with failed runs, or another runtime error; 2 bad input
+is a result); 1 a study that ended with failed runs, a full disk ("no space left on device
+(PATH)": a study stops at once), or another runtime error; 2 bad input
 (usage, config, a damaged or unusable study database), decided before anything is written;
 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM: a cluster's or container's stop, also
 as PID 1 of a PID namespace), each with one line saying how to resume.

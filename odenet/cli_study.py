@@ -65,6 +65,9 @@ def study_cmd(
         None, help="Ray: GPUs per task (default 1 where the cluster has GPUs, else 0)."
     ),
     cpus_per_run: float = typer.Option(1.0, help="Ray: CPUs per task (its torch threads)."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Ray: show Ray's own log messages and its workers' output."
+    ),
     fuse_max: int | None = typer.Option(None, help=f"Runs per fused group {_default('fuse_max')}."),
     config: Path | None = typer.Option(
         None,
@@ -113,7 +116,9 @@ def study_cmd(
         else:
             console.print(plan_table(rows, len(runs)))
         return
-    ray = RayConfig(address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
+    ray = RayConfig(
+        address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, verbose=verbose
+    )
     data = run_study(
         spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray,
         allow_network_fs=allow_network_fs,

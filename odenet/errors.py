@@ -1,5 +1,7 @@
 """Error types shared by every layer. The CLI turns them into one line and an exit code."""
 
+import errno
+
 
 class OdenetError(Exception):
     """Base class: an error whose message is meant for the user as it is."""
@@ -21,10 +23,31 @@ class DataError(OdenetError):
 
 class StoreError(OdenetError):
     """A study database that cannot be used: damaged (not a database, truncated), a directory
-    in its place, a full disk, a read-only file to write. Exit code 2, decided before
-    anything is written; the file is left as it is."""
+    in its place, a read-only file to write. Exit code 2, decided before anything is written;
+    the file is left as it is. (A full disk is ``DiskFull``.)"""
 
     exit_code = 2
+
+
+class DiskFull(OdenetError, OSError):
+    """No space left on the device that ``filename`` was being written to. Exit code 1: not
+    bad input, and not one run's failure either (every later write would fail too), so a
+    study stops at once. An OSError (errno ENOSPC) too: code that tolerates a failed write
+    (an optional cache) still does."""
+
+    exit_code = 1
+
+    def __init__(self, path: object) -> None:
+        super().__init__(errno.ENOSPC, "No space left on device", str(path))
+
+    def __reduce__(self):  # pickled as it is made (OSError's default passes errno, strerror)
+        return (type(self), (self.filename,))
+
+    def __str__(self) -> str:
+        return (
+            f"no space left on device ({self.filename}); free some space and run the same "
+            "command again (a study resumes where it stopped)"
+        )
 
 
 class LeaseLost(OdenetError):

@@ -1,4 +1,5 @@
-"""The one writer of odenet's files (imports nothing of odenet: every layer may use it).
+"""The one writer of odenet's files (imports nothing of odenet but its error types: every layer
+may use it).
 
 Every file odenet writes (checkpoints, results, figures, report.md, exported CSVs, analysis
 outputs, downloads, caches) goes through ``atomic_write``: the content goes to a new, uniquely
@@ -10,16 +11,21 @@ renamed over the target. Hence:
 * whatever stood at the target is replaced, never written through: a hard link or a symlink
   there is swapped for the new file, and the file it shared its data with is left as it was;
 * the file gets the mode ``open()`` would give it: 0666 less the process's umask (0644 under
-  the usual umask 022), so files of a study are readable to whoever may read the directory.
+  the usual umask 022), so files of a study are readable to whoever may read the directory;
+* a full disk is ``DiskFull`` naming the file, however the writer reported it (torch and
+  numpy raise their own errors over the OSError beneath: "enforce fail at inline_container.cc").
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from odenet.errors import DiskFull
 
 if TYPE_CHECKING:  # matplotlib is heavy and only the figures' writers need it
     from matplotlib.figure import Figure
@@ -33,21 +39,29 @@ def atomic_write(
     ``f`` is a binary file opened on the temp file (``f.name`` is its path, e.g. for checking
     the content before it is published); raising from ``write`` leaves ``path`` untouched. The
     parent directory is created when missing. On any error the temp file is removed and the
-    error raised. Returns ``path``. ``temp_stem``: the temp file's name in place of the
-    target's (``.STEM.<random>.tmp``), for a directory whose readers pick files by their names
-    (TensorBoard reads every file named ``*tfevents*``, a temp file included).
+    error raised; one that comes from a full disk as ``DiskFull(path)``. Returns ``path``.
+    ``temp_stem``: the temp file's name in place of the target's (``.STEM.<random>.tmp``), for
+    a directory whose readers pick files by their names (TensorBoard reads every file named
+    ``*tfevents*``, a temp file included).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f, tmp = _new_temp(path, temp_stem or path.name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f, tmp = _new_temp(path, temp_stem or path.name)
+    except OSError as err:
+        if _no_space(err) and not isinstance(err, DiskFull):
+            raise DiskFull(path) from err
+        raise
     try:
         with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # replaces a link at ``path`` itself, never its target
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if _no_space(err) and not isinstance(err, DiskFull):
+            raise DiskFull(path) from err
         raise
     return path
 
@@ -73,6 +87,19 @@ def write_figure(
     atomic_write(png, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches=bbox_inches))
     atomic_write(svg, lambda f: fig.savefig(f, format="svg", bbox_inches=bbox_inches))
     return [png, svg]
+
+
+def _no_space(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised over, is the file system's "no space left"
+    (ENOSPC, or EDQUOT: a full quota)."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _new_temp(path: Path, stem: str) -> tuple[BinaryIO, Path]:

@@ -198,3 +198,43 @@ def test_cli_train_on_a_folder_and_bad_folders_exit_2(folder, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read image" in err and "Traceback" not in err
+
+
+# ---- issue 19, item 12 ---------------------------------------------------------------------
+def test_one_class_is_refused(tmp_path):
+    root = tmp_path / "imgs"
+    for split in ("train", "val"):
+        (root / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (12, 12)).save(root / split / "cat" / "0.png")
+    with pytest.raises(
+        ConfigError, match=r"has one class \(cat\); a classifier needs at least two"
+    ):
+        load_dataset(f"imagefolder:{root},size=12")
+    assert not list(root.glob(".odenet-cache-*"))
+
+
+def test_a_dangling_symlink_image_is_refused_by_name(folder):
+    root, _ = folder
+    link = root / "train" / "ant" / "9.png"
+    link.symlink_to(root / "nowhere.png")
+    with pytest.raises(ConfigError) as info:
+        load_dataset(f"imagefolder:{root},size=12")
+    assert str(info.value) == (
+        f"imagefolder: cannot read image {str(link)!r} (a symbolic link to a missing file); "
+        "fix or remove it"
+    )
+    link.unlink()
+    link.symlink_to(root / "train" / "ant" / "0.png")  # a link to an image is an image
+    assert len(load_dataset(f"imagefolder:{root},size=12").train_labels) == 10
+
+
+def test_the_cache_is_readable_as_any_new_file(folder):
+    """Mode 0666 less the umask (0644 under 022), as ``open`` gives: not 0600."""
+    root, _ = folder
+    old = os.umask(0o022)
+    try:
+        load_dataset(f"imagefolder:{root},size=12")
+    finally:
+        os.umask(old)
+    (cache,) = root.glob(".odenet-cache-12-*.npz")
+    assert cache.stat().st_mode & 0o777 == 0o644

@@ -261,7 +261,7 @@ def test_selection_best_lr_smallest_seed_and_errors():
         select_runs(runs, RunSelection(depths=(56,), orders=(4,)))
     with pytest.raises(ConfigError, match=r"lr 0.8; .*lrs 0.1, 0.4$"):
         select_runs(runs, RunSelection(lrs=(0.8,)))
-    with pytest.raises(ConfigError, match="no finished runs yet"):
+    with pytest.raises(ConfigError, match=r"no finished runs \(1 pending\): run the study's"):
         select_runs([_record(20, "euler", 0.1, 0, None, "pending")])
 
 

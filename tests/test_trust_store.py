@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from odenet.errors import ConfigError, StoreError
+from odenet.errors import ConfigError, DiskFull, StoreError
 from odenet.nets import ModelConfig
 from odenet.studies import run_study
 from odenet.studies.runner import StudyObserver
@@ -175,8 +175,9 @@ def test_empty_database_file_is_no_study_yet(tmp_path):
         Store.open(tmp_path)
 
 
-def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli):
-    """SQLite's own SQLITE_FULL (max_page_count reached) while the study records epochs."""
+def test_disk_full_is_one_line_exit_1_and_resumes(tmp_path, monkeypatch, run_cli):
+    """SQLite's own SQLITE_FULL (max_page_count reached) while the study records epochs: a full
+    disk, not bad input (issue 19, item 14)."""
     _store(tmp_path)
     connect = Database._connect
 
@@ -187,13 +188,14 @@ def test_disk_full_is_one_line_exit_2_and_resumes(tmp_path, monkeypatch, run_cli
         return con
 
     monkeypatch.setattr(Database, "_connect", full)
-    with pytest.raises(StoreError, match="disk is full; free some space and run the same"):
+    with pytest.raises(DiskFull, match=r"^no space left on device \(.*study.sqlite\); free some"):
         run_study(SPEC, tmp_path, observer=StudyObserver())
     argv = ["study", "--dataset", SPEC.base.dataset, "--depths", "8", "--width", "4", "--orders",
             "1,2", "--lrs", "0.1,0.2", "--epochs", "1", "--executor", "sequential",
             "--device", "cpu", "--out", str(tmp_path), "-q"]  # fmt: skip
     code, _, err = run_cli(argv)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "disk is full" in err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: no space left on device (") and "study.sqlite" in err
     monkeypatch.setattr(Database, "_connect", connect)  # space freed: the same command resumes
     code, _, err = run_cli(argv)
     assert code == 0, err

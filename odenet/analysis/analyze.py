@@ -18,7 +18,8 @@ Each run's result is cached in the study database (``Store.record_analysis``, ki
 the means over the seeds of each configuration (every axis but seed, odenet.studies.identity)
 are returned with them. ``<study>/analysis/section.md`` is this analysis's section of the
 study's report (odenet.analysis.report_sections). A run whose checkpoint is missing or damaged
-is skipped with a note.
+is skipped with a note; a continuous (``ode-*``) run is measured at its transition fields only,
+and a note says so (``odenet.analysis.responses.unmeasured``).
 """
 
 from __future__ import annotations
@@ -43,11 +44,18 @@ from odenet.analysis.inputs import (
     RunUnreadable,
     initial_model,
     load_run,
+    open_study,
     parse_limit,
 )
 from odenet.analysis.ode_tests import OdeTestConfig, measure_run
 from odenet.analysis.report_sections import write_analyze_section
-from odenet.analysis.responses import _Recorder, field_responses, gradient_norms, model_fields
+from odenet.analysis.responses import (
+    _Recorder,
+    field_responses,
+    gradient_norms,
+    model_fields,
+    unmeasured,
+)
 from odenet.analysis.selection import RunSelection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
@@ -170,7 +178,7 @@ def _scheme_kwargs(f) -> dict:
     """LM-ResNet's region depends on the field's learned k (contracts.md #4: keyword k)."""
     coeffs = getattr(f.stage_module, "coefficients", None)
     if f.scheme == "lm" and coeffs is not None and f.position > 0:
-        return {"k": float(coeffs.k[f.position - 1])}
+        return {"k": float(coeffs.k[f.position - 1].detach())}
     return {}
 
 
@@ -220,8 +228,14 @@ def _settings(config: AnalyzeConfig, run: RunRecord, data_key: dict, checkpoint:
 
 def _one_run(
     config: AnalyzeConfig, store: Store, run: RunRecord, device, data: DataCache
-) -> RunAnalysis:
+) -> tuple[RunAnalysis, str | None]:
+    """The run's analysis (cached or measured now) and what it leaves out (``unmeasured``)."""
     model, checkpoint = load_run(run, device)
+    try:
+        model_fields(model)
+    except ConfigError as err:  # e.g. a continuous single-stage network: no transition
+        raise RunUnreadable(f"skipped {run.id}: {err}") from None
+    left_out = unmeasured(model)
     subset, batches = data.batches(run)
     key = _settings(config, run, subset.key, checkpoint)
     result = store.analysis(run.id, "analyze", key)
@@ -243,7 +257,7 @@ def _one_run(
     if config.ode_tests is not None:
         ode, found = measure_run(store, run, model, checkpoint, data, config.ode_tests)
         result, cached = {**result, **ode}, cached and found
-    return RunAnalysis(run.axes, result, cached)
+    return RunAnalysis(run.axes, result, cached), left_out
 
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
@@ -251,21 +265,27 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     from odenet.analysis.analyze_plots import draw_analysis
 
     config.validate()
-    store = Store.open(config.study_dir)
+    store = open_study(config.study_dir, "analyze")
     selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
     data = DataCache(config.limit_data, config.batch_size, device)
     models, notes = [], list(selection.notes)
+    partial: dict[str, list[str]] = {}  # what is not measured -> the runs it concerns
     for run in selection.runs:
         try:
-            models.append(_one_run(config, store, run, device, data))
+            analysis, left_out = _one_run(config, store, run, device, data)
         except RunUnreadable as err:
             notes.append(str(err))
+            continue
+        models.append(analysis)
+        if left_out is not None:
+            partial.setdefault(left_out, []).append(run.id)
     if not models:
         raise ConfigError(" / ".join(notes[len(selection.notes) :]))
     notes += [
         f"{m.values['run_id']}: {line}" for m in models for line in m.values.get("refused", [])
     ]
+    notes += [f"{', '.join(ids)}: {left_out}" for left_out, ids in partial.items()]
     table = aggregate(models)
     settings = {
         "study_dir": str(store.dir),

@@ -9,8 +9,12 @@ subset's ``key`` (dataset, sizes, a digest of the indices) enters every cache ke
 measure test accuracy instead: on the run's own test subset (``run_test_subset``, its
 ``limit_test`` images), all of it.
 
-A run whose checkpoint is missing or unreadable costs that run only: ``load_run`` raises
-``RunUnreadable`` whose message names the run and the way to retrain it.
+A run whose checkpoint is missing, unreadable or another run's (its stored config differs
+from the run's in the study: a width-8 checkpoint in a width-4 run's directory) costs that run
+only: ``load_run`` raises ``RunUnreadable`` whose message names the run, what is wrong and
+the way to retrain it; the checkpoint is never measured as the run. ``open_study`` opens the
+study an analysis writes into (its caches, figures and report section), refusing one it
+cannot write before anything is computed.
 """
 
 from __future__ import annotations
@@ -24,13 +28,34 @@ from torch import Tensor, nn
 
 from odenet.data.loader import LIMIT_SEED, fixed_subset
 from odenet.errors import ConfigError, OdenetError
-from odenet.studies.store import RunRecord
+from odenet.studies.store import RunRecord, Store
+from odenet.training.checkpoint import (
+    CHECKPOINT,
+    CheckpointUnreadable,
+    config_differences,
+    short_reason,
+)
 
 Batch = tuple[Tensor, Tensor]  # x float32 (B, C, H, W) normalised, y int64 (B,)
 
 
 class RunUnreadable(OdenetError):
-    """A selected run whose checkpoint cannot be used (the caller skips it with a warning)."""
+    """A selected run that cannot be measured: its checkpoint is missing, damaged or another
+    run's, or its network has nothing to measure (the caller skips it with a warning)."""
+
+
+def open_study(study_dir: str | Path, command: str) -> Store:
+    """The study ``command`` (landscape, analyze) measures; ConfigError (exit 2, before
+    anything is computed or written) when it cannot be written: the measurements are cached in
+    its database and drawn into its folder."""
+    store = Store(study_dir)
+    if store.path.is_file() and store.read_only:  # refused before any connection is made
+        raise ConfigError(
+            f"the study {str(store.dir)!r} is read-only, and {command} writes into it (cached "
+            f"measurements, figures, its report section); copy the study directory somewhere "
+            f"writable and run {command} on the copy"
+        )
+    return Store.open(study_dir)
 
 
 @dataclass(frozen=True)
@@ -193,19 +218,36 @@ def retrain_hint(run: RunRecord) -> str:
 
 def load_run(run: RunRecord, device: torch.device) -> tuple[nn.Module, str]:
     """(model in eval mode on ``device``, checkpoint digest); RunUnreadable when the checkpoint
-    is missing, damaged or does not fit the run's network."""
+    is missing, damaged, another run's (its config differs from the run's stored config) or
+    does not fit its own network."""
     from odenet.training import load_trained
 
+    path = run.run_dir / CHECKPOINT
     try:
         digest = checkpoint_digest(run.run_dir)
-        model, _ = load_trained(run.run_dir, device=device)
+        model, stored = load_trained(run.run_dir, device=device)
     except FileNotFoundError:
         raise RunUnreadable(
             f"skipped {run.id}: no checkpoint in {run.run_dir}; {retrain_hint(run)}"
         ) from None
+    except CheckpointUnreadable as err:
+        raise RunUnreadable(
+            f"skipped {run.id}: its checkpoint {err.path} cannot be read ({err.reason}); "
+            f"{retrain_hint(run)}"
+        ) from None
     except (OdenetError, OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise RunUnreadable(f"skipped {run.id}: {first}; {retrain_hint(run)}") from None
+        raise RunUnreadable(
+            f"skipped {run.id}: its checkpoint {path} does not hold a network of its own config "
+            f"({short_reason(err)}); {retrain_hint(run)}"
+        ) from None
+    diff = config_differences(stored, run.config)
+    if diff:
+        shown = "; ".join(f"{k} {a!r} there, {b!r} in the study" for k, a, b in diff[:4])
+        more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise RunUnreadable(
+            f"skipped {run.id}: its checkpoint {path} is of another configuration ({shown}"
+            f"{more}); {retrain_hint(run)}"
+        )
     return model, digest
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 import torch
 
 from odenet.analysis.directions import make_directions, trained_parameters
-from odenet.analysis.inputs import DataCache, DataSubset, RunUnreadable, load_run, parse_limit
+from odenet.analysis.inputs import (
+    DataCache,
+    DataSubset,
+    RunUnreadable,
+    load_run,
+    open_study,
+    parse_limit,
+)
 from odenet.analysis.report_sections import write_landscape_section
 from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig, model_sharpness
@@ -242,17 +249,16 @@ def _one_model(
 def run_landscape(config: LandscapeConfig) -> LandscapeResult:
     """Select the study's models, compute (or resume) their slices and sharpness, draw figures.
 
-    A selected run whose checkpoint is missing or damaged is skipped with a note; ConfigError
-    when no selected run could be read.
+    A selected run whose checkpoint is missing, damaged or another run's is skipped with a
+    note; ConfigError when no selected run could be read (nothing is written then).
     """
     from odenet.analysis.landscape_plots import draw_figures
 
     config.validate()
-    store = Store.open(config.study_dir)
+    store = open_study(config.study_dir, "landscape")
     selection: Selection = select_runs(store.runs(), config.selection)
     device = resolve_device(config.device)
-    out = store.layout.landscape
-    out.mkdir(parents=True, exist_ok=True)
+    out = store.layout.landscape  # made by the first file written into it
     data = DataCache(config.limit_data, config.batch_size, device)
     models, notes = [], list(selection.notes)
     for run in selection.runs:

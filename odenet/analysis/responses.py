@@ -13,7 +13,8 @@ batches (eval mode: BN uses its running statistics, so every sample is measured 
   state entering each field, for L the mean cross-entropy over all the batches.
 
 Fields are found as the ``fields`` of every ``odenet.nets.stage.Stage`` in module order
-(continuous stages have none). Sums are accumulated in float64.
+(continuous stages have none: ``unmeasured`` says what that leaves out). Sums are accumulated
+in float64.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from odenet.errors import ConfigError
+from odenet.nets.continuous import ContinuousStage
 from odenet.nets.stage import Stage
 
 Batch = tuple[Tensor, Tensor]
@@ -70,6 +72,25 @@ def model_fields(model: nn.Module) -> list[FieldInfo]:
             "(a continuous-mode network integrates one shared field)"
         )
     return out
+
+
+def unmeasured(model: nn.Module) -> str | None:
+    """What ``model_fields`` leaves out of ``model``, in words; None when it finds every field.
+
+    A continuous network (``odenet.nets.continuous``) integrates one shared ODE field per stage
+    with torchdiffeq: those fields are not stacked steps and are not measured; its transitions
+    (a downsampling field used as one Euler step where the shape changes) are, labelled euler.
+    """
+    ode = [m for m in model.modules() if isinstance(m, ContinuousStage)]
+    if not ode:
+        return None
+    steps = sum(m.transition is not None for m in ode)
+    return (
+        f"continuous network ({ode[0].solver.name}): only its {steps} transition field(s) are "
+        "measured (a downsampling field used as one Euler step where the shape changes, "
+        f"labelled euler, no eigenvalue); the {len(ode)} shared ODE field(s) that "
+        f"{ode[0].solver.name} integrates are not"
+    )
 
 
 class _Recorder:

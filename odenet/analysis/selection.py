@@ -11,6 +11,7 @@ trained at that lr. ``all_lrs`` / ``all_seeds`` (``--lr all`` / ``--seed all``) 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,6 +104,26 @@ def _trained(done: list[RunRecord]) -> str:
     return f"the study trained (finished runs): depths {depths}; schemes {schemes}; lrs {lrs}{more}"
 
 
+def _nothing_finished(runs: list[RunRecord]) -> str:
+    """Why a study has no trained model to measure, and what can help (for a study whose runs
+    all ended diverged or failed, running the study again cannot)."""
+    counts = Counter(r.status for r in runs)
+    states = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
+    if counts["pending"] or counts["running"]:
+        fix = "run the study's `odenet study` command (again) to train them"
+    elif counts["failed"]:
+        fix = (
+            "see `odenet report` for the errors; fix the cause and run the study's command "
+            "again to retry the failed runs"
+        )
+    else:
+        fix = (
+            "a diverged run leaves no trained model to measure; a study with smaller learning "
+            "rates (--lrs) trains some"
+        )
+    return f"the study has no finished runs ({states}): {fix}"
+
+
 def _has_lr(runs: list[RunRecord], lr: float) -> bool:
     return any(math.isclose(r.lr, lr, rel_tol=1e-9) for r in runs)
 
@@ -162,8 +183,7 @@ def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection())
     sel = selection
     done = [r for r in runs if r.status == "done"]
     if not done:
-        states = ", ".join(sorted({r.status for r in runs})) or "no runs"
-        raise ConfigError(f"the study has no finished runs yet ({states}); run `odenet study`")
+        raise ConfigError(_nothing_finished(runs))
     trained = _trained(done)
     _check_where(done, sel, trained)
     want_depths = sorted(set(sel.depths)) if sel.depths else sorted({r.depth for r in done})

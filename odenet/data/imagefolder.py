@@ -2,8 +2,9 @@
 
 Layout: ``PATH/train/<class>/*`` and ``PATH/val/<class>/*`` (the val split is the test split).
 Files ending in .png, .jpg or .jpeg (any case) are images; hidden files and other files are
-ignored. Classes are the sub-folder names in sorted order (label i = i-th name), and both
-splits must have the same classes, each with at least one image.
+ignored; an image name that leads nowhere (a dangling symbolic link) is an unreadable image.
+Classes are the sub-folder names in sorted order (label i = i-th name); there must be at least
+two, and both splits must have the same classes, each with at least one image.
 
 Every image is decoded with Pillow, converted to RGB and resized to N x N (bilinear; the
 aspect ratio is not kept; default N = 32) once: the uint8 arrays are cached beside the data
@@ -12,8 +13,8 @@ class, name, size in bytes, modification time), so adding, removing or changing 
 a new cache (the stale one is removed). A read-only PATH just means no cache. Normalisation:
 per-channel mean and (unbiased) std of the training split, in [0, 1] pixel units.
 
-Problems with the folder (missing split, empty class, class sets that differ, an unreadable
-image, named) are ConfigError: one line, exit code 2 at the command line.
+Problems with the folder (missing split, a single class, an empty class, class sets that
+differ, an unreadable image, named) are ConfigError: one line, exit code 2 at the command line.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def scan(root: Path) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
         found[split] = {}
         for c in classes:
             files = sorted(p for p in (folder / c).iterdir() if _is_image(p))
+            for f in files:
+                if not f.exists():  # a symbolic link to nothing: not silently one image fewer
+                    raise ConfigError(
+                        f"imagefolder: cannot read image {str(f)!r} (a symbolic link to a "
+                        "missing file); fix or remove it"
+                    )
             if not files:
                 raise ConfigError(
                     f"imagefolder: class {c!r} in {str(folder)!r} has no images "
@@ -80,6 +87,11 @@ def scan(root: Path) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
             f"(only in train: {only_t}; only in val: {only_v})"
         )
     classes = sorted(train)
+    if len(classes) < 2:
+        raise ConfigError(
+            f"imagefolder {str(root)!r} has one class ({classes[0]}); a classifier needs at "
+            "least two class folders in train/ and val/"
+        )
     return classes, {
         split: [(f, i) for i, c in enumerate(classes) for f in found[split][c]] for split in SPLITS
     }
@@ -159,4 +171,6 @@ def _visible(path: Path) -> bool:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and _visible(path) and path.suffix.lower() in EXTENSIONS
+    """An image by its name: a file, or a link (a dangling one counts, to be refused by name)."""
+    named = _visible(path) and path.suffix.lower() in EXTENSIONS
+    return named and (path.is_file() or path.is_symlink())

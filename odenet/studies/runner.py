@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from odenet.errors import LeaseLost, StoreError
+from odenet.errors import DiskFull, LeaseLost, StoreError
 from odenet.files import atomic_write_bytes
 from odenet.studies.executors.base import Executor
 from odenet.studies.executors.events import (
@@ -272,10 +272,13 @@ def run_pending(
                 time.sleep(poll_s)
                 store.reclaim_dead()  # a holder that died (or went silent) while we waited
                 drained = None
-    except BaseException as err:  # Ctrl-C, SIGTERM, SystemExit, a bug: the runs go back
+    except BaseException as err:  # Ctrl-C, SIGTERM, SystemExit, a full disk, a bug: runs go back
         executor.cancel()
-        if not isinstance(err, StoreError):  # nothing to record it in: they stay claimed by
-            recorder.release_active()  # this (soon dead) process and are reclaimed on resume
+        try:  # nothing to record it in (the store failed, the disk is full): they stay
+            if not isinstance(err, StoreError):  # claimed by this (soon dead) process and
+                recorder.release_active()  # are reclaimed on resume
+        except (StoreError, DiskFull):
+            pass  # the error that stopped the study is the one to report
         raise
     finally:
         observer.on_study_end()

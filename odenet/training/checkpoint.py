@@ -55,32 +55,49 @@ def save_checkpoint(out_dir: str | Path, payload: dict[str, Any]) -> Path:
     )
 
 
+class CheckpointUnreadable(DataError):
+    """A checkpoint file that exists but cannot be loaded: torn, damaged or not odenet's."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot read checkpoint {path} ({reason}); delete it to start over")
+
+
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any] | None:
-    """The checkpoint in out_dir (tensors on CPU), or None when there is none."""
+    """The checkpoint in out_dir (tensors on CPU), or None when there is none;
+    CheckpointUnreadable when it cannot be loaded."""
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a torn or foreign file: say which and how to recover
-        raise DataError(f"cannot read checkpoint {path}: {err}; delete it to start over") from None
+        raise CheckpointUnreadable(path, f"damaged or truncated: {short_reason(err)}") from None
     if not isinstance(state, dict) or state.get("format") not in READABLE:
-        raise DataError(f"{path} is not an odenet checkpoint (format {FORMAT}); delete it")
+        raise CheckpointUnreadable(path, f"not an odenet checkpoint (format {FORMAT})")
     return state
+
+
+def short_reason(err: BaseException) -> str:
+    """``err`` in a few whole words: its type and the first sentence of its message when that
+    is short (torch follows a failed load with paragraphs of advice), else its type alone."""
+    first = str(err).strip().split("\n")[0].split(". ")[0].strip().rstrip(".")
+    name = type(err).__name__
+    return f"{name}: {first}" if first and len(first) <= 100 else name
 
 
 def resume_state(out_dir: str | Path) -> dict[str, Any] | None:
     """The checkpoint to resume the run in out_dir from, or None to start it from its first
     epoch: there is none, or one that cannot be read (torn, truncated, not an odenet
-    checkpoint), which is said in one warning line and replaced by the first epoch's."""
+    checkpoint: ``CheckpointUnreadable``), which is said in one warning line and replaced by
+    the first epoch's."""
     try:
         return load_checkpoint(out_dir)
-    except DataError:
+    except CheckpointUnreadable as err:
         log.warning(
-            "checkpoint %s cannot be read (damaged or not an odenet checkpoint); training the "
-            "run from its first epoch",
-            Path(out_dir) / CHECKPOINT,
-        )
+            "checkpoint %s cannot be read (%s); training the run from its first epoch",
+            err.path, err.reason,
+        )  # fmt: skip
         return None
 
 
@@ -115,14 +132,20 @@ def load_result(out_dir: str | Path) -> dict[str, Any] | None:
         raise DataError(f"cannot read {path}: {err}; delete it to rerun") from None
 
 
+def config_differences(there: TrainConfig, config: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """(flat name, value in ``there``, value in ``config``) of every setting in which the two
+    configs describe different runs (where the data lives, or how a step runs, is no
+    difference)."""
+    a, b = there.settings(), config.settings()
+    return [(k, a[k], v) for k, v in b.items() if k not in _IGNORED_ON_RESUME and a[k] != v]
+
+
 def check_same_config(stored: dict[str, Any], config: TrainConfig, where: Path) -> None:
     """ConfigError when ``stored`` (an asdict, of any version) describes a different run than
     ``config``; the differences are named by their flat names (``depth``, ``epochs``)."""
-    there, now = config_from_dict(stored).settings(), config.settings()
     diff = [
-        f"{k}: {there[k]!r} there, {v!r} now"
-        for k, v in now.items()
-        if k not in _IGNORED_ON_RESUME and there[k] != v
+        f"{k}: {there!r} there, {now!r} now"
+        for k, there, now in config_differences(config_from_dict(stored), config)
     ]
     if diff:
         raise ConfigError(

@@ -26,7 +26,7 @@ from collections.abc import Hashable
 
 import torch
 
-from odenet.errors import LeaseLost, StoreError
+from odenet.errors import DiskFull, LeaseLost, StoreError
 from odenet.nets.fused import fusable
 from odenet.studies.executors.base import (
     DEFAULT_FUSE_MAX,
@@ -102,7 +102,7 @@ class FusedExecutor(LocalExecutor):
                 callbacks=[RunEvents(r.id, emit) for r in group],
                 execution=execution_info(self.name, len(group), None, self._sequential.under),
             )
-        except StoreError:  # recording failed, not the group
+        except (StoreError, DiskFull):  # recording or the disk failed, not the group
             raise
         except LeaseLost as lost:  # a member was taken by another process: the group stops
             _give_back(group, {lost.run_id}, emit)

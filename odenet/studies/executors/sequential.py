@@ -6,7 +6,7 @@ import dataclasses
 
 from odenet import training  # training.train looked up at each call: tests stand in for it
 from odenet.data import load_dataset
-from odenet.errors import LeaseLost, StoreError
+from odenet.errors import DiskFull, LeaseLost, StoreError
 from odenet.studies.executors.base import LocalExecutor, error_message, execution_info
 from odenet.studies.executors.events import Emit, RunEvents, RunFailed, RunFinished, RunStarted
 from odenet.studies.records import RunRecord
@@ -52,7 +52,7 @@ class SequentialExecutor(LocalExecutor):
                 callbacks=RunEvents(run.id, emit),
                 execution=execution_info(self.name, 1, reason, self.under),
             ).to_dict()
-        except StoreError:  # recording failed (the database itself: disk full...), not the run
+        except (StoreError, DiskFull):  # not the run's failure: every later run would fail too
             raise
         except LeaseLost:  # another process took the run: training stopped, the runner said so
             return

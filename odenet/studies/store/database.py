@@ -1,8 +1,10 @@
 """The study database (study.sqlite): its connections, and the file beneath them.
 
 One short-lived connection per operation (WAL, 60 s busy timeout). sqlite3's errors about the
-file (not a database, truncated, a directory in its place, a full disk, read-only) become
-one-line StoreErrors naming the file and the fix; the file is never rewritten while refusing.
+file (not a database, truncated, a directory in its place, read-only) become one-line
+StoreErrors naming the file and the fix; the file is never rewritten while refusing. A full
+disk is ``DiskFull`` (exit code 1), also when sqlite calls it a "disk I/O error" (it cannot
+create the WAL index beside a database it opens).
 A database (or study directory) this process cannot write is opened read-only, without WAL
 set-up or a -shm file, so that a study can still be reported.
 """
@@ -10,6 +12,7 @@ set-up or a -shm file, so that a study can still be reported.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from odenet.errors import StoreError
+from odenet.errors import DiskFull, StoreError
 
 
 class Database:
@@ -114,13 +117,11 @@ def connect_read_only(path: Path, isolation: str | None) -> sqlite3.Connection:
 _FILE_PROBLEMS = (
     ("file is not a database", "is not an SQLite database (overwritten or damaged)"),
     ("malformed", "is damaged (malformed or truncated)"),
-    ("disk is full", "cannot be written: the disk is full"),
     ("readonly", "is read-only"),
     ("unable to open", "cannot be opened"),
     ("disk i/o error", "cannot be read or written (disk I/O error)"),
 )
 _FIXES = {
-    "disk is full": "free some space and run the same command to resume",
     "readonly": "make the study directory writable, or copy it somewhere writable",
 }
 
@@ -132,6 +133,8 @@ def file_errors(path: Path) -> Iterator[None]:
         yield
     except sqlite3.DatabaseError as err:
         text = str(err).lower()
+        if "disk is full" in text or ("disk i/o error" in text and _nearly_full(path.parent)):
+            raise DiskFull(path) from None
         for key, what in _FILE_PROBLEMS:
             if key in text:
                 fix = _FIXES.get(
@@ -141,6 +144,15 @@ def file_errors(path: Path) -> Iterator[None]:
                 )
                 raise StoreError(f"the study database {str(path)!r} {what}; {fix}") from None
         raise
+
+
+def _nearly_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has less than 1 MiB free: too little for the
+    WAL index (32 KiB) and the pages of a transaction, whatever sqlite called the failure."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def quietly(undo: Callable[[], object]) -> None:
@@ -157,21 +169,32 @@ def check_intact(path: Path, tries: int = 3) -> None:
     Opened immutable (no lock, no -wal/-shm created) and checked with ``PRAGMA quick_check``
     (every page, not just the schema), before any connection that could write. Without locks
     a read can meet a page that another process's checkpoint is writing: a failed check is
-    repeated (``tries`` in all, 0.2 s apart) before the file is called damaged.
+    repeated (``tries`` in all, 0.2 s apart) before the file is called damaged. Immutable
+    reads ignore the WAL: a file that fails them beside a non-empty -wal (a checkpoint cut
+    short, e.g. by a full disk, leaves the file behind its WAL) is checked once more as sqlite
+    reads it, file and WAL together (read-only, with locks).
     """
-    uri = f"file:{quote(str(path.absolute()))}?mode=ro&immutable=1"
     for attempt in range(tries):
         try:
-            with file_errors(path):
-                con = sqlite3.connect(uri, uri=True)
-                try:
-                    verdict = [row[0] for row in con.execute("PRAGMA quick_check")]
-                finally:
-                    con.close()
-                if verdict != ["ok"]:
-                    raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict[0]}")
+            _quick_check(path, "?mode=ro&immutable=1")
             return
         except StoreError:
             if attempt == tries - 1:
+                wal = path.with_name(path.name + "-wal")
+                if wal.is_file() and wal.stat().st_size > 0:
+                    _quick_check(path, "?mode=ro")
+                    return
                 raise
             time.sleep(0.2)
+
+
+def _quick_check(path: Path, flags: str) -> None:
+    """StoreError unless ``PRAGMA quick_check`` on ``path`` opened with ``flags`` says ok."""
+    with file_errors(path):
+        con = sqlite3.connect(f"file:{quote(str(path.absolute()))}{flags}", uri=True)
+        try:
+            verdict = [row[0] for row in con.execute("PRAGMA quick_check")]
+        finally:
+            con.close()
+        if verdict != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict[0]}")

@@ -2,21 +2,45 @@
 
 Ray is imported only here and in the worker, when a Ray executor is made (``import_ray``),
 never when odenet is imported.
+
+Joining an address: a TCP connection within 5 s, then Ray's own question to the cluster's GCS
+asked once in a child process (an HTTP server or a proxy is refused in seconds, not after
+ray.init's 20 s of retries or minutes of waiting), then ray.init. Ray's own messages stay quiet
+unless ``RayConfig.verbose`` (``--verbose``): its Python loggers at ERROR in the driver (no
+"Token authentication is enabled" before every run), the workers' output not forwarded, and
+what its C++ core writes to the terminal while joining (one warning per second of retrying)
+captured, so that a cluster that cannot be joined is one line naming Ray's reason.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from odenet.errors import ConfigError
 from odenet.extras import require
+
+PROBE_S = 10.0  # seconds the question "are you a Ray cluster?" may take, Python start included
+# The question, in a child process (argv[1]: HOST:PORT): prints why not, exit code 1.
+_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1])
+except Exception as err:
+    print(type(err).__name__ + ": " + (str(err).splitlines() or [""])[0])
+    sys.exit(1)
+"""
 
 
 @dataclass(frozen=True)
@@ -29,6 +53,7 @@ class RayConfig:
     # the study's device is not cpu, else 0); a task with GPUs trains a fusion group
     cpus_per_run: float = 1.0  # CPUs per task (its worker's torch threads)
     max_retries: int = 2  # resubmissions of a lost task (from its runs' latest checkpoints)
+    verbose: bool = False  # show Ray's own log messages (and the workers' output)
 
     def given(self) -> bool:
         """Whether any option differs from the defaults (they need --executor ray)."""
@@ -43,22 +68,29 @@ def import_ray():
 def connect(config: RayConfig):
     """ray, initialised: the instance this process already runs (e.g. a notebook's own
     ``ray.init``), the cluster at ``config.address`` or a new local instance with this
-    machine's CPUs and GPUs. ConfigError for an unreachable address."""
+    machine's CPUs and GPUs. ConfigError for an address where no Ray cluster can be joined."""
     ray = import_ray()
     if config.address is not None:
         _check_reachable(config.address)
     if ray.is_initialized():  # a notebook's (or a test's) own ray.init
         return ray
-    kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
-    with _own_sigterm():
-        if config.address is None:
+    kwargs = {
+        "include_dashboard": False,
+        "log_to_driver": config.verbose,
+        "logging_level": logging.INFO if config.verbose else logging.ERROR,
+    }
+    if config.address is None:
+        with _own_sigterm():
             ray.init(address="local", **kwargs)
-            return ray
+        return ray
+    _check_speaks_ray(config.address)
+    with _own_sigterm(), _captured_output(not config.verbose) as ray_said:
         try:
             ray.init(address=config.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
+            reason = _gcs_reason(ray_said()) or str(err).splitlines()[0]
             raise ConfigError(
-                f"--ray-address {config.address}: cannot join a Ray cluster there ({err}); "
+                f"--ray-address {config.address}: cannot join a Ray cluster there ({reason}); "
                 "start one with `ray start --head` or fix the address"
             ) from None
     return ray
@@ -76,6 +108,66 @@ def _own_sigterm() -> Iterator[None]:
     finally:
         if handler is not None:
             signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def _captured_output(capture: bool) -> Iterator[Callable[[], str]]:
+    """File descriptor 2 into a temporary file while Ray joins a cluster (its C++ core writes
+    there directly, past Python's logging); yields a function returning what was written.
+    Nothing is captured when ``capture`` is false (``--verbose``)."""
+    if not capture:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: _read_back(sink)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _read_back(sink) -> str:
+    sink.flush()
+    sink.seek(0)
+    return sink.read().decode(errors="replace")
+
+
+def _gcs_reason(said: str) -> str | None:
+    """Why Ray could not reach the cluster's GCS, from its last retry warning (or None)."""
+    marker = "Failed to get cluster ID from GCS server: "
+    lines = [line for line in said.splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip() if lines else None
+
+
+def _check_speaks_ray(address: str, wait_s: float = PROBE_S) -> None:
+    """ConfigError when the server at HOST:PORT answers, but not as a Ray cluster's GCS (an
+    HTTP server, a proxy), where ray.init would retry for 20 s, or wait far longer for one
+    that never replies. The question is Ray's own (``GcsClient``, as ray.init makes it), asked
+    once in a child process that is killed after ``wait_s`` seconds. An answer that asks for a
+    token is a Ray cluster's: ray.init, which looks for the token, decides; so does it when
+    the question cannot be asked (a Ray release without ``GcsClient``)."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    try:
+        asked = subprocess.run(
+            [sys.executable, "-c", _PROBE, address], capture_output=True, text=True, timeout=wait_s
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(
+            f"--ray-address {address}: something answers there, but no Ray cluster replied "
+            f"within {wait_s:g} s; start one with `ray start --head` or fix the address"
+        ) from None
+    said = asked.stdout.strip()
+    if asked.returncode == 0 or not said or "uthenticat" in said:
+        return
+    raise ConfigError(
+        f"--ray-address {address}: something answers there, but not a Ray cluster ({said}); "
+        "start one with `ray start --head` or fix the address"
+    )
 
 
 def _check_reachable(address: str) -> None:
