@@ -7,7 +7,8 @@ Exit codes (``main``): 0 success (a study whose runs all finished or diverged: a
 is a result); 1 a study that ended with failed runs, a full disk ("no space left on device
 (PATH)": a study stops at once), or another runtime error; 2 bad input
 (usage, config, a damaged or unusable study database), decided before anything is written;
-130 interrupted (Ctrl-C), with one line saying how to resume.
+130 interrupted (Ctrl-C) and 143 terminated (SIGTERM: a cluster's or container's stop, also
+as PID 1 of a PID namespace), each with one line saying how to resume.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -29,10 +32,11 @@ from odenet.cli_study import (
     reset_cmd,
     study_cmd,
 )
-from odenet.errors import OdenetError
+from odenet.errors import OdenetError, Terminated
 from odenet.training.config import SETTINGS, TrainConfig, model_settings
 
 INTERRUPTED = "interrupted; run the same command to resume"
+TERMINATED = "terminated (SIGTERM); run the same command to resume"
 
 app = typer.Typer(
     name="odenet",
@@ -166,17 +170,19 @@ def main(argv: list[str] | None = None) -> None:
 
     Library errors (OdenetError) print ``error: <message>`` and exit with their code; a file
     system refusal (OSError) exits 1; usage errors exit 2; Ctrl-C prints INTERRUPTED and exits
-    130 (the runner has given the unfinished runs back, so the same command resumes).
+    130, SIGTERM prints TERMINATED and exits 143 (the runner has given the unfinished runs
+    back, so the same command resumes).
     """
     code: int | str | None = 0
-    if _main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C: KeyboardInterrupt
     try:  # typer prints usage errors (exit 2) and turns Ctrl-C into a silent exit 130
-        app(args=argv, standalone_mode=True)
+        with _signal_handlers():
+            app(args=argv, standalone_mode=True)
     except SystemExit as done:
         code = done.code
     except KeyboardInterrupt:  # outside typer's own handling (e.g. while it builds the app)
         code = 130
+    except Terminated:
+        code = 143
     except OdenetError as err:
         typer.echo(f"error: {err}", err=True)
         code = err.exit_code
@@ -184,9 +190,51 @@ def main(argv: list[str] | None = None) -> None:
         where = f" {err.filename!r}" if err.filename else ""
         typer.echo(f"error: {err.strerror or err}{where}", err=True)
         code = 1
-    if code == 130:
-        typer.echo(INTERRUPTED, err=True)
+    if code in (130, 143):
+        typer.echo(INTERRUPTED if code == 130 else TERMINATED, err=True)
     sys.exit(code)
+
+
+@contextmanager
+def _signal_handlers() -> Iterator[None]:
+    """While a command runs (in the main thread): Ctrl-C raises KeyboardInterrupt and SIGTERM
+    raises Terminated (a handler, so that a container's PID 1, which has no default action,
+    stops too); a signal ignored by the parent stays ignored. The previous handlers are back
+    afterwards (``main`` called in-process: a test, a notebook)."""
+    if not _main_thread():
+        yield
+        return
+    sigint = _install(signal.SIGINT, signal.default_int_handler)
+    sigterm = _install(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        _restore(signal.SIGINT, sigint)
+        _restore(signal.SIGTERM, sigterm)
+
+
+def _install(signum: int, handler) -> object:
+    """``handler`` for ``signum`` unless it is ignored; the handler there before."""
+    before = signal.getsignal(signum)
+    if before is not signal.SIG_IGN:
+        signal.signal(signum, handler)
+    return before
+
+
+def _restore(signum: int, handler) -> None:
+    if handler is not None:  # None: installed outside Python, cannot be put back
+        signal.signal(signum, handler)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM: Terminated in the main thread (as Ctrl-C raises KeyboardInterrupt); later
+    SIGTERMs are ignored while the study gives its runs back."""
+    signal.signal(signal.SIGTERM, _ignore)
+    raise Terminated
+
+
+def _ignore(signum: int, frame: object) -> None:
+    return None
 
 
 def _main_thread() -> bool:

@@ -81,6 +81,17 @@ def study_cmd(
         help="Write TensorBoard event files per run under DIR/tensorboard/ while it trains "
         "(needs odenet[tensorboard]).",
     ),
+    lease_grace: float | None = typer.Option(
+        None,
+        help="Seconds without a heartbeat from this process after which another process may "
+        f"take over its runs (containers, hosts) {_default('lease_grace')}.",
+    ),
+    allow_network_fs: bool = typer.Option(
+        False,
+        "--allow-network-fs",
+        help="Open a study directory on a network file system (NFS, SMB, Lustre...) anyway: "
+        "only safe when processes of one machine open it.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and budgets; exit."),
     retry_failed: bool = typer.Option(True, help="Retry runs that failed before."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -96,7 +107,7 @@ def study_cmd(
     spec = spec_from_sources(
         config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
         settings=values, sets=sets or (), axes=axes or (), executor=executor, fuse_max=fuse_max,
-        tensorboard=tensorboard or None,
+        tensorboard=tensorboard or None, lease_grace=lease_grace,
     )  # fmt: skip
     if dry_run:
         runs, rows = plan_study(spec)
@@ -108,7 +119,10 @@ def study_cmd(
     ray = RayConfig(
         address=ray_address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, verbose=verbose
     )
-    data = run_study(spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray)
+    data = run_study(
+        spec, out, quiet=quiet or as_json, retry_failed=retry_failed, ray=ray,
+        allow_network_fs=allow_network_fs,
+    )  # fmt: skip
     if as_json:
         print_json(data.to_json())
     else:
@@ -159,6 +173,8 @@ def report_cmd(
         console.print(summary_table(data.table, title=f"LR robustness: {study_dir}"))
         if not data.warnings:
             console.print(f"wrote {study_dir / 'report.md'} and figures/")
+    for run_id, who in data.holders.items():
+        typer.echo(f"running: {run_id}, held by {who}", err=True)
     for line in data.warnings:
         typer.echo(f"warning: {line}", err=True)
 

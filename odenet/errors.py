@@ -48,3 +48,22 @@ class DiskFull(OdenetError, OSError):
             f"no space left on device ({self.filename}); free some space and run the same "
             "command again (a study resumes where it stopped)"
         )
+
+
+class LeaseLost(OdenetError):
+    """A run this process was training was taken from it: its lease expired (the process was
+    paused, or its heartbeat could not reach the store, for longer than the grace period) and
+    another process reclaimed or reset the run. Raised by the study's recorder through an
+    executor's ``emit`` so that the training of that run stops without writing its results;
+    executors catch it (the study goes on with its other runs)."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        super().__init__(f"run {run_id!r} was taken from this process ({detail})")
+        self.run_id = run_id
+
+
+class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its sibling
+    """SIGTERM (a cluster or container stopping the process), raised in the main thread by the
+    command line's handler as Ctrl-C raises KeyboardInterrupt: not an Exception, so that no
+    ``except Exception`` takes it for a run's failure. The study gives its runs back and the
+    command exits 143."""

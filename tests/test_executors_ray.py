@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -82,10 +83,11 @@ def test_ray_study_equals_sequential_and_reports(tmp_path, run_cli, one_thread):
 
 
 class _KillWorker(StudyObserver):
-    """SIGKILLs the worker of ``run_id`` once its epoch 1 is recorded; records epoch starts."""
+    """SIGKILLs (or sends ``signum`` to) the worker of ``run_id`` once its epoch 1 is
+    recorded; records epoch starts."""
 
-    def __init__(self, run_id: str, caplog) -> None:
-        self.run_id, self.caplog = run_id, caplog
+    def __init__(self, run_id: str, caplog, signum: int = signal.SIGKILL) -> None:
+        self.run_id, self.caplog, self.signum = run_id, caplog, signum
         self.starts: list[tuple[str, int]] = []
         self.epoch1: dict | None = None  # the epoch-1 metrics the driver recorded
 
@@ -95,7 +97,7 @@ class _KillWorker(StudyObserver):
     def on_epoch_end(self, run, metrics) -> None:
         if run.id == self.run_id and metrics["epoch"] == 1 and self.epoch1 is None:
             self.epoch1 = metrics
-            os.kill(self._worker_pid(), signal.SIGKILL)
+            os.kill(self._worker_pid(), self.signum)
 
     def _worker_pid(self) -> int:
         """The pid the run's task reported in its first item (the driver logs it)."""
@@ -123,14 +125,17 @@ def _spec(lrs) -> StudySpec:
     )
 
 
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)]
+)
 @pytest.mark.usefixtures("cluster")
-def test_killed_worker_resumes_from_its_checkpoint(tmp_path, caplog, one_thread):
-    """SIGKILL of the worker mid-run: the task is resubmitted with the run's checkpoint, the
-    finished epoch is not trained again (started once, its row kept as recorded) and the run
-    ends equal to one that was never killed."""
+def test_killed_worker_resumes_from_its_checkpoint(tmp_path, caplog, one_thread, signum):
+    """SIGKILL (or SIGTERM: a cluster stopping its processes) of the worker mid-run: the task
+    is resubmitted with the run's checkpoint, the finished epoch is not trained again (started
+    once, its row kept as recorded) and the run ends equal to one that was never killed."""
     caplog.set_level(logging.INFO, logger="odenet.studies")
     run_id = "d8-euler-lr0.1-s0"
-    killer = _KillWorker(run_id, caplog)
+    killer = _KillWorker(run_id, caplog, signum)
     run_study(_spec((0.1,)), tmp_path / "ray", observer=killer)
     run_study(replace(_spec((0.1,)), executor="sequential"), tmp_path / "seq")
 
@@ -183,6 +188,31 @@ def test_killed_driver_then_the_same_command_resumes(tmp_path, cluster, run_cli)
     assert all(runs[i].finished == stamp for i, stamp in finished.items())
     after = {(m["run_id"], m["epoch"]): m["seconds"] for m in store.epochs()}
     assert kept and all(after[k] == v for k, v in kept.items())  # resumed, not re-trained
+
+
+@pytest.mark.slow  # a driver process of its own
+def test_sigterm_to_the_driver_cancels_its_tasks_and_gives_the_runs_back(tmp_path, cluster,
+                                                                         run_cli):  # fmt: skip
+    """SIGTERM to a driver joined to a cluster (ray.init installs its own SIGTERM handler;
+    odenet's stays): one line, exit 143, no run left 'running', its tasks cancelled; the
+    same command then finishes the grid."""
+    from test_studies_resume import _until_ready
+
+    out = tmp_path / "s"
+    args = [*ARGS, "--orders", "1", "--lrs", "0.1,0.2", "--epochs", "3", "--quiet", "--out",
+            str(out), "--dataset", "synthetic:train=512,test=32,size=8", "--batch-size", "32",
+            "--executor", "ray", "--ray-address", cluster]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "odenet", *args], env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _until_ready(proc, out, lambda runs: any(r.epochs_done >= 1 for r in runs))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == "terminated (SIGTERM); run the same command to resume"
+    assert Store.open(out).counts()["running"] == 0
+    assert run_cli(args)[0] == 0
+    assert all(r.status == "done" and r.epochs_done == 3 for r in Store.open(out).runs())
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Killing a study with SIGKILL mid-run and re-running the same command completes the grid:
 no finished run repeated or lost, the interrupted run resumed, no epoch row duplicated."""
 
+import logging
 import os
 import shutil
 import signal
@@ -60,17 +61,23 @@ def _kill_when(args, out, ready, what, timeout=180.0):
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            if Store.exists(out) and ready(runs := Store.open(out).runs()):
-                os.kill(proc.pid, signal.SIGKILL)
-                return runs
-            time.sleep(0.05)
-        raise AssertionError(f"the study never reached {what}")
+        runs = _until_ready(proc, out, ready, what, timeout)
+        os.kill(proc.pid, signal.SIGKILL)
+        return runs
     finally:
         proc.kill()
         proc.wait()
+
+
+def _until_ready(proc, out, ready, what="the expected state", timeout=180.0):
+    """Poll the study in ``out`` until ``ready(runs)`` while ``proc`` runs; the runs then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if Store.exists(out) and ready(runs := Store.open(out).runs()):
+            return runs
+        time.sleep(0.05)
+    raise AssertionError(f"the study never reached {what}")
 
 
 def _mid_run(runs) -> bool:
@@ -170,3 +177,34 @@ def test_sigkill_mid_fused_group_then_rerun_completes_it(tmp_path, capsys, one_t
         ref = expected[(m["run_id"], m["epoch"])]
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr"):
             assert m[key] == ref[key], key
+
+
+def test_an_unreadable_checkpoint_of_an_unfinished_run_restarts_it(tmp_path, run_cli, caplog,
+                                                                    one_thread):  # fmt: skip
+    """Issue 19, item 11: a truncated checkpoint (a copy cut short, a full disk) of a run that
+    did not finish is treated like a missing one: the run trains from its first epoch, with
+    one warning line, and ends equal to its first training."""
+    args = [*ARGS, "--out", str(tmp_path)]
+    assert run_cli(args)[0] == 0
+    store = Store.open(tmp_path)
+    run = store.runs()[0]
+    first = _metrics(store, run.id)
+    (run.run_dir / "result.json").unlink()
+    checkpoint = run.run_dir / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with store.connect() as con:  # interrupted, given back
+        con.execute("UPDATE runs SET status = 'pending' WHERE id = ?", (run.id,))
+    with caplog.at_level(logging.WARNING, logger="odenet.training"):
+        code, _, err = run_cli(args)
+    assert code == 0, err
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "odenet.training"]
+    assert line.startswith(f"checkpoint {checkpoint} cannot be read (damaged or truncated: ")
+    assert line.endswith("); training the run from its first epoch") and "\n" not in line
+    assert Store.open(tmp_path).run(run.id).status == "done"
+    assert _metrics(Store.open(tmp_path), run.id) == first
+
+
+def _metrics(store, run_id) -> list[tuple]:
+    """The run's per-epoch metrics without the timings."""
+    keys = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+    return [tuple(m[k] for k in keys) for m in store.epochs(run_id)]

@@ -15,7 +15,8 @@ from odenet.studies.live import LineLog, LiveView, make_observer
 from odenet.studies.progress import StudyProgress
 from odenet.studies.runner import Observers, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
-from odenet.studies.store import Store
+from odenet.studies.store import Holder, Store
+from odenet.studies.store.leases import wall_clock
 from odenet.training import EpochMetrics, TrainConfig, TrainResult
 
 SPEC = StudySpec(
@@ -212,11 +213,13 @@ def test_line_log_counts_runs_started_at_once_and_waits_once(store):
     log.on_study_start(runs)
     log.on_run_start(a)
     log.on_run_start(b)
-    log.on_wait(["x"])
-    log.on_wait(["x"])
+    held = {"x": Holder("h", 7, "boot:12", "4026532175", wall_clock() - 3.2, 60.0)}
+    log.on_wait(held)
+    log.on_wait(held)
     assert buf.getvalue().splitlines() == [
         "study: 4 runs, 1 already finished",
         f"[2/4] {a.id}: started",
         f"[3/4] {b.id}: started",
-        "waiting for runs held by other processes: x",
+        "waiting for runs held by other processes: x (pid 7 on host h (pid namespace "
+        "4026532175), last heartbeat 3 s ago)",
     ]

@@ -74,7 +74,7 @@ def test_a_faked_owner_with_my_pid_but_another_start_is_reclaimed(tmp_path):
     store = _store(tmp_path)
     boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     _own_all(store, os.getpid(), f"{boot}:1")  # started at tick 1: not this process
-    assert store.running_elsewhere() == []  # not waited on
+    assert store.running_elsewhere() == {}  # not waited on
     assert sorted(store.reclaim_dead()) == sorted(r.id for r in store.runs())
     assert store.counts()["pending"] == 4
     _own_all(store, os.getpid(), "another-boot-id:" + process_identity(os.getpid()).split(":")[1])

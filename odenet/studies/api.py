@@ -26,6 +26,7 @@ from odenet.studies.report import StudyData, load_study_data, write_report
 from odenet.studies.runner import Observers, StudyObserver, run_pending
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import DB_NAME, Store
+from odenet.studies.store.volumes import check_local
 from odenet.studies.tensorboard import TensorBoardObserver, check_tensorboard
 from odenet.training.checkpoint import CHECKPOINT, RESULT
 from odenet.training.config import TrainConfig
@@ -128,6 +129,7 @@ def run_study(
     retry_failed: bool = True,
     wait: bool = True,
     ray: RayConfig | None = None,
+    allow_network_fs: bool = False,
 ) -> StudyData:
     """Run (or resume) the study ``spec`` in directory ``out``; return its data and table.
 
@@ -137,13 +139,16 @@ def run_study(
     goes to ``observer`` (default: a live view on a terminal, lines otherwise, nothing when
     ``quiet``), and with ``spec.tensorboard`` to the runs' TensorBoard event files
     (``DIR/tensorboard/<run id>/``: odenet.studies.tensorboard). ``ray``: where the ``ray``
-    executor runs (``odenet.studies.executors.ray.RayConfig``).
+    executor runs (``odenet.studies.executors.ray.RayConfig``). This process's runs are held
+    under leases with ``spec.lease_grace`` (``odenet.studies.store.leases``). A directory on a
+    network file system is refused unless ``allow_network_fs`` (``odenet.studies.store.volumes``).
     """
     from odenet.data import load_dataset
 
     if spec.tensorboard:
         check_tensorboard()  # before anything runs
     path = check_out_dir(out)
+    check_local(path, allow_network_fs)
     if Store.exists(path):
         Store.open(path).check_spec(spec)
     else:
@@ -159,7 +164,10 @@ def run_study(
     observer = observer or make_observer(quiet)
     if spec.tensorboard:
         observer = Observers(TensorBoardObserver(store), observer)
-    run_pending(store, executor, observer, retry_failed=retry_failed, wait=wait)
+    run_pending(
+        store, executor, observer, retry_failed=retry_failed, wait=wait,
+        lease_grace=spec.lease_grace,
+    )  # fmt: skip
     return load_study_data(path)
 
 

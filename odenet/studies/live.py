@@ -10,6 +10,8 @@ with the counts and the ETA, without control codes. Both read a ``StudyProgress`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -19,7 +21,8 @@ from rich.text import Text
 from odenet.studies.progress import StudyProgress, clock_time
 from odenet.studies.robustness import POINT
 from odenet.studies.runner import Observers, StudyObserver
-from odenet.studies.store import RunRecord
+from odenet.studies.store import Holder, RunRecord
+from odenet.studies.store.leases import wall_clock
 
 SUMMARY_S = 60.0  # seconds between the line log's summary lines
 
@@ -32,6 +35,12 @@ def make_observer(quiet: bool, console: Console | None = None) -> StudyObserver:
     progress = StudyProgress()
     view = LiveView(console, progress) if console.is_terminal else LineLog(console, progress)
     return Observers(progress, view)
+
+
+def _holders(running: Mapping[str, Holder]) -> str:
+    """'RUN (pid P on host H (pid namespace N), last heartbeat S s ago), ...'."""
+    t = wall_clock()
+    return ", ".join(f"{i} ({h.describe(t)})" for i, h in running.items())
 
 
 def _describe(run: RunRecord) -> str:
@@ -80,9 +89,9 @@ class LineLog(StudyObserver):
         self._say(f"[{self.progress.ended}/{self.progress.total}] {_describe(run)}")
         self._maybe_summary()
 
-    def on_wait(self, running: list[str]) -> None:
+    def on_wait(self, running: Mapping[str, Holder]) -> None:
         if not self._waiting:
-            self._say(f"waiting for runs held by other processes: {', '.join(running)}")
+            self._say(f"waiting for runs held by other processes: {_holders(running)}")
         self._waiting = True
 
     def on_study_end(self) -> None:
@@ -117,7 +126,10 @@ class LiveView(StudyObserver):
     def on_run_end(self, run: RunRecord) -> None:
         self.live.console.print(_describe(run), markup=False, highlight=False)
 
-    def on_wait(self, running: list[str]) -> None:
+    def on_wait(self, running: Mapping[str, Holder]) -> None:
+        if not self.waiting:  # who holds them, once per wait
+            text = f"waiting for runs held by other processes: {_holders(running)}"
+            self.live.console.print(text, markup=False, highlight=False)
         self.waiting = len(running)
 
     def on_study_end(self) -> None:

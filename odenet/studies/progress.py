@@ -101,6 +101,10 @@ class StudyProgress(StudyObserver):
             if run.status in self.counts:
                 self.counts[run.status] += 1
 
+    def on_run_taken(self, run: RunRecord) -> None:
+        with self.lock:  # another process trains it now: not in flight here, not ended
+            self._run(run).running = False
+
     # ---- readings ------------------------------------------------------------------------
     @property
     def ended(self) -> int:

@@ -31,7 +31,8 @@ from odenet.studies.robustness import (
     robustness_table,
 )
 from odenet.studies.sections import read_sections
-from odenet.studies.store import RunRecord, Store, StudyLayout
+from odenet.studies.store import Owner, RunRecord, Store, StudyLayout
+from odenet.studies.store.leases import wall_clock
 from odenet.tables import FlatTable, markdown_cell, markdown_table, rich_table
 
 RUN_FIELDS = (
@@ -70,6 +71,7 @@ class StudyData:
     tables: dict[str, dict[str, FlatTable]] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)  # Markdown lines the analyses wrote
     warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
+    holders: dict[str, str] = field(default_factory=dict)  # 'running' run id -> who holds it
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -148,9 +150,11 @@ def load_study_data(study_dir: str | Path) -> StudyData:
     for row in store.analyses():  # oldest first: the newest result of a run wins
         if row["table"] is not None:
             tables.setdefault(row["kind"], {})[row["run_id"]] = row["table"]
+    t, me = wall_clock(), Owner.me()
+    holders = {i: h.describe(t, me) for i, h in store.holders().items()}
     return StudyData(
         store.dir, records, epochs, robustness_table(outcomes), store.spec().swept,
-        store.steps(), tables, read_sections(store.dir),
+        store.steps(), tables, read_sections(store.dir), holders=holders,
     )  # fmt: skip
 
 
@@ -276,6 +280,8 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "",
         f"{len(data.records)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
         "",
+        *(f"- {i} is running: {who}" for i, who in data.holders.items()),
+        *([""] if data.holders else []),
         "## Learning-rate robustness per (depth, scheme"
         + "".join(f", {name}" for name in data.swept)
         + ")",

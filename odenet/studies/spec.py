@@ -28,6 +28,7 @@ from odenet.errors import ConfigError
 from odenet.nets.layout import ARCHS, check_arch
 from odenet.sizes import check_count
 from odenet.studies.executors.base import DEFAULT_FUSE_MAX, check_executor, check_fuse_max
+from odenet.studies.grace import DEFAULT_GRACE, check_grace
 from odenet.studies.grid import EXECUTION_SETTINGS, RunSpec, grid_runs, sweep_position
 from odenet.studies.spec_values import FAMILIAR, parse_list
 from odenet.training.checkpoint import config_from_dict
@@ -43,7 +44,7 @@ SPEC_FORMAT = 3
 ONE_PER_STUDY = ("dataset", "data_dir", "device", "cuda_graphs")
 LISTS = {"orders": int, "solvers": str, "depths": int, "lrs": float, "seeds": int}
 # How a study runs, not what its runs are: a resume may change them.
-EXECUTION = ("executor", "fuse_max", "tensorboard")
+EXECUTION = ("executor", "fuse_max", "tensorboard", "lease_grace")
 # Most runs in one study: its grid is built (and every run checked) when the spec is made,
 # and stored as one row per run; a study beyond this is a typo (or needs splitting).
 MAX_RUNS = 100_000
@@ -71,6 +72,8 @@ class StudySpec:
     fuse_max: int = DEFAULT_FUSE_MAX  # most runs trained together as one fused network
     tensorboard: bool = False  # write each run's TensorBoard event files while it trains
     # (odenet.studies.tensorboard); like executor and fuse_max, not part of the study's identity
+    lease_grace: float = DEFAULT_GRACE  # seconds without a heartbeat after which another
+    # process may take over this process's runs (odenet.studies.store.leases); execution too
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, TrainConfig):
@@ -164,6 +167,7 @@ class StudySpec:
         check_fuse_max(self.fuse_max)
         if not isinstance(self.tensorboard, bool):
             raise ConfigError(f"--tensorboard: expected true or false, got {self.tensorboard!r}")
+        check_grace(self.lease_grace)
 
     def check_runs_differ(self) -> None:
         """ConfigError when two runs would train the same network under two names: an axis
@@ -189,7 +193,7 @@ class StudySpec:
             out[name] = list(getattr(self, name))
         out["sweep"] = {name: list(values) for name, values in self.sweep}
         out["executor"], out["fuse_max"] = self.executor, self.fuse_max
-        out["tensorboard"] = self.tensorboard
+        out["tensorboard"], out["lease_grace"] = self.tensorboard, self.lease_grace
         return out
 
     @classmethod

@@ -39,6 +39,7 @@ def spec_from_sources(
     executor: str | None = None,
     fuse_max: int | None = None,
     tensorboard: bool | None = None,
+    lease_grace: float | None = None,
 ) -> StudySpec:
     """The StudySpec of an optional TOML file overlaid with explicit options (checked when made).
 
@@ -54,7 +55,7 @@ def spec_from_sources(
         values.update(load_toml(config))
     given = dict(orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
                  executor=executor, fuse_max=fuse_max, tensorboard=tensorboard,
-                 **(settings or {}))  # fmt: skip
+                 lease_grace=lease_grace, **(settings or {}))  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}
     flags = {k: "--" + k.replace("_", "-") for k in given}  # field -> the flag that gave it
     values.update(_coerce(given, source="options"))
@@ -85,9 +86,9 @@ def load_toml(path: str | Path) -> dict:
     """Study settings from a TOML file: top-level keys or a ``[study]`` table.
 
     Keys: orders, solvers, depths, lrs, seeds (arrays or comma-separated strings), executor,
-    fuse_max, tensorboard (true/false) and any TrainConfig setting (dashes allowed:
-    ``limit-train``); a setting given an array is swept. Raises ConfigError for a missing,
-    unreadable or malformed file.
+    fuse_max, tensorboard (true/false), lease_grace (seconds) and any TrainConfig setting
+    (dashes allowed: ``limit-train``); a setting given an array is swept. Raises ConfigError
+    for a missing, unreadable or malformed file.
     """
     try:
         import tomllib
@@ -139,7 +140,8 @@ def _build(values: dict) -> StudySpec:
 
 def _coerce(data: dict, source: str) -> dict:
     """Typed values: the familiar axes as tuples, TrainConfig settings by their annotation (a
-    list: an axis), executor, fuse_max and tensorboard as given. Unknown keys raise ConfigError."""
+    list: an axis), executor, fuse_max, tensorboard and lease_grace as given. Unknown keys raise
+    ConfigError."""
     out: dict = {}
     for key, value in data.items():
         option = key.replace("_", "-")
@@ -162,6 +164,8 @@ def _coerce(data: dict, source: str) -> dict:
             value = scalar(value, int, option)
         elif key == "tensorboard":
             value = scalar(value, bool, option)
+        elif key == "lease_grace":
+            value = scalar(value, float, option)
         elif key != "executor":
             valid = [*LISTS, *EXECUTION, *(f for f in SETTINGS if f not in FAMILIAR)]
             raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(valid)}")

@@ -13,12 +13,16 @@ A run directory holds
   that is neither saved nor restored. Format 1 (torch optimizer and LambdaLR state dicts
   instead of ``step`` and ``momentum``) is still read (``momentum_of``).
 * ``result.json``: TrainResult.to_dict(), written when the run finishes (done or diverged).
+
+A run resumes from its checkpoint (``resume_state``); one that cannot be read (a torn copy, a
+truncated file) is treated like a missing one: the run starts over, with one warning line.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,8 @@ from odenet.training.config import SETTINGS, TrainConfig
 
 if TYPE_CHECKING:
     from odenet.nets import ResNet
+
+log = logging.getLogger("odenet.training")
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -78,6 +84,21 @@ def short_reason(err: BaseException) -> str:
     first = str(err).strip().split("\n")[0].split(". ")[0].strip().rstrip(".")
     name = type(err).__name__
     return f"{name}: {first}" if first and len(first) <= 100 else name
+
+
+def resume_state(out_dir: str | Path) -> dict[str, Any] | None:
+    """The checkpoint to resume the run in out_dir from, or None to start it from its first
+    epoch: there is none, or one that cannot be read (torn, truncated, not an odenet
+    checkpoint: ``CheckpointUnreadable``), which is said in one warning line and replaced by
+    the first epoch's."""
+    try:
+        return load_checkpoint(out_dir)
+    except CheckpointUnreadable as err:
+        log.warning(
+            "checkpoint %s cannot be read (%s); training the run from its first epoch",
+            err.path, err.reason,
+        )  # fmt: skip
+        return None
 
 
 def momentum_of(state: dict[str, Any], params: list[tuple[str, torch.Tensor]]) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def build_member(
 ) -> Member:
     """A run as ``train`` starts it: model from ``Generator().manual_seed(seed)``, loaders
     seeded with ``data_seed(seed)`` (copies of ``first``'s, sharing its device tensors), and
-    everything restored from a checkpoint in ``out`` (ConfigError for another run's)."""
+    everything restored from a checkpoint in ``out`` (ConfigError for another run's; an
+    unreadable one is ignored with a warning: ``checkpoint.resume_state``)."""
     from odenet.data import make_loaders
     from odenet.nets import build_from_config
 
@@ -105,7 +106,7 @@ def build_member(
             loader.generator = torch.Generator().manual_seed(data_seed(config.seed))
     lr_schedule(config, len(train_loader))  # refuses an empty epoch before anything runs
     m = Member(config, out, callbacks, model, train_loader, test_loader)
-    if out is not None and (state := ckpt.load_checkpoint(out)) is not None:
+    if out is not None and (state := ckpt.resume_state(out)) is not None:
         ckpt.check_same_config(state["config"], config, out)
         model.load_state_dict(state["model"])
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -231,6 +232,9 @@ def _epochs(members: list[Member], step: Step, placement: Placement) -> None:
                 sums[k + i] / max(train_seconds, 1e-9),
             ))  # fmt: skip
         if any(members[i].out is not None for i in live):
+            for i in live:  # a hook may stop the run before anything of the epoch is written
+                if members[i].out is not None:
+                    members[i].callbacks.on_checkpoint(epoch)
             states, momentum = step.member_states(), step.optimizer.member_buffers()
             for i in live:
                 if members[i].out is not None:

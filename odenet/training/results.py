@@ -114,5 +114,10 @@ class TrainCallbacks:
     def on_log(self, rows: list[StepLog]) -> None:
         """At every host read: the steps logged since the previous read (possibly none)."""
 
+    def on_checkpoint(self, epoch: int) -> None:
+        """Right before the checkpoint of ``epoch`` is written (runs with an out_dir only):
+        an exception here stops the run with nothing of that epoch written (a study's run
+        that another process took over meanwhile)."""
+
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         """After the epoch's evaluation and checkpoint."""

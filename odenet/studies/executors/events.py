@@ -7,9 +7,10 @@ node) it is recorded by the same code. The messages are plain data (picklable): 
 sends them to the driver as they are.
 
 Per run, in order: ``RunStarted``; per epoch ``EpochStarted``, ``StepTaken`` / ``StepsLogged``
-at each host read, ``EpochEnded`` (after the epoch's checkpoint is written); finally exactly
-one of ``RunFinished``, ``RunFailed`` or ``RunReleased``. ``FileWritten`` carries a file of
-the run directory written elsewhere (a Ray worker's checkpoint), before the event it belongs to.
+at each host read, ``CheckpointDue`` (before the epoch's checkpoint is written), ``EpochEnded``
+(after it is written); finally exactly one of ``RunFinished``, ``RunFailed`` or
+``RunReleased``. ``FileWritten`` carries a file of the run directory written elsewhere (a Ray
+worker's checkpoint), before the event it belongs to.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ class StepsLogged:
 
 
 @dataclass(frozen=True)
+class CheckpointDue:
+    """The epoch's checkpoint is about to be written: the runner confirms that the run is
+    still this study's (its lease held), or stops it first (``emit`` raises LeaseLost)."""
+
+    run_id: str
+    epoch: int
+
+
+@dataclass(frozen=True)
 class EpochEnded:
     run_id: str
     metrics: dict  # EpochMetrics.to_dict()
@@ -90,6 +100,7 @@ RunEvent = (
     | EpochStarted
     | StepTaken
     | StepsLogged
+    | CheckpointDue
     | EpochEnded
     | FileWritten
     | RunFinished
@@ -117,6 +128,9 @@ class RunEvents(TrainCallbacks):
         if rows:
             self.emit(StepsLogged(self.run_id, tuple(rows), self.restart))
             self.restart = False
+
+    def on_checkpoint(self, epoch: int) -> None:
+        self.emit(CheckpointDue(self.run_id, epoch))
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
         self.emit(EpochEnded(self.run_id, metrics.to_dict()))

@@ -7,7 +7,9 @@ pending run and the next ones equal to it in everything but lr and seed
 and trained with ``train``, as is a group of one; each such reason is logged once, as one
 warning line. When ``train_fused`` raises (e.g. CUDA out of memory), one warning line names
 the group and the error, and its members are trained one by one: a member the group finished
-keeps its result, the others resume from their checkpoints.
+keeps its result, the others resume from their checkpoints. When another process takes one
+member (its lease lapsed), the group stops: that member is dropped and the others are given
+back (pending), to be claimed again.
 
 What executed a run is recorded twice: the store's ``executor`` column (the executor that
 claimed it, replaced by the one that trained it when the run finishes) and
@@ -24,7 +26,7 @@ from collections.abc import Hashable
 
 import torch
 
-from odenet.errors import DiskFull, StoreError
+from odenet.errors import DiskFull, LeaseLost, StoreError
 from odenet.nets.fused import fusable
 from odenet.studies.executors.base import (
     DEFAULT_FUSE_MAX,
@@ -32,7 +34,13 @@ from odenet.studies.executors.base import (
     error_message,
     execution_info,
 )
-from odenet.studies.executors.events import Emit, RunEvents, RunFinished, RunStarted
+from odenet.studies.executors.events import (
+    Emit,
+    RunEvents,
+    RunFinished,
+    RunReleased,
+    RunStarted,
+)
 from odenet.studies.executors.sequential import SequentialExecutor
 from odenet.studies.records import RunRecord
 from odenet.training import fused as fused_training  # train_fused looked up at each call
@@ -84,9 +92,9 @@ class FusedExecutor(LocalExecutor):
                 self._fused(group, emit)
 
     def _fused(self, group: list[RunRecord], emit: Emit) -> None:
-        for run in group:
-            emit(RunStarted(run.id))
         try:
+            for run in group:
+                emit(RunStarted(run.id))
             results = fused_training.train_fused(
                 [self._sequential.config_for(r) for r in group],
                 out_dirs=[r.run_dir for r in group],
@@ -96,11 +104,19 @@ class FusedExecutor(LocalExecutor):
             )
         except (StoreError, DiskFull):  # recording or the disk failed, not the group
             raise
+        except LeaseLost as lost:  # a member was taken by another process: the group stops
+            _give_back(group, {lost.run_id}, emit)
+            return
         except Exception as err:  # noqa: BLE001 - the members are trained one by one instead
             error = error_message(err)
         else:
-            for run, result in zip(group, results):
-                emit(RunFinished(run.id, result.to_dict()))
+            ended: set[str] = set()
+            try:
+                for run, result in zip(group, results):
+                    ended.add(run.id)
+                    emit(RunFinished(run.id, result.to_dict()))
+            except LeaseLost:
+                _give_back(group, ended, emit)
             return
         # Outside the except block, so that the traceback (and through it the failed group's
         # fused network, optimizer state and activations) is gone before the members train:
@@ -112,3 +128,12 @@ class FusedExecutor(LocalExecutor):
         log.warning("fused executor: the group %s failed (%s); training it run by run", ids, error)
         for run in group:  # a member the group finished is returned as stored by ``train``
             self._sequential.run_one(run, emit, f"the fused group failed: {error}", started=True)
+
+
+def _give_back(group: list[RunRecord], ended: set[str], emit: Emit) -> None:
+    """A group stopped because one member was taken by another process: its other members
+    that did not end go back to pending (``RunReleased``), to be claimed again and resume
+    from their checkpoints (a finished one returns its stored result)."""
+    for run in group:
+        if run.id not in ended:
+            emit(RunReleased(run.id))

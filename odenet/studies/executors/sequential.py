@@ -6,7 +6,7 @@ import dataclasses
 
 from odenet import training  # training.train looked up at each call: tests stand in for it
 from odenet.data import load_dataset
-from odenet.errors import DiskFull, StoreError
+from odenet.errors import DiskFull, LeaseLost, StoreError
 from odenet.studies.executors.base import LocalExecutor, error_message, execution_info
 from odenet.studies.executors.events import Emit, RunEvents, RunFailed, RunFinished, RunStarted
 from odenet.studies.records import RunRecord
@@ -39,7 +39,8 @@ class SequentialExecutor(LocalExecutor):
         """Train one run and report it; ``reason`` says why it was not fused (provenance).
 
         started: ``RunStarted`` was already emitted (a fused group's members). A run whose
-        directory holds a result is reported with it as stored (``train`` returns it).
+        directory holds a result is reported with it as stored (``train`` returns it). A run
+        taken by another process meanwhile (``emit`` raises LeaseLost) stops where it is.
         """
         if not started:
             emit(RunStarted(run.id))
@@ -53,6 +54,8 @@ class SequentialExecutor(LocalExecutor):
             ).to_dict()
         except (StoreError, DiskFull):  # not the run's failure: every later run would fail too
             raise
+        except LeaseLost:  # another process took the run: training stopped, the runner said so
+            return
         except Exception as err:  # noqa: BLE001 - a failing run is reported, the study goes on
             emit(RunFailed(run.id, error_message(err)))
         else:

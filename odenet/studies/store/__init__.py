@@ -21,18 +21,23 @@ since are created when missing (``schema``).
 Modules: ``store`` (the ``Store`` class), ``layout``, ``database`` (connections, the file's
 errors), ``schema``, ``runs``, ``claims``, ``metrics``, ``analyses`` (the SQL of each
 concern), ``rows`` (``runs`` rows as ``RunRecord``s, a type of odenet.studies.records),
-``owners`` (whether a claiming process lives).
+``owners`` (who a claiming process is, whether it lives), ``leases`` (who may train a run:
+heartbeats and grace periods, across containers and hosts), ``volumes`` (network file systems).
 """
 
 from odenet.studies.records import RunRecord
 from odenet.studies.store.layout import DB_NAME, StudyLayout
-from odenet.studies.store.owners import owner_alive, pid_alive, process_identity
+from odenet.studies.store.leases import Holder, Lease
+from odenet.studies.store.owners import Owner, owner_alive, pid_alive, process_identity
 from odenet.studies.store.schema import FINISHED, STATUSES
 from odenet.studies.store.store import Store
 
 __all__ = [
     "DB_NAME",
     "FINISHED",
+    "Holder",
+    "Lease",
+    "Owner",
     "STATUSES",
     "RunRecord",
     "Store",

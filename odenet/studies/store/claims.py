@@ -1,29 +1,33 @@
-"""Who trains which run: the SQL of claims, releases and the reclaiming of dead owners' runs.
+"""Who trains which run: the SQL of claims, leases, releases and the reclaiming of runs whose
+holder is gone.
 
-Runs are claimed atomically (``UPDATE ... WHERE status = 'pending'``) with the claimer's pid,
-host and identity (boot id and process start time, ``owners.process_identity``), so any
-number of processes can share one directory; a run left 'running' by a dead process on this
-host goes back to pending and resumes from its checkpoint, also when the dead owner's pid now
-belongs to another process (a container restarted as PID 1, a reboot).
+Runs are claimed atomically (``UPDATE ... WHERE status = 'pending'``) under a lease
+(``leases``): the claimer's identity (``owners.Owner``), the claim's token, a heartbeat and the
+grace period. So any number of processes, in any number of containers, can share one
+directory: a run left 'running' by a dead process goes back to pending (at once when its pid
+can be checked here, after its grace period otherwise) and resumes from its checkpoint. A
+write of a run's rows under a lease (``hold``) renews it, or raises LeaseLost when the lease
+is no longer there (reclaimed, reset, taken by another process).
 
 Each function runs its statements on a connection the caller holds inside one write
-transaction (``Database.write``), or a read (``running_elsewhere``).
+transaction (``Database.write``), or a read (``running_elsewhere``, ``holders``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
 from collections.abc import Callable, Hashable
 
-from odenet.studies.store.owners import claimer_alive, process_identity
+from odenet.errors import ConfigError, LeaseLost
+from odenet.studies.store.leases import Holder, Lease, wall_clock
+from odenet.studies.store.owners import Owner
 from odenet.studies.store.rows import now
+from odenet.studies.store.schema import NO_LEASE
 from odenet.training.checkpoint import config_from_dict
 from odenet.training.config import TrainConfig
 
-_TO_PENDING = "UPDATE runs SET status = 'pending', pid = NULL, owner = NULL WHERE id = ?"
+_TO_PENDING = f"UPDATE runs SET status = 'pending', {NO_LEASE} WHERE id = ?"
 
 
 def claim(
@@ -31,10 +35,11 @@ def claim(
     n: int,
     executor: str,
     key: Callable[[TrainConfig], Hashable | None] | None,
+    lease: Lease,
 ) -> list[str]:
-    """Mark up to ``n`` pending runs (grid order) running for this process; their ids."""
-    host, pid = socket.gethostname(), os.getpid()
-    owner = process_identity(pid)
+    """Mark up to ``n`` pending runs (grid order) running for this process under ``lease``;
+    their ids."""
+    me = Owner.me()
     sql = "SELECT id, config FROM runs WHERE status = 'pending' ORDER BY idx"
     if key is None:
         ids = [r["id"] for r in con.execute(sql + " LIMIT ?", (max(n, 0),))]
@@ -43,58 +48,102 @@ def claim(
     claimed = []
     for run_id in ids:
         cur = con.execute(
-            "UPDATE runs SET status = 'running', pid = ?, host = ?, owner = ?,"
-            " executor = ?, attempts = attempts + 1, started = COALESCE(started, ?)"
-            " WHERE id = ? AND status = 'pending'",
-            (pid, host, owner, executor, now(), run_id),
-        )
+            "UPDATE runs SET status = 'running', pid = ?, host = ?, owner = ?, pidns = ?,"
+            " lease = ?, heartbeat = ?, grace = ?, executor = ?, attempts = attempts + 1,"
+            " started = COALESCE(started, ?) WHERE id = ? AND status = 'pending'",
+            (me.pid, me.host, me.identity, me.pidns, lease.token, wall_clock(), lease.grace,
+             executor, now(), run_id),
+        )  # fmt: skip
         if cur.rowcount:
             claimed.append(run_id)
     return claimed
 
 
+def holders(con: sqlite3.Connection) -> dict[str, Holder]:
+    """run id -> its holder, for every 'running' run."""
+    rows = con.execute("SELECT * FROM runs WHERE status = 'running' ORDER BY idx").fetchall()
+    return {r["id"]: Holder.of(r) for r in rows}
+
+
+def live_holders(con: sqlite3.Connection) -> dict[str, Holder]:
+    """run id -> its holder, for every 'running' run whose holder may still train it."""
+    me, t = Owner.me(), wall_clock()
+    return {i: h for i, h in holders(con).items() if h.alive(me, t)}
+
+
+def refuse_held(con: sqlite3.Connection, run_ids: list[str]) -> None:
+    """ConfigError naming the holder when a live process holds one of ``run_ids``."""
+    live = live_holders(con)
+    held = [i for i in run_ids if i in live]
+    if held:
+        raise ConfigError(
+            f"run {held[0]!r} is being trained by {live[held[0]].describe(wall_clock())}; wait "
+            "for it to finish (or stop that process) before resetting it"
+        )
+
+
 def reclaim_dead(con: sqlite3.Connection) -> list[str]:
-    """Runs left 'running' by a dead process on this host -> pending; their ids."""
-    rows = con.execute(
-        "SELECT id, pid, owner FROM runs WHERE status = 'running' AND host = ?",
-        (socket.gethostname(),),
-    ).fetchall()
-    dead = [r["id"] for r in rows if not claimer_alive(r)]
+    """Runs 'running' under a holder that is gone (dead, or its lease expired) -> pending;
+    their ids."""
+    me, t = Owner.me(), wall_clock()
+    dead = [i for i, h in holders(con).items() if not h.alive(me, t)]
     con.executemany(_TO_PENDING, [(i,) for i in dead])
     return dead
 
 
+def running_elsewhere(con: sqlite3.Connection) -> dict[str, Holder]:
+    """run id -> holder, for the runs 'running' under another live process (any host or
+    container: a fresh heartbeat counts)."""
+    me = Owner.me()
+    return {i: h for i, h in live_holders(con).items() if not h.is_process(me)}
+
+
 def release_mine(con: sqlite3.Connection) -> list[str]:
     """Runs still claimed by this very process -> pending; their ids."""
-    host, pid, owner = socket.gethostname(), os.getpid(), process_identity(os.getpid())
-    ids = [r["id"] for r in con.execute(
-        "SELECT id FROM runs WHERE status = 'running' AND host = ? AND pid = ?"
-        " AND owner IS ?", (host, pid, owner),
-    )]  # fmt: skip
+    me = Owner.me()
+    ids = [i for i, h in holders(con).items() if h.is_process(me)]
     con.executemany(_TO_PENDING, [(i,) for i in ids])
     return ids
 
 
-def release(con: sqlite3.Connection, run_id: str) -> None:
-    """A claimed run -> pending (a run that is not running is left as it is)."""
-    con.execute(_TO_PENDING + " AND status = 'running'", (run_id,))
+def release(con: sqlite3.Connection, run_id: str, lease: str | None) -> None:
+    """A claimed run -> pending; with ``lease``, only while the run is still under it (a run
+    that is not running, or was taken by another process, is left as it is)."""
+    sql = _TO_PENDING + " AND status = 'running'"
+    con.execute(*((sql, (run_id,)) if lease is None else (sql + " AND lease = ?", (run_id, lease))))
 
 
-def running_elsewhere(con: sqlite3.Connection) -> list[str]:
-    """Runs 'running' under another live process on this host (this one excluded)."""
-    host, me = socket.gethostname(), (os.getpid(), process_identity(os.getpid()))
-    rows = con.execute(
-        "SELECT id, pid, owner FROM runs WHERE status = 'running' AND host = ?", (host,)
-    ).fetchall()
-    return [r["id"] for r in rows if (r["pid"], r["owner"]) != me and claimer_alive(r)]
+def hold(con: sqlite3.Connection, run_id: str, lease: str) -> None:
+    """Renew the run's lease before a write of its rows; LeaseLost when it is not held."""
+    cur = con.execute(
+        "UPDATE runs SET heartbeat = ? WHERE id = ? AND lease = ? AND status = 'running'",
+        (wall_clock(), run_id, lease),
+    )
+    if not cur.rowcount:
+        row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        raise LeaseLost(run_id, _now_there(row))
 
 
-def live_owners(con: sqlite3.Connection) -> dict[str, sqlite3.Row]:
-    """run id -> its row, for every run 'running' under a process that may still live: on
-    another host (which this one cannot see), or a live one on this host."""
-    host = socket.gethostname()
-    rows = con.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
-    return {r["id"]: r for r in rows if r["host"] != host or claimer_alive(r)}
+def renew(con: sqlite3.Connection, leases: dict[str, str]) -> dict[str, str]:
+    """Renew the heartbeat of every (run id -> lease token); the ones no longer held."""
+    t, lost = wall_clock(), {}
+    for run_id, token in leases.items():
+        cur = con.execute(
+            "UPDATE runs SET heartbeat = ? WHERE id = ? AND lease = ? AND status = 'running'",
+            (t, run_id, token),
+        )
+        if not cur.rowcount:
+            lost[run_id] = token
+    return lost
+
+
+def _now_there(row: sqlite3.Row | None) -> str:
+    """What became of a run whose lease was lost, for LeaseLost's message."""
+    if row is None:
+        return "it is no longer in the study"
+    if row["status"] != "running":
+        return f"it is {row['status']} now"
+    return f"held by {Holder.of(row).describe(wall_clock())}"
 
 
 def _first_of_key(rows: sqlite3.Cursor, n: int, key: Callable) -> list[str]:

@@ -1,13 +1,25 @@
-"""The process facts the store's claims rest on: whether a pid is alive, and who it is
+"""The process facts the store's claims rest on: who this process is (``Owner``: host, boot,
+PID namespace, pid and start time), whether a pid is alive, and who runs as a pid now
 (``process_identity``), so that a dead owner's runs are reclaimed even when its pid was given
-to another process."""
+to another process.
+
+A pid names a process only inside its own PID namespace, on its own boot of its own host: a
+study in a container (Docker, a Kubernetes pod, ``unshare --pid``) and one on the host see
+different processes under the same number. ``Owner.sees`` says when another claimer's pid can
+be checked here at all (``leases`` decides the rest by heartbeat).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
-import sqlite3
+import socket
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -41,7 +53,7 @@ def process_identity(pid: int | None) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         start = stat.rsplit(")", 1)[1].split()[19]  # after "pid (comm)": field 3 is index 0
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        boot = _BOOT_ID.read_text().strip()
         return f"{boot}:{start}"
     except (OSError, IndexError):
         pass
@@ -54,9 +66,59 @@ def process_identity(pid: int | None) -> str | None:
     return f"ps:{out.stdout.strip()}" if out.returncode == 0 and out.stdout.strip() else None
 
 
+def pid_namespace() -> str | None:
+    """This process's PID namespace: the inode of /proc/self/ns/pid (Linux), ``"host"`` on a
+    system without PID namespaces (macOS, BSDs: every process of the host sees every other),
+    None when it cannot be told (a Linux whose /proc hides it)."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return None if sys.platform.startswith("linux") else "host"
+    return link.partition("[")[2].rstrip("]") or None
+
+
+def boot_of(identity: str | None) -> str | None:
+    """The boot id inside a ``process_identity`` (None for a ``ps`` identity or none)."""
+    if not identity or identity.startswith("ps:"):
+        return None
+    return identity.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A claiming process as the store records it (columns host, pid, owner, pidns)."""
+
+    host: str
+    pid: int
+    identity: str | None  # process_identity(pid): boot id and start time
+    pidns: str | None  # pid_namespace() of the process
+
+    @classmethod
+    def me(cls) -> Owner:
+        """This process (looked up once per pid: a forked child is another process)."""
+        return _me(os.getpid())
+
+    def sees(self, host: str | None, pidns: str | None, identity: str | None) -> bool:
+        """Whether a claimer recorded as (host, pidns, identity) lives where this process's
+        pids mean the same processes: same host, same PID namespace, same boot. Only then
+        can its pid be checked here (``owner_alive``)."""
+        return (
+            host == self.host
+            and pidns is not None
+            and pidns == self.pidns
+            and boot_of(identity) == boot_of(self.identity)
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def _me(pid: int) -> Owner:
+    return Owner(socket.gethostname(), pid, process_identity(pid), pid_namespace())
+
+
 def owner_alive(pid: int | None, owner: str | None) -> bool:
-    """Whether the process that claimed a run (``pid`` and its ``process_identity`` then, on
-    this host) is still running: the pid must be alive and still be the same process.
+    """Whether the process that claimed a run (``pid`` and its ``process_identity`` then, in
+    this process's PID namespace) is still running: the pid must be alive and still be the
+    same process.
 
     A claim without an identity (a store written by an older odenet) falls back to the pid,
     except under this process's own pid: this process claims with an identity, so such a
@@ -68,9 +130,3 @@ def owner_alive(pid: int | None, owner: str | None) -> bool:
         return pid != os.getpid()
     now_there = process_identity(pid)
     return now_there is None or now_there == owner
-
-
-def claimer_alive(row: sqlite3.Row) -> bool:
-    """Whether the process that claimed this 'running' row still runs (a store from before
-    owner identity has no owner column: the pid alone decides)."""
-    return owner_alive(row["pid"], row["owner"] if "owner" in row.keys() else None)

@@ -11,7 +11,13 @@ import json
 import sqlite3
 
 from odenet.studies.store.rows import now
-from odenet.studies.store.schema import FINISHED, RESULT_COLUMNS, STATUSES, insert_epochs
+from odenet.studies.store.schema import (
+    FINISHED,
+    NO_LEASE,
+    RESULT_COLUMNS,
+    STATUSES,
+    insert_epochs,
+)
 
 
 def insert_runs(con: sqlite3.Connection, runs: list) -> None:
@@ -86,7 +92,7 @@ def reset_runs(con: sqlite3.Connection, run_ids: list[str]) -> None:
         for table in tables:
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         con.execute(
-            f"UPDATE runs SET status = 'pending', pid = NULL, epochs_done = 0, {cleared},"
+            f"UPDATE runs SET status = 'pending', {NO_LEASE}, epochs_done = 0, {cleared},"
             " provenance = NULL, started = NULL WHERE id = ?",
             (run_id,),
         )

@@ -1,9 +1,9 @@
 """The study store's schema: table DDL, column lists, and the guarded migrations that let a
 study.sqlite from an older odenet open (added columns, tables created on first use).
 
-Tables: meta (spec, versions), runs (spec, status, final metrics, provenance, owner), epochs
-(per-epoch metrics), steps (training loss and lr every log_every optimizer steps) and
-analyses (cached measurements of trained models, created on first use).
+Tables: meta (spec, versions), runs (spec, status, final metrics, provenance, owner and
+lease), epochs (per-epoch metrics), steps (training loss and lr every log_every optimizer
+steps) and analyses (cached measurements of trained models, created on first use).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS runs (
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, started TEXT, finished TEXT,
     epochs_done INTEGER NOT NULL DEFAULT 0, test_acc REAL, best_test_acc REAL,
     train_loss REAL, diverged_epoch INTEGER, diverged_step INTEGER, params INTEGER,
-    extra_params INTEGER, seconds REAL, device TEXT, provenance TEXT, owner TEXT);
+    extra_params INTEGER, seconds REAL, device TEXT, provenance TEXT, owner TEXT, pidns TEXT,
+    lease TEXT, heartbeat REAL, grace REAL);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL, train_loss REAL,
     train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
@@ -64,7 +65,17 @@ RESULT_COLUMNS = (
 )
 
 # Columns added after a store's first version: (table, column, type), added when missing.
-ADDED_COLUMNS = (("runs", "owner", "TEXT"),)  # owner: process_identity of the claimer
+# owner: process_identity of the claimer; pidns, lease, heartbeat, grace: its lease
+# (odenet.studies.store.leases). A claim from before leases has none of these.
+ADDED_COLUMNS = (
+    ("runs", "owner", "TEXT"),
+    ("runs", "pidns", "TEXT"),
+    ("runs", "lease", "TEXT"),
+    ("runs", "heartbeat", "REAL"),
+    ("runs", "grace", "REAL"),
+)
+# SET clause of a run that nobody holds (pending again)
+NO_LEASE = "pid = NULL, owner = NULL, pidns = NULL, lease = NULL, heartbeat = NULL, grace = NULL"
 
 
 def create_tables(con: sqlite3.Connection) -> None:

@@ -5,9 +5,10 @@ module per concern (``runs``: runs and results, ``claims``: who trains what, ``m
 epochs and steps, ``analyses``: the analyses cache, ``schema``: tables and migrations), the
 connections in ``database``, the paths in ``layout``.
 
-Runs are claimed atomically by any number of processes sharing one directory; a run left
-'running' by a dead process on this host goes back to pending and resumes from its
-checkpoint. Every write is one short transaction.
+Runs are claimed atomically by any number of processes sharing one directory, in any number
+of containers, each claim under a lease (``leases``); a run left 'running' by a process that
+is gone (provably dead here, or silent for longer than its grace period) goes back to pending
+and resumes from its checkpoint. Every write is one short transaction.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from odenet.studies.store import metrics as metrics_sql
 from odenet.studies.store import runs as runs_sql
 from odenet.studies.store.database import Database, check_intact
 from odenet.studies.store.layout import DB_NAME, StudyLayout
+from odenet.studies.store.leases import Holder, Lease
 from odenet.studies.store.rows import now, record_from_row
-from odenet.studies.store.schema import create_tables, read_meta
+from odenet.studies.store.schema import add_missing_columns, create_tables, read_meta
 from odenet.tables import FlatTable
 from odenet.training.config import TrainConfig
 
@@ -168,59 +170,74 @@ class Store:
         with self.db.write() as con:
             return runs_sql.retry_failed(con)
 
-    def finish(self, run_id: str, result: dict) -> None:
-        """Store a TrainResult.to_dict(): status, final metrics, provenance, all epochs."""
-        with self.db.write() as con:
+    def finish(self, run_id: str, result: dict, lease: str | None = None) -> None:
+        """Store a TrainResult.to_dict(): status, final metrics, provenance, all epochs.
+
+        lease: the token of the claim the run is trained under (the runner's writes): the
+        write happens only while the run is still under it, and renews it; LeaseLost otherwise
+        (nothing written). The same for ``fail``, ``record_epoch`` and ``record_steps``.
+        """
+        with self._writing(run_id, lease) as con:
             runs_sql.finish(con, run_id, result)
 
-    def fail(self, run_id: str, message: str) -> None:
-        with self.db.write() as con:
+    def fail(self, run_id: str, message: str, lease: str | None = None) -> None:
+        with self._writing(run_id, lease) as con:
             runs_sql.fail(con, run_id, message)
 
     def reset(self, run_ids: list[str]) -> list[str]:
-        """Make finished (or failed) runs pending again so that the study retrains them.
+        """Make runs pending again so that the study retrains them from the start.
 
-        For a run whose checkpoint was lost or damaged. Checked first: every id exists and no
-        live process is training it (ConfigError otherwise, nothing changed). Then each run's
-        directory (checkpoint.pt, result.json) is deleted, and in one transaction its status
-        goes back to pending, its results are cleared and its rows in every per-run table
-        (epochs, cached analyses, ...) are deleted. Files go first: a crash in between leaves
-        a finished run without a checkpoint, which ``reset`` repairs when run again.
+        For a run whose checkpoint was lost or damaged. Every id must exist (ConfigError
+        otherwise). Then, in one write transaction (no claim, renewal or finish in between):
+        refused with ConfigError, nothing changed, when a live process holds one of the runs
+        (``leases``: on any host or container); otherwise each run's directory
+        (checkpoint.pt, result.json) is deleted, its status goes back to pending, its lease,
+        results and rows in every per-run table (epochs, cached analyses, ...) are cleared. A
+        holder whose lease had expired finds the run gone at its next write and stops.
         """
         records = [self.run(i) for i in dict.fromkeys(run_ids)]
-        with self.db.read() as con:
-            owners = claims_sql.live_owners(con)
-        for r in records:
-            if r.id in owners:
-                owner = owners[r.id]
-                raise ConfigError(
-                    f"run {r.id!r} is being trained by process {owner['pid']} on "
-                    f"{owner['host']}; wait for it to finish (or stop it) before resetting it"
-                )
-        for r in records:
-            shutil.rmtree(self.run_dir(r.id), ignore_errors=True)
         with self.db.write() as con:
+            add_missing_columns(con)  # an old store: reset clears its lease columns too
+            claims_sql.refuse_held(con, [r.id for r in records])
+            for r in records:
+                shutil.rmtree(self.run_dir(r.id), ignore_errors=True)
             runs_sql.reset_runs(con, [r.id for r in records])
         return [r.id for r in records]
 
-    # ---- claims -------------------------------------------------------------------------
+    # ---- claims and leases (odenet.studies.store.leases) --------------------------------
     def claim(
-        self, n: int, executor: str, key: Callable[[TrainConfig], Hashable | None] | None = None
+        self,
+        n: int,
+        executor: str,
+        key: Callable[[TrainConfig], Hashable | None] | None = None,
+        lease: Lease | None = None,
     ) -> list[str]:
-        """Atomically mark up to ``n`` pending runs (grid order) running for this process.
+        """Atomically mark up to ``n`` pending runs (grid order) running for this process,
+        under ``lease`` (default: a new one with the default grace period).
 
         Without ``key`` the first ``n`` pending runs; with it (e.g. a fusion group's), the first
         pending run and the following pending runs whose key equals its key, or that run alone
         when its key is None.
         """
         with self.db.write() as con:
-            return claims_sql.claim(con, n, executor, key)
+            return claims_sql.claim(con, n, executor, key, lease or Lease.new())
+
+    def renew(self, leases: dict[str, str]) -> dict[str, str]:
+        """Renew the heartbeat of each (run id -> lease token); returns the ones no longer
+        held (taken over, reset, or ended)."""
+        with self.db.write() as con:
+            return claims_sql.renew(con, leases)
+
+    def hold(self, run_id: str, lease: str) -> None:
+        """Renew one run's lease now; LeaseLost (saying who has the run) when not held."""
+        with self._writing(run_id, lease):
+            pass
 
     def reclaim_dead(self) -> list[str]:
-        """Runs left 'running' by a dead process on this host -> pending. Returns their ids.
+        """Runs left 'running' by a holder that is gone -> pending. Returns their ids.
 
-        Dead: the pid is gone, or now belongs to another process than the one that claimed
-        (``owners.owner_alive``): a restart that got the dead owner's pid reclaims its runs.
+        Gone: its lease expired (no heartbeat within its grace period), or it is provably dead
+        here (same host, boot and PID namespace; the pid is gone or now another process's).
         """
         with self.db.write() as con:
             return claims_sql.reclaim_dead(con)
@@ -232,15 +249,22 @@ class Store:
         with self.db.write() as con:
             return claims_sql.release_mine(con)
 
-    def release(self, run_id: str) -> None:
-        """Give a claimed run back (an interrupted process): running -> pending."""
+    def release(self, run_id: str, lease: str | None = None) -> None:
+        """Give a claimed run back (an interrupted process): running -> pending. With
+        ``lease``, only while the run is under it."""
         with self.db.write() as con:
-            claims_sql.release(con, run_id)
+            claims_sql.release(con, run_id, lease)
 
-    def running_elsewhere(self) -> list[str]:
-        """Runs 'running' under another live process on this host (this one excluded)."""
+    def running_elsewhere(self) -> dict[str, Holder]:
+        """run id -> holder, for the runs 'running' under another live process (on any host
+        or in any container; this process excluded)."""
         with self.db.read() as con:
             return claims_sql.running_elsewhere(con)
+
+    def holders(self) -> dict[str, Holder]:
+        """run id -> holder, for every 'running' run (alive or not: ``Holder.alive``)."""
+        with self.db.read() as con:
+            return claims_sql.holders(con)
 
     # ---- training curves ----------------------------------------------------------------
     def epochs(self, run_id: str | None = None) -> list[dict]:
@@ -254,18 +278,20 @@ class Store:
         with self.db.read() as con:
             return metrics_sql.select_steps(con, run_id)
 
-    def record_epoch(self, run_id: str, metrics: dict) -> None:
+    def record_epoch(self, run_id: str, metrics: dict, lease: str | None = None) -> None:
         """Insert (or replace, after a resume) one epoch's metrics and the run's progress."""
-        with self.db.write() as con:
+        with self._writing(run_id, lease) as con:
             metrics_sql.insert_epoch(con, run_id, metrics)
 
-    def record_steps(self, run_id: str, rows: Iterable, *, restart: bool = False) -> None:
+    def record_steps(
+        self, run_id: str, rows: Iterable, *, restart: bool = False, lease: str | None = None
+    ) -> None:
         """Insert (or replace, after a resume) logged steps: StepLog objects or dicts with
         step, loss and lr. ``restart``: these are the first rows of a new attempt at the run,
         so rows from its step on (an earlier attempt's, past its checkpoint) are dropped."""
         rows = list(rows)
         if rows:
-            with self.db.write() as con:
+            with self._writing(run_id, lease) as con:
                 metrics_sql.insert_steps(con, run_id, rows, restart)
 
     # ---- the analyses cache -------------------------------------------------------------
@@ -293,6 +319,14 @@ class Store:
         nothing was analysed."""
         with self.db.read() as con:
             return analyses_sql.select_analyses(con, kind)
+
+    @contextmanager
+    def _writing(self, run_id: str, lease: str | None) -> Iterator[sqlite3.Connection]:
+        """A write transaction for a run's rows: with ``lease``, held (renewed) first."""
+        with self.db.write() as con:
+            if lease is not None:
+                claims_sql.hold(con, run_id, lease)
+            yield con
 
     def _record(self, row: sqlite3.Row, swept: tuple[str, ...]) -> RunRecord:
         return record_from_row(row, self.run_dir(row["id"]), swept)

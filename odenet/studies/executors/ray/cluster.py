@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,10 +80,11 @@ def connect(config: RayConfig):
         "logging_level": logging.INFO if config.verbose else logging.ERROR,
     }
     if config.address is None:
-        ray.init(address="local", **kwargs)
+        with _own_sigterm():
+            ray.init(address="local", **kwargs)
         return ray
     _check_speaks_ray(config.address)
-    with _captured_output(not config.verbose) as ray_said:
+    with _own_sigterm(), _captured_output(not config.verbose) as ray_said:
         try:
             ray.init(address=config.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
@@ -91,6 +94,20 @@ def connect(config: RayConfig):
                 "start one with `ray start --head` or fix the address"
             ) from None
     return ray
+
+
+@contextmanager
+def _own_sigterm() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across ``ray.init``, which installs its own (a
+    plain ``sys.exit``): the driver's SIGTERM is the study's (odenet.cli: the runs go back
+    to pending, exit 143)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
 
 
 @contextmanager

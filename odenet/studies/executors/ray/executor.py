@@ -16,8 +16,10 @@ retries are off: they would re-send the original, stale checkpoint), then its un
 are reported failed with the reason and the study goes on. ``cancel`` (Ctrl-C) cancels the
 tasks in flight; the runner gives their runs back. A killed driver leaves its runs 'running'
 under its dead pid: the next ``odenet study`` on the directory reclaims them and resumes them
-from their checkpoints. Provenance: ``execution = {"executor": "ray", "members", "node",
-"node_ip", "device", "worker_executor"}`` (and ``"reason"`` for a run that was not fused).
+from their checkpoints. A run taken by another study process while its task runs (the
+driver's lease on it lapsed) stops its task: the task is cancelled, its other runs given back.
+Provenance: ``execution = {"executor": "ray", "members", "node", "node_ip", "device",
+"worker_executor"}`` (and ``"reason"`` for a run that was not fused).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from odenet.errors import LeaseLost
 from odenet.studies.executors.base import Executor
-from odenet.studies.executors.events import ENDS, Emit, RunEvent, RunFailed
+from odenet.studies.executors.events import ENDS, Emit, RunEvent, RunFailed, RunReleased
 from odenet.studies.executors.fused import claim_key, group_runs
 from odenet.studies.executors.ray.cluster import (
     RayConfig,
@@ -136,8 +139,11 @@ class RayExecutor(Executor):
         if task not in self._tasks:  # an item of a task given up
             return
         if isinstance(item, list):
-            for message in item:
-                task.receive(message, emit)
+            try:
+                for message in item:
+                    task.receive(message, emit)
+            except LeaseLost:  # another process took one of its runs: the task stops
+                self._stop(task, emit)
         else:
             self._tasks.discard(task)
             self._ended(task, item, emit)
@@ -149,6 +155,18 @@ class RayExecutor(Executor):
             except Exception:  # noqa: BLE001 - it ended meanwhile; its runs go back anyway
                 log.debug("ray: cancelling %s failed", ", ".join(task.runs), exc_info=True)
         self._tasks.clear()
+
+    def _stop(self, task: Task, emit: Emit) -> None:
+        """Cancel a task one of whose runs was taken by another process (the runner dropped
+        that run); its other unfinished runs go back to pending, to be claimed again."""
+        self._tasks.discard(task)
+        try:
+            self.ray.cancel(task.ref, force=True)
+        except Exception:  # noqa: BLE001 - it ended meanwhile
+            log.debug("ray: cancelling %s failed", ", ".join(task.runs), exc_info=True)
+        for run_id in task.runs:
+            if run_id not in task.ended:
+                emit(RunReleased(run_id))  # the dropped run's is ignored by the runner
 
     def _submit(self, task: Task) -> None:
         """Send the task's runs with their files as the study holds them now."""
