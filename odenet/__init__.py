@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
 def __getattr__(name: str) -> object:
     """Import the module behind a public name on first use, then cache the name here."""
     if name == "__version__":  # importlib.metadata alone costs ~25 ms: only when asked
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
         try:
             globals()[name] = version("odenet")

@@ -27,7 +27,7 @@ def main() -> None:
     for signum in _LINES:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _interrupted_at_startup)
-    from odenet.cli import main as cli_main
+    from odenet.cli import main as cli_main  # noqa: PLC0415 (after the handlers, on purpose)
 
     cli_main()
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from odenet import __version__
 from odenet.cli_output import console, print_json
 from odenet.cli_settings import with_settings
 from odenet.cli_study import (
@@ -33,7 +34,15 @@ from odenet.cli_study import (
     study_cmd,
 )
 from odenet.errors import OdenetError, Terminated
+from odenet.nets import ModelConfig, describe
+from odenet.nets.budget import summary_table
+from odenet.solvers.catalog import solver_table
+from odenet.solvers.stability_plot import write_stability_figure
+from odenet.studies import check_out_dir
+from odenet.tables import rich_table
+from odenet.training import train
 from odenet.training.config import SETTINGS, TrainConfig, model_settings
+from odenet.training.console import EpochProgress, print_result
 
 INTERRUPTED = "interrupted; run the same command to resume"
 TERMINATED = "terminated (SIGTERM); run the same command to resume"
@@ -49,8 +58,6 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from odenet import __version__
-
         typer.echo(__version__)
         raise typer.Exit()
 
@@ -79,11 +86,8 @@ def solvers_cmd(
 
     Runge-Kutta methods of orders 1 to 8 (euler, heun, rk3, rk4, nystrom5, huta6, cv8, ...), multistep (lm, ab2, leapfrog), plain (no identity path, no ODE order: '-'), learned tableaux (learn-<tableau>) and continuous torchdiffeq schemes (ode-*). --stability draws every region in one figure.
     """  # noqa: E501  (one paragraph: the help text is re-wrapped, not the source)
-    from odenet.solvers.catalog import solver_table
 
     if stability:
-        from odenet.solvers.stability_plot import write_stability_figure
-
         paths = write_stability_figure(out)
         if as_json:
             print_json({"figures": [str(p) for p in paths]})
@@ -94,7 +98,6 @@ def solvers_cmd(
     if as_json:
         print_json(rows)
         return
-    from odenet.tables import rich_table
 
     def _cells(r: dict) -> list[str]:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
@@ -119,9 +122,6 @@ def describe_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Layers, parameters, forward FLOPs and the steps of each stage of one network."""
-    from odenet.nets import ModelConfig, describe
-    from odenet.nets.budget import summary_table
-
     summary = describe(ModelConfig(**values), image_size=image_size)
     if as_json:
         print_json(summary.to_dict())
@@ -138,13 +138,8 @@ def train_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train one network; a diverged run is a result (diverged: true), not an error."""
-    from odenet.training import train
-    from odenet.training.console import EpochProgress, print_result
-
     config = TrainConfig().replace(**values)
     if out is not None:  # a file, or a directory that cannot be written: refused before training
-        from odenet.studies import check_out_dir
-
         check_out_dir(out, holds="run")
     con = Console(stderr=True) if as_json else console
     result = train(

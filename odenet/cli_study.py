@@ -11,10 +11,16 @@ from pathlib import Path
 
 import typer
 
+from odenet.analysis import analyze, landscape
 from odenet.cli_output import console, print_json
 from odenet.cli_settings import with_settings
+from odenet.studies import plan_study, report_study, run_study, spec_from_sources, write_csv
+from odenet.studies.executors.ray import RayConfig
+from odenet.studies.report import check_csv_path, plan_table, summary_table
 from odenet.studies.spec import StudySpec
 from odenet.studies.spec_values import FAMILIAR
+from odenet.studies.store import Store
+from odenet.studies.tensorboard import check_tensorboard, export_tensorboard
 from odenet.training.config import SETTINGS
 
 
@@ -100,10 +106,6 @@ def study_cmd(
     """Run (or resume) a grid of trainings: every (depth, scheme, lr, swept values, seed) is
     one run. Every TrainConfig field can be set (its option, --set) or swept (--axis, TOML
     lists)."""
-    from odenet.studies import plan_study, run_study, spec_from_sources
-    from odenet.studies.executors.ray import RayConfig
-    from odenet.studies.report import plan_table, summary_table
-
     spec = spec_from_sources(
         config, orders=orders, solvers=solvers, depths=depths, lrs=lrs, seeds=seeds,
         settings=values, sets=sets or (), axes=axes or (), executor=executor, fuse_max=fuse_max,
@@ -149,10 +151,6 @@ def report_cmd(
     ),
 ) -> None:
     """Write figures (PNG, SVG) and report.md into a study directory; print the table."""
-    from odenet.studies import report_study, write_csv
-    from odenet.studies.report import check_csv_path, summary_table
-    from odenet.studies.tensorboard import check_tensorboard, export_tensorboard
-
     if csv_path is not None:
         check_csv_path(study_dir, csv_path)  # before anything is written
     if tensorboard:
@@ -217,17 +215,15 @@ def landscape_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print settings, models, files as JSON."),
 ) -> None:
     """Loss-surface slices (filter-normalised directions) and sharpness of a study's models."""
-    from odenet.analysis.landscape import config_from_options, run_landscape, summary_table
-
-    config = config_from_options(
+    config = landscape.config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, where=tuple(where), range_=range_,
         limit_data=limit_data, power_iters=power_iters, trace_probes=trace_probes, lr=lr,
         seed=seed, dims=dims, points=points, direction_seed=direction_seed,
         include_1d=include_1d, surface=surface, sharpness=sharpness,
         points_per_batch=points_per_batch, batch_size=batch_size, device=device,
     )  # fmt: skip
-    result = run_landscape(config)
-    _print_measurements(result, summary_table, as_json)
+    result = landscape.run_landscape(config)
+    _print_measurements(result, landscape.summary_table, as_json)
 
 
 def _print_measurements(result, summary_table, as_json: bool) -> None:
@@ -283,17 +279,15 @@ def analyze_cmd(
 ) -> None:
     """Responses, step ratios, gradient norms and field spectra on the stability region; with
     --ode-tests, the integrator swap and depth refinement."""
-    from odenet.analysis.analyze import config_from_options, run_analyze, summary_table
-
-    config = config_from_options(
+    config = analyze.config_from_options(
         study_dir, depth=depth, orders=orders, solvers=solvers, lr=lr, seed=seed,
         where=tuple(where), limit_data=limit_data, batch_size=batch_size, krylov=krylov,
         restarts=restarts, eigen_tol=eigen_tol, eigen_images=eigen_images, initial=initial,
         ode_tests=ode_tests, swap_schemes=swap_schemes, refine_factors=refine_factors,
         figures=figures, device=device,
     )  # fmt: skip
-    result = run_analyze(config)
-    _print_measurements(result, summary_table, as_json)
+    result = analyze.run_analyze(config)
+    _print_measurements(result, analyze.summary_table, as_json)
 
 
 def reset_cmd(
@@ -302,8 +296,6 @@ def reset_cmd(
 ) -> None:
     """Make runs pending again (checkpoint, metrics and cached analyses deleted), e.g. a
     finished run whose checkpoint was lost; the study's command then retrains them."""
-    from odenet.studies.store import Store
-
     done = Store.open(study_dir).reset(run_ids)
     typer.echo(f"reset {len(done)} run(s) to pending: {', '.join(done)}")
     typer.echo("run the study's `odenet study ... --out DIR` command again to retrain them")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rich.table import Table
+
 
 def rich_table(
     header: Sequence[str],
@@ -21,8 +23,6 @@ def rich_table(
 ):
     """A ``rich.table.Table``: columns named ``header`` (right-aligned, except those in
     ``left``), one row per item of ``rows`` (cells: str or rich renderables)."""
-    from rich.table import Table
-
     left = set(left)
     out = Table(title=title, caption=caption)
     for col in header:

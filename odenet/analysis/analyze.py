@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from odenet.analysis.analyze_plots import draw_analysis
 from odenet.analysis.analyze_results import (
     AnalyzeResult,
     ConfigurationMeans,
@@ -52,6 +53,7 @@ from odenet.analysis.inputs import (
     open_study,
     parse_limit,
 )
+from odenet.analysis.ode_plots import draw_ode_tests
 from odenet.analysis.ode_tests import OdeTestConfig, measure_run
 from odenet.analysis.report_sections import write_analyze_section
 from odenet.analysis.responses import (
@@ -61,7 +63,7 @@ from odenet.analysis.responses import (
     model_fields,
     unmeasured,
 )
-from odenet.analysis.selection import RunSelection, select_runs
+from odenet.analysis.selection import RunSelection, parse_selection, select_runs
 from odenet.data.loader import resolve_device
 from odenet.errors import ConfigError
 from odenet.nets.memory import check_fits, largest_state
@@ -281,8 +283,6 @@ def check_analyze_fits(config: AnalyzeConfig, run: RunRecord, data: DataCache) -
 
 def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     """Analyse the selected runs (cached per run and settings), draw the figures."""
-    from odenet.analysis.analyze_plots import draw_analysis
-
     config.validate()
     store = open_study(config.study_dir, "analyze")
     selection = select_runs(store.runs(), config.selection)
@@ -322,8 +322,6 @@ def run_analyze(config: AnalyzeConfig) -> AnalyzeResult:
     out = store.layout.analysis
     figures = draw_analysis(models, table, out, config.eigen.images) if config.figures else []
     if config.figures and config.ode_tests is not None:
-        from odenet.analysis.ode_plots import draw_ode_tests
-
         figures += draw_ode_tests(models, table, out)
     write_analyze_section(store)
     return AnalyzeResult(settings, models, table, figures, notes)
@@ -350,8 +348,6 @@ def config_from_options(
 ) -> AnalyzeConfig:
     """An AnalyzeConfig from command-line strings ("20,26", "1,2,4", "all"); the swap schemes
     and refinement factors only with ``ode_tests``."""
-    from odenet.analysis.selection import parse_selection
-
     config = AnalyzeConfig(
         study_dir=str(study_dir),
         selection=parse_selection(depth, orders, solvers, lr, seed, where),

@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
 from odenet.analysis.analyze_results import ConfigurationMeans, RunAnalysis
@@ -82,8 +83,6 @@ def _per_field_figure(models, depth, stem: Path, panels) -> list[Path]:
     """One figure with a panel per (title, ylabel, [(value: run values -> list, initial)],
     log y, sorted): a line per (variant, lr), or per variant for values at the initial
     weights."""
-    from matplotlib import rcParams
-
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
     cells = _cells(models, depth)
     variants = list(dict.fromkeys(v for v, _ in cells))

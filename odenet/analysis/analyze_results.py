@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.console import Group
+
 from odenet.analysis.ode_results import OdeMeans, ode_tables
 from odenet.strict_json import finite
 from odenet.studies.identity import Axes
@@ -179,7 +181,6 @@ def summary_table(result: AnalyzeResult):
     ode = ode_table_rows(result.table)
     if not ode:
         return main
-    from rich.console import Group  # rich is imported when a table is drawn (odenet.tables)
 
     keys = ["depth", "scheme", *swept, "lr"]
     caption = "eval mode, on " + "; ".join(sorted({m.values["test_data"] for m in result.models

@@ -26,13 +26,17 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from odenet.data.loader import LIMIT_SEED, fixed_subset
+from odenet.data.datasets import load_dataset
+from odenet.data.loader import LIMIT_SEED, DeviceLoader, fixed_subset
 from odenet.errors import ConfigError, OdenetError
+from odenet.nets import ModelConfig, build_from_config
 from odenet.studies.store import RunRecord, Store
+from odenet.training import load_trained
 from odenet.training.checkpoint import (
     CHECKPOINT,
     CheckpointUnreadable,
     config_differences,
+    load_checkpoint,
     short_reason,
 )
 
@@ -175,7 +179,6 @@ class DataCache:
         return self._batches[key]
 
     def _dataset(self, run: RunRecord):
-        from odenet.data.datasets import load_dataset
 
         where = (run.config.dataset, run.config.data_dir)
         if where not in self._datasets:
@@ -183,7 +186,6 @@ class DataCache:
         return self._datasets[where]
 
     def _load(self, ds, split: str, subset: DataSubset) -> list[Batch]:
-        from odenet.data.loader import DeviceLoader
 
         loader = DeviceLoader(
             getattr(ds, f"{split}_images")[subset.indices],
@@ -220,8 +222,6 @@ def load_run(run: RunRecord, device: torch.device) -> tuple[nn.Module, str]:
     """(model in eval mode on ``device``, checkpoint digest); RunUnreadable when the checkpoint
     is missing, damaged, another run's (its config differs from the run's stored config) or
     does not fit its own network."""
-    from odenet.training import load_trained
-
     path = run.run_dir / CHECKPOINT
     try:
         digest = checkpoint_digest(run.run_dir)
@@ -254,9 +254,6 @@ def load_run(run: RunRecord, device: torch.device) -> tuple[nn.Module, str]:
 def initial_model(run: RunRecord, device: torch.device) -> nn.Module:
     """The run's network at its initial weights, rebuilt from its seed as training built it
     (``build_from_config(model_config, Generator().manual_seed(seed))``), eval mode."""
-    from odenet.nets import ModelConfig, build_from_config
-    from odenet.training.checkpoint import load_checkpoint
-
     state = load_checkpoint(run.run_dir)
     if state is None:
         raise RunUnreadable(f"skipped {run.id}: no checkpoint in {run.run_dir}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -38,13 +38,14 @@ from odenet.analysis.inputs import (
     open_study,
     parse_limit,
 )
+from odenet.analysis.landscape_plots import draw_figures
+from odenet.analysis.landscape_results import LandscapeResult, ModelLandscape
 from odenet.analysis.report_sections import write_landscape_section
 from odenet.analysis.selection import RunSelection, Selection, parse_selection, select_runs
 from odenet.analysis.sharpness import SharpnessConfig, model_sharpness
 from odenet.analysis.slices import (
     GridSpec,
     SliceEvaluator,
-    SliceResult,
     compute_slice,
     slice_key,
 )
@@ -119,54 +120,6 @@ def parse_range(text: str) -> tuple[float, float]:
     if not lo < hi:
         raise ConfigError(f"--range: {text!r} needs A < B (e.g. -1:1)")
     return lo, hi
-
-
-@dataclass
-class ModelLandscape:
-    """One model's slice and sharpness."""
-
-    run: RunRecord
-    slice: SliceResult
-    eval_mode: str  # how the slice was evaluated: "vmap" | "loop"
-    data: str  # which images: DataSubset.description
-    origin: tuple[float, float] | None = None  # (loss, acc) at theta when 0 is off the grid
-    sharpness: dict | None = None  # {"lambda_max", "trace", ...}; None when not computed
-    note: str | None = None
-
-    def to_dict(self) -> dict:
-        loss0, acc0 = self.origin if self.origin is not None else self.slice.at_origin()
-        return {
-            "run_id": self.run.id,
-            "depth": self.run.depth,
-            "solver": self.run.solver,
-            "lr": self.run.lr,
-            "seed": self.run.seed,
-            **dict(self.run.axes.swept),
-            "test_acc": self.run.test_acc,
-            "loss_at_0": loss0,
-            "acc_at_0": acc0,
-            "data": self.data,
-            "eval_mode": self.eval_mode,
-            "sharpness": self.sharpness,
-            "slice_file": str(self.slice.path),
-            "note": self.note,
-        }
-
-
-@dataclass
-class LandscapeResult:
-    settings: dict
-    models: list[ModelLandscape]
-    figures: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "settings": self.settings,
-            "models": [m.to_dict() for m in self.models],
-            "figures": [str(p) for p in self.figures],
-            "notes": self.notes,
-        }
 
 
 def slice_settings(
@@ -303,7 +256,6 @@ def run_landscape(config: LandscapeConfig) -> LandscapeResult:
     A selected run whose checkpoint is missing, damaged or another run's is skipped with a
     note; ConfigError when no selected run could be read (nothing is written then).
     """
-    from odenet.analysis.landscape_plots import draw_figures
 
     config.validate()
     store = open_study(config.study_dir, "landscape")

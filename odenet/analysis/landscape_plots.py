@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.colors import LogNorm
 
+from odenet.analysis.landscape_results import ModelLandscape
 from odenet.analysis.plotting import footnote, new_figure, save
 from odenet.studies.identity import Axes
-
-if TYPE_CHECKING:
-    from odenet.analysis.landscape import ModelLandscape
 
 LEVELS = 20  # contour levels, log-spaced between the smallest and largest loss shown
 

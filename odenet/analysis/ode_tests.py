@@ -34,6 +34,7 @@ from odenet.errors import ConfigError
 from odenet.nets import ResNet, Stage, refine, rewire
 from odenet.solvers import StackedSolver
 from odenet.strict_json import finite
+from odenet.studies.spec import parse_list
 from odenet.studies.store import RunRecord, Store
 
 Batch = tuple[Tensor, Tensor]
@@ -74,8 +75,6 @@ class OdeTestConfig:
     def parse(cls, schemes: str | None, factors: str | None) -> OdeTestConfig:
         """From the options' strings ("euler,heun", "1,2,4,8"; None: the default), validated;
         schemes by their registry names."""
-        from odenet.studies.spec import parse_list
-
         names = DEFAULT_SCHEMES if schemes is None else parse_list(schemes, str, "swap-schemes")
         ms = DEFAULT_FACTORS if factors is None else parse_list(factors, int, "refine-factors")
         check_factors(ms)

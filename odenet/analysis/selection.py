@@ -15,8 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from odenet import solvers as registry
 from odenet.errors import ConfigError
 from odenet.studies.identity import Axes
+from odenet.studies.spec import parse_list
+from odenet.studies.spec_values import coerce_axis, parse_assignment
 from odenet.studies.store import RunRecord
 
 
@@ -68,8 +71,6 @@ def parse_selection(
 ) -> RunSelection:
     """A RunSelection from command-line strings ("20,26", "1,2,4", "0.1,0.4" or "all";
     ``where``: "FIELD=V1,V2" strings, each value typed by the TrainConfig field)."""
-    from odenet.studies.spec import parse_list
-    from odenet.studies.spec_values import coerce_axis, parse_assignment
 
     def _all(text: object) -> bool:
         return text is not None and str(text).strip().lower() == "all"
@@ -178,7 +179,6 @@ def select_runs(runs: list[RunRecord], selection: RunSelection = RunSelection())
     (all depths or all schemes) is skipped with a note, and so is a cell without a finished
     run that the selection asks for when others of its (depth, scheme) have one.
     """
-    from odenet import solvers as registry
 
     sel = selection
     done = [r for r in runs if r.status == "done"]

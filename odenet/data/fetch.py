@@ -25,6 +25,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
 from odenet.data.formats import gunzip
 from odenet.errors import DataError
 from odenet.files import atomic_write
@@ -167,15 +177,6 @@ def _download(url: str, target: Path, resource: Resource, *, progress: bool) -> 
 
 
 def _stream(url: str, out, label: str, *, progress: bool) -> None:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
 
     columns = (
         TextColumn("{task.description}"),

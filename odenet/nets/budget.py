@@ -8,10 +8,13 @@ its k scalars, reported as ``extra_params``). FLOPs are those counted by
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
+from rich.console import Group
+from rich.text import Text
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -24,6 +27,7 @@ from odenet.nets.memory import check_fits
 from odenet.nets.resnet import ResNet, build_from_config
 from odenet.nets.stage import Stage
 from odenet.solvers import ContinuousSolver, get
+from odenet.tables import rich_table
 
 _CONV_LINEAR_OPS = ("aten.convolution", "aten._convolution", "aten.mm", "aten.addmm")
 
@@ -102,7 +106,6 @@ def count_flops(model: ResNet, image_size: int, batch: int = 1) -> tuple[int, in
 
 
 def _meta_copy(model: ResNet) -> ResNet:
-    import copy
 
     return copy.deepcopy(model).to("meta")
 
@@ -244,11 +247,6 @@ def compare_budgets(
 
 def summary_table(summary: ModelSummary):
     """A rich renderable of ``summary`` (what `odenet describe` prints without --json)."""
-    from rich.console import Group
-    from rich.text import Text
-
-    from odenet.tables import rich_table
-
     s = summary
     title = (
         f"ResNet-{s.depth} ({s.arch}) {s.solver} ({s.family}), {s.block}, shortcut {s.shortcut}, "

@@ -36,6 +36,7 @@ from odenet.errors import ConfigError
 from odenet.solvers import realroots as rr
 from odenet.solvers.base import Solver
 from odenet.solvers.learned import LearnedRungeKutta
+from odenet.solvers.multistep import LMResNet, TwoStep
 from odenet.solvers.registry import get
 from odenet.solvers.runge_kutta import RungeKutta
 from odenet.solvers.tableau import ButcherTableau
@@ -59,8 +60,6 @@ def _tableau(solver: Solver) -> ButcherTableau | None:
 def _two_step(solver: Solver, k: float) -> tuple[Fraction, ...] | None:
     """(a1, a0, b1, b0) of a two-step scheme, exactly; lm at the fixed ``k`` (a1 = 1 - k
     exactly, so that zeta = 1 stays a root at z = 0); None for other families."""
-    from odenet.solvers.multistep import LMResNet, TwoStep
-
     if isinstance(solver, TwoStep):
         return tuple(Fraction(x) for x in (solver.a1, solver.a0, solver.b1, solver.b0))
     if isinstance(solver, LMResNet):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from odenet.errors import ConfigError
 from odenet.files import write_figure
@@ -42,8 +43,6 @@ def _window(locus: np.ndarray) -> tuple[float, float, float, float]:
 
 def stability_figure(names: Sequence[str] | None = None, *, columns: int = 4, grid: int = 241):
     """A Figure with the stability region of each scheme in ``names`` (default: all)."""
-    from matplotlib.figure import Figure
-
     names = list(names) if names is not None else region_schemes()
     if not names:
         raise ConfigError("no scheme to draw: give at least one Runge-Kutta or multistep scheme")

@@ -18,7 +18,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from odenet import __version__
+from odenet.data import load_dataset
 from odenet.errors import ConfigError, DataError
+from odenet.nets import describe
 from odenet.studies.executors import RayConfig, make_executor
 from odenet.studies.grid import RunSpec
 from odenet.studies.live import make_observer
@@ -91,8 +96,6 @@ def check_out_dir(out: str | Path | None, holds: str = "study") -> Path:
 
 def plan_study(spec: StudySpec) -> tuple[list[RunSpec], list[PlanRow]]:
     """The grid and each model's parameters and FLOPs (the dry run). Writes nothing."""
-    from odenet.nets import describe
-
     spec.check_runs_differ()
     runs = list(spec.runs)
     channels, size, classes = _shape(spec.base)
@@ -143,7 +146,6 @@ def run_study(
     under leases with ``spec.lease_grace`` (``odenet.studies.store.leases``). A directory on a
     network file system is refused unless ``allow_network_fs`` (``odenet.studies.store.volumes``).
     """
-    from odenet.data import load_dataset
 
     if spec.tensorboard:
         check_tensorboard()  # before anything runs
@@ -182,7 +184,6 @@ def report_study(study_dir: str | Path) -> StudyData:
 
 
 def _shape(base: TrainConfig) -> tuple[int, int, int]:
-    from odenet.data import load_dataset
 
     try:
         ds = load_dataset(base.dataset, base.data_dir, download=False, progress=False)
@@ -194,9 +195,6 @@ def _shape(base: TrainConfig) -> tuple[int, int, int]:
 
 
 def _versions() -> dict[str, str]:
-    import torch
-
-    from odenet import __version__
 
     return {
         "odenet_version": __version__,

@@ -6,6 +6,7 @@ swept; a scalar (or --set) sets it for every run."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +21,11 @@ from odenet.studies.spec_values import (
     scalar,
 )
 from odenet.training.config import SETTINGS, TrainConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, packaged as tomli
+    import tomli as tomllib
 
 Values = str | Sequence | None  # a list option: "0.1,0.2", a sequence, or None (not given)
 MAX_CONFIG_BYTES = 1 << 20  # a study file is a few lines; more is not one (or /dev/zero)
@@ -90,11 +96,6 @@ def load_toml(path: str | Path) -> dict:
     (dashes allowed: ``limit-train``); a setting given an array is swept. Raises ConfigError
     for a missing, unreadable or malformed file.
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the same parser, packaged as tomli
-        import tomli as tomllib
-
     path = Path(path)
     where = f"--config {str(path)!r}"
     try:

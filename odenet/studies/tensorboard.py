@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odenet.errors import ConfigError
 from odenet.extras import require
 from odenet.files import atomic_write_bytes
 from odenet.studies.records import RunRecord
@@ -161,8 +162,6 @@ def export_tensorboard(study_dir: str | Path) -> TensorBoardExport:
     without ``--tensorboard``; unfinished runs are left to the study that trains them. Running
     it again writes nothing new. ConfigError without tensorboard or when the directory is
     read-only, before anything is written."""
-    from odenet.errors import ConfigError
-
     store = Store.open(study_dir)
     writer = TensorBoardWriter(store)
     if not os.access(store.dir, os.W_OK):

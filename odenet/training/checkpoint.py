@@ -30,6 +30,7 @@ import torch
 
 from odenet.errors import ConfigError, DataError
 from odenet.files import atomic_write, atomic_write_text
+from odenet.nets import build_from_config
 from odenet.nets.config import ModelConfig
 from odenet.training.config import SETTINGS, TrainConfig
 
@@ -181,7 +182,6 @@ def load_trained(
 
     Raises DataError when out_dir has no checkpoint.
     """
-    from odenet.nets import build_from_config
 
     state = load_checkpoint(out_dir)
     if state is None:

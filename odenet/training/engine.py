@@ -28,7 +28,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from odenet.data import make_loaders
 from odenet.errors import ConfigError
+from odenet.nets import build_from_config, count_parameters
+from odenet.nets.stage import scheme_coefficients
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
 from odenet.training.device import (
@@ -89,9 +92,6 @@ def build_member(
     seeded with ``data_seed(seed)`` (copies of ``first``'s, sharing its device tensors), and
     everything restored from a checkpoint in ``out`` (ConfigError for another run's; an
     unreadable one is ignored with a warning: ``checkpoint.resume_state``)."""
-    from odenet.data import make_loaders
-    from odenet.nets import build_from_config
-
     model = build_from_config(config.model_for(dataset), torch.Generator().manual_seed(config.seed))
     if first is None:
         train_loader, test_loader = make_loaders(
@@ -161,8 +161,6 @@ def train_members(
 
 
 def _result(m: Member, placement: Placement, engine: dict, execution: dict | None):
-    from odenet.nets import count_parameters
-    from odenet.nets.stage import scheme_coefficients
 
     params, extra = count_parameters(m.model)
     prov = {**provenance(m.config, placement), **engine}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from odenet.data import load_dataset
 from odenet.errors import ConfigError
 from odenet.nets.fused import fusable
 from odenet.training import checkpoint as ckpt
@@ -64,7 +65,6 @@ def train_fused(
     trained in (default ``{"executor": "fused"}``).
     Raises ConfigError for configs that differ in more than lr and seed or do not fuse.
     """
-    from odenet.data import load_dataset
 
     configs = list(configs)
     _check_group(configs)

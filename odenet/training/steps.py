@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odenet.data.loader import member_batches
+from odenet.nets.fused import fuse, unfuse_state_dict
 from odenet.training.config import TrainConfig
 from odenet.training.device import Placement, autocast, host_read
 from odenet.training.sgd import MemberSGD
@@ -95,7 +97,6 @@ class FusedStep(Step):
     def __init__(
         self, models: list[nn.Module], configs: list[TrainConfig], placement: Placement
     ) -> None:
-        from odenet.nets.fused import fuse
 
         self.members, self.config, self.placement = len(models), configs[0], placement
         fused = fuse(models).to(placement.device)
@@ -106,7 +107,6 @@ class FusedStep(Step):
         self.forward = fused
 
     def batches(self, loaders: list[DeviceLoader]) -> Iterable[tuple[Tensor, Tensor]]:
-        from odenet.data.loader import member_batches
 
         return member_batches(loaders)
 
@@ -136,7 +136,6 @@ class FusedStep(Step):
         return loss_sum, correct, seen
 
     def member_states(self) -> list[dict[str, Tensor]]:
-        from odenet.nets.fused import unfuse_state_dict
 
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
         return [{k: v.clone() for k, v in s.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from odenet.data import load_dataset
 from odenet.errors import ConfigError
 from odenet.training import checkpoint as ckpt
 from odenet.training.config import TrainConfig
@@ -48,7 +49,6 @@ def train(
     "members": 1}``), recorded as ``provenance["execution"]`` of the result and its
     result.json; None: not recorded.
     """
-    from odenet.data import load_dataset
 
     config.validate()
     callbacks = callbacks if callbacks is not None else TrainCallbacks()
