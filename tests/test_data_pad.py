@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import odenet.data
+import odenet.training.engine
 from odenet.data import ArrayDataset, DeviceLoader, make_loaders
 from odenet.errors import ConfigError
 from odenet.nets import ModelConfig
@@ -77,7 +78,7 @@ def test_make_loaders_and_config_carry_pad(monkeypatch):
         seen.append(kwargs["pad"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(odenet.data, "make_loaders", spy)
+    monkeypatch.setattr(odenet.training.engine, "make_loaders", spy)
     config = TrainConfig(dataset="tiny", epochs=1, batch_size=16, pad=2, device="cpu",
                          model=ModelConfig(depth=8, width=2))  # fmt: skip
     train(config, dataset=ds)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import odenet.cli
 import odenet.training
 from odenet.cli import main
 from odenet.nets import ModelConfig
@@ -30,7 +31,7 @@ def test_cli_defaults_are_the_trainconfig_defaults(capsys, monkeypatch):
         seen["config"] = config
         raise odenet.ConfigError("stop here")
 
-    monkeypatch.setattr(odenet.training, "train", fake_train)
+    monkeypatch.setattr(odenet.cli, "train", fake_train)
     code, _, err = run(capsys, "--dataset", "cifar10")
     assert code == 2 and err.strip() == "error: stop here"
     assert seen["config"] == TrainConfig(dataset="cifar10")
@@ -126,7 +127,7 @@ def test_model_options_reach_the_model(capsys, monkeypatch):
         seen["config"] = config
         raise odenet.ConfigError("stop here")
 
-    monkeypatch.setattr(odenet.training, "train", fake_train)
+    monkeypatch.setattr(odenet.cli, "train", fake_train)
     run(capsys, *SMALL, "--norm", "gn", "--solver", "ode-rk4", "--ode-t1", "2", "--ode-adjoint")
     assert seen["config"].model == ModelConfig(
         depth=8, width=4, norm="gn", solver="ode-rk4", ode_t1=2.0, ode_adjoint=True

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from odenet.errors import ConfigError
 from odenet.files import write_figure
@@ -43,6 +42,9 @@ def _window(locus: np.ndarray) -> tuple[float, float, float, float]:
 
 def stability_figure(names: Sequence[str] | None = None, *, columns: int = 4, grid: int = 241):
     """A Figure with the stability region of each scheme in ``names`` (default: all)."""
+    # the solvers floor imports only torch and numpy: matplotlib when a figure is drawn
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
     names = list(names) if names is not None else region_schemes()
     if not names:
         raise ConfigError("no scheme to draw: give at least one Runge-Kutta or multistep scheme")
