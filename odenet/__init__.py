@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from odenet.errors import ConfigError, DataError, OdenetError
+from odenet.errors import ConfigError as ConfigError
+from odenet.errors import DataError as DataError
+from odenet.errors import OdenetError as OdenetError
 
 # public name -> the module that defines it (a subpackage's own name: the subpackage)
 _LAZY = {
@@ -28,6 +30,7 @@ _LAZY = {
     "data": "odenet.data",
     "nets": "odenet.nets",
     "solvers": "odenet.solvers",
+    "studies": "odenet.studies",
     "training": "odenet.training",
     "available_datasets": "odenet.data",
     "load_dataset": "odenet.data",
@@ -53,20 +56,35 @@ _LAZY = {
     "train_fused": "odenet.training",
 }
 
-if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from odenet import analysis, data, nets, solvers, training
-    from odenet.analysis import AnalyzeConfig, LandscapeConfig, run_analyze, run_landscape
-    from odenet.data import available_datasets, load_dataset
-    from odenet.nets import ModelConfig, ModelSummary, ResNet, build_model, describe
-    from odenet.studies import (
-        Store,
-        StudySpec,
-        load_study,
-        plan_study,
-        report_study,
-        run_study,
-    )
-    from odenet.training import TrainConfig, TrainResult, load_trained, train, train_fused
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs (`as`: re-exported)
+    from odenet import analysis as analysis
+    from odenet import data as data
+    from odenet import nets as nets
+    from odenet import solvers as solvers
+    from odenet import studies as studies
+    from odenet import training as training
+    from odenet.analysis import AnalyzeConfig as AnalyzeConfig
+    from odenet.analysis import LandscapeConfig as LandscapeConfig
+    from odenet.analysis import run_analyze as run_analyze
+    from odenet.analysis import run_landscape as run_landscape
+    from odenet.data import available_datasets as available_datasets
+    from odenet.data import load_dataset as load_dataset
+    from odenet.nets import ModelConfig as ModelConfig
+    from odenet.nets import ModelSummary as ModelSummary
+    from odenet.nets import ResNet as ResNet
+    from odenet.nets import build_model as build_model
+    from odenet.nets import describe as describe
+    from odenet.studies import Store as Store
+    from odenet.studies import StudySpec as StudySpec
+    from odenet.studies import load_study as load_study
+    from odenet.studies import plan_study as plan_study
+    from odenet.studies import report_study as report_study
+    from odenet.studies import run_study as run_study
+    from odenet.training import TrainConfig as TrainConfig
+    from odenet.training import TrainResult as TrainResult
+    from odenet.training import load_trained as load_trained
+    from odenet.training import train as train
+    from odenet.training import train_fused as train_fused
 
 
 def __getattr__(name: str) -> object:
@@ -93,37 +111,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
-# Every public name, spelled out (the lazy ones are in _LAZY).
-__all__ = [
-    "AnalyzeConfig",
-    "ConfigError",
-    "DataError",
-    "LandscapeConfig",
-    "ModelConfig",
-    "ModelSummary",
-    "OdenetError",
-    "ResNet",
-    "Store",
-    "StudySpec",
-    "TrainConfig",
-    "TrainResult",
-    "__version__",
-    "analysis",
-    "available_datasets",
-    "build_model",
-    "data",
-    "describe",
-    "load_dataset",
-    "load_study",
-    "load_trained",
-    "nets",
-    "plan_study",
-    "report_study",
-    "run_analyze",
-    "run_landscape",
-    "run_study",
-    "solvers",
-    "train",
-    "train_fused",
-    "training",
-]
+# Every public name: the eager ones above, the lazy ones of _LAZY and the version.
+__all__ = sorted(["ConfigError", "DataError", "OdenetError", "__version__", *_LAZY])

@@ -38,7 +38,7 @@ from odenet.nets import ModelConfig, describe
 from odenet.nets.budget import summary_table
 from odenet.solvers.catalog import solver_table
 from odenet.solvers.stability_plot import write_stability_figure
-from odenet.studies import check_out_dir
+from odenet.studies.api import check_out_dir
 from odenet.tables import rich_table
 from odenet.training import train
 from odenet.training.config import SETTINGS, TrainConfig, model_settings

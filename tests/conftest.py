@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 import pytest
+from threads import one_torch_thread
 
 from odenet.cli import main
 
@@ -19,6 +20,13 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def one_thread():
+    """The test on one torch thread (tests/threads.py says why)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

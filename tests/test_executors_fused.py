@@ -11,6 +11,7 @@ import logging
 import pytest
 import torch
 from float32_bounds import training_rtol
+from threads import one_torch_thread
 
 from odenet.errors import ConfigError
 from odenet.nets import ModelConfig
@@ -71,14 +72,10 @@ def test_group_runs_by_everything_but_lr_and_seed(tmp_path):
 
 
 def test_fused_study_writes_members_as_separate_runs(tmp_path, caplog):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         store = Store.create(tmp_path / "study", SPEC, {})
         with caplog.at_level(logging.WARNING, logger="odenet.studies"):
             run_pending(store, make_executor("fused", "cpu", 3), wait=False)
-    finally:
-        torch.set_num_threads(threads)
     rows = {r.id: r for r in store.runs()}
     runs = SPEC.runs
     assert {r.status for r in rows.values()} == {"done", "diverged"}
@@ -170,13 +167,9 @@ class Events(StudyObserver):
 
 
 def _run_study(tmp_path, spec, fuse_max, observer=None):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         store = Store.create(tmp_path / "study", spec, {})
         run_pending(store, make_executor("fused", "cpu", fuse_max), observer, wait=False)
-    finally:
-        torch.set_num_threads(threads)
     return store
 
 

@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 
 import pytest
-import torch
 
 from odenet.nets import ModelConfig
 from odenet.studies import Store, StudyObserver, StudySpec, run_study
@@ -39,15 +38,6 @@ def cluster():
     )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-@pytest.fixture
-def one_thread():
-    """The in-process sequential reference on one intra-op thread, as a Ray worker is."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _epochs(out) -> dict:

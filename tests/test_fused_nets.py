@@ -21,12 +21,7 @@ K = 3
 VARIANTS = [("postact", "A", None), ("preact", "B", "gn")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def members(solver="euler", block="postact", shortcut="A", norm=None, k=K):

@@ -12,6 +12,7 @@ import dataclasses
 import pytest
 import torch
 from float32_bounds import assert_close_tensor, training_rtol
+from threads import one_torch_thread
 
 from odenet.data import load_dataset
 from odenet.errors import ConfigError
@@ -38,18 +39,16 @@ def configs(members):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
-    root = tmp_path_factory.mktemp("fused")
-    ds = load_dataset(DATASET)
-    separate = {}
-    for c in configs([*MEMBERS, DIVERGING]):
-        separate[c.seed] = (
-            train(c, out_dir=root / f"sep{c.seed}", dataset=ds),
-            root / f"sep{c.seed}",
-        )
-    yield ds, root, separate
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        root = tmp_path_factory.mktemp("fused")
+        ds = load_dataset(DATASET)
+        separate = {}
+        for c in configs([*MEMBERS, DIVERGING]):
+            separate[c.seed] = (
+                train(c, out_dir=root / f"sep{c.seed}", dataset=ds),
+                root / f"sep{c.seed}",
+            )
+        yield ds, root, separate
 
 
 def assert_same_run(fused_result, fused_dir, ref_result, ref_dir):

@@ -11,7 +11,6 @@ import sys
 from dataclasses import fields
 
 import pytest
-import torch
 
 from odenet.errors import ConfigError
 from odenet.studies import Store, StudySpec, load_study
@@ -33,14 +32,6 @@ width = 4
 epochs = 1
 device = "cpu"
 """
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_toml_list_is_an_axis_scalar_a_setting(tmp_path):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from threads import one_torch_thread
 
 from odenet.cli import main
 
@@ -120,14 +120,11 @@ def reference(tmp_path_factory):
     def get(name: str) -> dict:
         if name not in known:
             out = tmp_path_factory.mktemp(name)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
             try:
-                main([*(ONE if name == "one" else TWO), "--quiet", "--out", str(out)])
+                with one_torch_thread():
+                    main([*(ONE if name == "one" else TWO), "--quiet", "--out", str(out)])
             except SystemExit as done:
                 assert done.code in (0, None)
-            finally:
-                torch.set_num_threads(threads)
             known[name] = _epochs(out)
         return known[name]
 

@@ -8,7 +8,7 @@ import csv
 import json
 
 import pytest
-import torch
+from threads import one_torch_thread
 
 from odenet.cli import main
 from odenet.studies import Store, load_study
@@ -38,15 +38,12 @@ ARGS = [
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster on 2 shared cores
     out = tmp_path_factory.mktemp("e2e") / "study"
     try:
-        main(["study", *ARGS, "--out", str(out)])
+        with one_torch_thread():
+            main(["study", *ARGS, "--out", str(out)])
     except SystemExit as err:
         assert err.code in (0, None)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 

@@ -10,9 +10,6 @@ import sys
 import time
 from collections import Counter
 
-import pytest
-import torch
-
 from odenet.cli import main
 from odenet.studies import Store
 from odenet.training import train_fused
@@ -38,16 +35,6 @@ ARGS = [
     "cpu",
     "--quiet",
 ]
-
-
-@pytest.fixture
-def one_thread():
-    """The killed subprocess runs with OMP_NUM_THREADS=1; what this process trains (the resume,
-    the reference, a replay) must use one thread too, or reductions split differently."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _kill_when(args, out, ready, what, timeout=180.0):

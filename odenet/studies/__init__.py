@@ -9,7 +9,6 @@ never imports.
 
 from odenet.studies.api import (
     PlanRow,
-    check_out_dir,
     load_study,
     plan_study,
     report_study,
@@ -21,13 +20,13 @@ from odenet.studies.executors import (
     SequentialExecutor,
     make_executor,
 )
-from odenet.studies.grid import RunSpec, run_id
+from odenet.studies.grid import RunSpec
 from odenet.studies.identity import Axes
-from odenet.studies.report import StudyData, summary_table, write_csv
+from odenet.studies.report import StudyData, write_csv
 from odenet.studies.robustness import Outcome, RobustnessRow, robustness_table
 from odenet.studies.runner import StudyObserver, run_pending
-from odenet.studies.spec import StudySpec, parse_list
-from odenet.studies.spec_sources import load_toml, spec_from_sources
+from odenet.studies.spec import StudySpec
+from odenet.studies.spec_sources import spec_from_sources
 from odenet.studies.store import RunRecord, Store
 
 __all__ = [
@@ -44,18 +43,13 @@ __all__ = [
     "StudyData",
     "StudyObserver",
     "StudySpec",
-    "check_out_dir",
     "load_study",
-    "load_toml",
     "make_executor",
-    "parse_list",
     "plan_study",
     "report_study",
     "robustness_table",
-    "run_id",
     "run_pending",
     "run_study",
     "spec_from_sources",
-    "summary_table",
     "write_csv",
 ]

@@ -1,6 +1,7 @@
 """`import odenet` has no side effects: no matplotlib backend, no pyplot, no torch; drawing a
 study's figures does not select a backend or import pyplot either (issue 11, item 8)."""
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -67,3 +68,22 @@ def test_drawing_figures_selects_no_backend(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "acc.svg", "d.png", "d.svg"]
+
+
+def test_lazy_table_and_type_checking_imports_agree():
+    """Each lazy public name is imported for type checkers from the module _LAZY loads it
+    from, and nothing else is: the two lists cannot drift apart."""
+    import odenet
+
+    tree = ast.parse(Path(odenet.__file__).read_text())
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    )
+    typed = {}
+    for node in block.body:
+        for alias in node.names:
+            module = node.module if node.module != "odenet" else f"odenet.{alias.name}"
+            typed[alias.asname or alias.name] = module
+    assert typed == odenet._LAZY
+    eager = ["ConfigError", "DataError", "OdenetError", "__version__"]
+    assert sorted(odenet.__all__) == sorted([*odenet._LAZY, *eager])
