@@ -93,11 +93,13 @@ def test_report_json_csv_figures_and_markdown(study, tmp_path, run_cli):
     for name in ("accuracy_vs_lr", "accuracy_vs_depth", "training_curves", "loss_by_step"):
         for ext in ("png", "svg"):
             assert (study / "figures" / f"{name}.{ext}").stat().st_size > 1000
+        assert 'id="footnote"' in (study / "figures" / f"{name}.svg").read_text()
     svg = (study / "figures" / "accuracy_vs_lr.svg").read_text()
     assert all(f'id="diverged-d{d}-{s}"' in svg for d in (8, 14) for s in ("euler", "heun"))
     md = (study / "report.md").read_text()
     assert "| depth | scheme | best acc % |" in md and "| 14 | heun |" in md
     assert md.count("](figures/") == 4 and "d8-heun-lr1000.0-s0 | diverged" in md
+    assert "\nRecipe: synthetic:" in md and "2 epochs of SGD (batch 32," in md
 
 
 def test_report_shows_what_the_analyses_published(study, run_cli):

@@ -28,9 +28,10 @@ from matplotlib import rcParams
 from matplotlib.ticker import MaxNLocator
 
 from odenet.analysis.analyze_results import ConfigurationMeans, RunAnalysis
-from odenet.analysis.plotting import footnote, new_figure, save
+from odenet.analysis.plotting import new_figure, save
 from odenet.errors import ConfigError
 from odenet.solvers import stability
+from odenet.studies.figures import footnote
 from odenet.studies.identity import Axes
 
 _STYLES = ("-", "--", "-.", (0, (6, 2)))  # ":" is kept for the initial weights

@@ -21,7 +21,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from odenet.analysis.landscape_results import ModelLandscape
-from odenet.analysis.plotting import footnote, new_figure, save
+from odenet.analysis.plotting import new_figure, save
+from odenet.studies.figures import footnote
 from odenet.studies.identity import Axes
 
 LEVELS = 20  # contour levels, log-spaced between the smallest and largest loss shown

@@ -23,7 +23,8 @@ from matplotlib import rcParams
 from matplotlib.patches import Rectangle
 
 from odenet.analysis.analyze_results import ConfigurationMeans, RunAnalysis
-from odenet.analysis.plotting import footnote, new_figure, save
+from odenet.analysis.plotting import new_figure, save
+from odenet.studies.figures import footnote
 
 _SLOPES = (1, 2, 4)  # reference orders drawn on the refinement figure
 _LINES = ("-", "--", "-.", ":")

@@ -22,8 +22,3 @@ def save(fig: Figure, stem: Path) -> list[Path]:
     """Write ``stem.png`` (200 dpi) and ``stem.svg`` (``odenet.files.write_figure``); return
     both paths."""
     return write_figure(fig, stem, dpi=200, bbox_inches="tight")
-
-
-def footnote(fig: Figure, text: str) -> None:
-    """A small caption under the figure (which images, how many seeds)."""
-    fig.text(0.0, -0.02, text, fontsize=7, ha="left", va="top", wrap=True)

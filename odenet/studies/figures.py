@@ -1,10 +1,11 @@
 """Paper-ready matplotlib figures of a study (PNG at 200 dpi and SVG).
 
 Accuracies are shown in percent. Each function takes plain data (robustness Outcomes,
-RobustnessRows, per-epoch dicts) and a path stem, writes ``stem.png`` and ``stem.svg``
-(through the atomic writer, ``odenet.files.write_figure``) and returns both paths. A line is a
-variant (odenet.studies.identity: the scheme and the swept values) and is labelled by it; a
-mean is over the seeds of one configuration. Figures are
+RobustnessRows, per-epoch dicts), a path stem and a ``note`` drawn as a footnote (the
+report's: the recipe, the images, the seeds per point: odenet.studies.recipe), writes
+``stem.png`` and ``stem.svg`` (through the atomic writer, ``odenet.files.write_figure``) and
+returns both paths. A line is a variant (odenet.studies.identity: the scheme and the swept
+values) and is labelled by it; a mean is over the seeds of one configuration. Figures are
 ``matplotlib.figure.Figure`` objects rendered by their own Agg canvas: nothing here selects a
 backend or imports pyplot, so a notebook keeps its own.
 """
@@ -44,8 +45,15 @@ def _figure(**kwargs) -> Figure:
     return fig
 
 
-def _save(fig: Figure, stem: Path) -> list[Path]:
+def footnote(fig: Figure, text: str) -> None:
+    """A small caption under the figure (the recipe, which images, how many seeds)."""
+    fig.text(0.0, -0.02, text, fontsize=7, ha="left", va="top", wrap=True, gid="footnote")
+
+
+def _save(fig: Figure, stem: Path, note: str = "") -> list[Path]:
     fig.tight_layout()
+    if note:
+        footnote(fig, note)
     return write_figure(fig, stem, dpi=200, bbox_inches="tight")
 
 
@@ -59,7 +67,7 @@ def _pct(acc: float) -> float:
     return acc / POINT
 
 
-def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
+def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path, note: str = "") -> list[Path]:
     """One panel per depth: test accuracy vs peak lr (log2 axis), one line per scheme, error
     bars over seeds; an lr where a run diverged (or failed) is an 'x' at the bottom of the axis."""
     depths = sorted({o.depth for o in outcomes})
@@ -114,10 +122,10 @@ def accuracy_vs_lr(outcomes: Sequence[Outcome], stem: Path) -> list[Path]:
                 labels.append(lab)
     x_marker = Line2D([], [], color="gray", marker="x", linestyle="none")
     axes[0][-1].legend(handles + [x_marker], labels + ["diverged"], title="scheme", fontsize=8)
-    return _save(fig, stem)
+    return _save(fig, stem, note)
 
 
-def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
+def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path, note: str = "") -> list[Path]:
     """Best test accuracy (mean +- std over seeds, at each scheme's best lr) vs depth."""
     style = _style(list(dict.fromkeys(r.cell.variant for r in rows)))
     fig = _figure(figsize=(4.8, 3.6))
@@ -142,7 +150,7 @@ def accuracy_vs_depth(rows: Sequence[RobustnessRow], stem: Path) -> list[Path]:
     ax.set_xticks(sorted({r.depth for r in rows}))
     ax.grid(True, alpha=0.3)
     _legend(ax, title="scheme", fontsize=8)
-    return _save(fig, stem)
+    return _save(fig, stem, note)
 
 
 def training_curves(
@@ -150,6 +158,7 @@ def training_curves(
     outcomes: Sequence[Outcome],
     epochs: dict[str, list[dict]],
     stem: Path,
+    note: str = "",
 ) -> list[Path]:
     """Per depth: training loss and test accuracy vs epoch for each scheme at its best lr
     (every seed drawn; thin lines)."""
@@ -188,10 +197,12 @@ def training_curves(
             ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
             ax.set_xlim(0.5, max(last, 1) + 0.5)
         _legend(acc_ax, fontsize=8)
-    return _save(fig, stem)
+    return _save(fig, stem, note)
 
 
-def loss_by_step(outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path) -> list[Path]:
+def loss_by_step(
+    outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path, note: str = ""
+) -> list[Path]:
     """Training loss against optimizer step: a row of panels per depth, a panel per lr, a line
     per scheme (and swept values): the mean over the seeds that logged each step, labelled
     with how many seeds stand behind it. Non-finite losses (a diverging step) are left out;
@@ -231,7 +242,7 @@ def loss_by_step(outcomes: Sequence[Outcome], steps: Sequence[dict], stem: Path)
         axes[i][0].set_ylabel("training loss (batch mean)")
     for ax in axes[-1]:
         ax.set_xlabel("optimizer step" + (" (log scale)" if last >= 100 else ""))
-    return _save(fig, stem)
+    return _save(fig, stem, note)
 
 
 def _seed_mean(curves: Sequence[Sequence[dict]]) -> tuple[list[int], list[float]]:

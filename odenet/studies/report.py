@@ -23,6 +23,7 @@ from pathlib import Path
 from odenet.files import atomic_write_text
 from odenet.strict_json import finite
 from odenet.studies import figures, frames
+from odenet.studies.recipe import recipe, seeds_per_point
 from odenet.studies.robustness import (
     MIN_EPOCHS_TO_90,
     POINT,
@@ -72,6 +73,7 @@ class StudyData:
     sections: list[str] = field(default_factory=list)  # Markdown lines the analyses wrote
     warnings: list[str] = field(default_factory=list)  # e.g. a read-only directory
     holders: dict[str, str] = field(default_factory=dict)  # 'running' run id -> who holds it
+    recipe: str = ""  # how the runs were trained, on which images (odenet.studies.recipe)
 
     @property
     def outcomes(self) -> list[Outcome]:
@@ -152,9 +154,11 @@ def load_study_data(study_dir: str | Path) -> StudyData:
             tables.setdefault(row["kind"], {})[row["run_id"]] = row["table"]
     t, me = wall_clock(), Owner.me()
     holders = {i: h.describe(t, me) for i, h in store.holders().items()}
+    spec = store.spec()
     return StudyData(
-        store.dir, records, epochs, robustness_table(outcomes), store.spec().swept,
+        store.dir, records, epochs, robustness_table(outcomes), spec.swept,
         store.steps(), tables, read_sections(store.dir), holders=holders,
+        recipe=recipe(spec.base, spec.swept),
     )  # fmt: skip
 
 
@@ -175,14 +179,22 @@ def write_report(study_dir: str | Path) -> StudyData:
     fig_dir = layout.figures
     outcomes = data.outcomes
     paths = []
+    seeds = seeds_per_point(outcomes)
+    mean = f"{data.recipe} Points: mean ± std over the seeds of a configuration ({seeds})."
+    every = f"{data.recipe} Every seed drawn ({seeds})."
     if data.records:
-        paths += figures.accuracy_vs_lr(outcomes, fig_dir / "accuracy_vs_lr")
-        paths += figures.accuracy_vs_depth(data.table, fig_dir / "accuracy_vs_depth")
+        paths += figures.accuracy_vs_lr(outcomes, fig_dir / "accuracy_vs_lr", mean)
+        paths += figures.accuracy_vs_depth(data.table, fig_dir / "accuracy_vs_depth", mean)
         paths += figures.training_curves(
-            data.table, outcomes, data.epochs, fig_dir / "training_curves"
+            data.table, outcomes, data.epochs, fig_dir / "training_curves", every
         )
     if data.steps:
-        paths += figures.loss_by_step(outcomes, data.steps, fig_dir / "loss_by_step")
+        paths += figures.loss_by_step(
+            outcomes,
+            data.steps,
+            fig_dir / "loss_by_step",
+            f"{data.recipe} Lines: mean over the seeds (n in the legend).",
+        )
     pngs = [p for p in paths if p.suffix == ".png"]
     atomic_write_text(layout.report, _markdown(data, pngs))
     return data
@@ -279,6 +291,8 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         f"# Study report: {data.study_dir.name}",
         "",
         f"{len(data.records)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+        "",
+        f"Recipe: {data.recipe}",
         "",
         *(f"- {i} is running: {who}" for i, who in data.holders.items()),
         *([""] if data.holders else []),
