@@ -21,6 +21,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from odenet.files import atomic_write
 from odenet.studies import load_study
 
 _LINES = {"plain": "-", "euler": "--", "rk4": "-."}
@@ -94,7 +95,7 @@ def figure(curves: dict[tuple[str, int], list[list[dict]]], out: Path) -> None:
     fig.suptitle("plain (solid) vs euler (dashed) vs rk4 (dash-dot); band: min..max over seeds")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=150))  # the one writer
 
 
 def main() -> None:
