@@ -16,7 +16,8 @@ from odenet.cli_output import console, print_json
 from odenet.cli_settings import with_settings
 from odenet.studies import plan_study, report_study, run_study, spec_from_sources, write_csv
 from odenet.studies.executors.ray import RayConfig
-from odenet.studies.report import check_csv_path, plan_table, summary_table
+from odenet.studies.report import check_csv_path
+from odenet.studies.robustness_tables import plan_table, summary_table
 from odenet.studies.spec import StudySpec
 from odenet.studies.spec_values import FAMILIAR
 from odenet.studies.store import Store

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from odenet.studies.report import _table_cells, load_study_data, write_report
+from odenet.studies.report import load_study_data, write_report
 from odenet.studies.robustness import MIN_EPOCHS_TO_90, Outcome, robustness_table
+from odenet.studies.robustness_tables import table_cells
 from odenet.studies.spec import StudySpec
 from odenet.studies.store import Store
 from odenet.training import TrainConfig
@@ -48,7 +49,7 @@ def test_one_seed_shows_n1_and_no_spread(tmp_path):
     data = load_study_data(tmp_path)
     for row in data.table:
         assert row.n == 1 and row.best_acc_std is None
-        cell = _table_cells(row, ())[2]
+        cell = table_cells(row, ())[2]
         assert cell == f"{row.best_acc * 100:.2f} (n=1)" and "±" not in cell
     assert all(r["best_acc_std"] is None for r in data.to_json()["table"])
 
@@ -59,8 +60,8 @@ def test_n_per_cell_when_seeds_differ():
     euler, heun = robustness_table(runs)
     assert (euler.n, heun.n) == (2, 3)
     assert euler.best_acc_std == pytest.approx(0.1 / math.sqrt(2))  # ddof 1 of {0.5, 0.6}
-    assert _table_cells(euler, ())[2] == "55.00 ± 7.07 (n=2)"
-    assert _table_cells(heun, ())[2] == "60.00 ± 0.00 (n=3)"  # three equal seeds: a real 0
+    assert table_cells(euler, ())[2] == "55.00 ± 7.07 (n=2)"
+    assert table_cells(heun, ())[2] == "60.00 ± 0.00 (n=3)"  # three equal seeds: a real 0
 
 
 def test_epochs_to_90_needs_a_long_enough_study():
@@ -68,10 +69,10 @@ def test_epochs_to_90_needs_a_long_enough_study():
     (short,) = robustness_table([_o("euler", 0.1, 0, 0.95, curve, MIN_EPOCHS_TO_90 - 1)])
     (long,) = robustness_table([_o("euler", 0.1, 0, 0.95, curve, MIN_EPOCHS_TO_90)])
     assert short.epochs_to_90 is None and short.unsupported == ("epochs_to_90",)
-    assert _table_cells(short, ())[-1] == "n/a"
+    assert table_cells(short, ())[-1] == "n/a"
     assert short.to_dict()["unsupported"] == ["epochs_to_90"]
     assert long.epochs_to_90 == 4 and long.unsupported == ()  # 0.9 >= 0.9 * 0.95 at epoch 4
-    assert _table_cells(long, ())[-1] == "4.0"
+    assert table_cells(long, ())[-1] == "4.0"
 
 
 def test_each_rows_own_run_length_decides():

@@ -26,15 +26,15 @@ from odenet.studies import figures, frames
 from odenet.studies.recipe import recipe, seeds_per_point
 from odenet.studies.robustness import (
     MIN_EPOCHS_TO_90,
-    POINT,
     Outcome,
     RobustnessRow,
     robustness_table,
 )
+from odenet.studies.robustness_tables import table_cells, table_header
 from odenet.studies.sections import read_sections
 from odenet.studies.store import Owner, RunRecord, Store, StudyLayout
 from odenet.studies.store.leases import wall_clock
-from odenet.tables import FlatTable, markdown_cell, markdown_table, rich_table
+from odenet.tables import FlatTable, markdown_cell, markdown_table
 
 RUN_FIELDS = (
     "id",
@@ -221,68 +221,6 @@ def write_csv(data: StudyData, path: str | Path) -> Path:
     return atomic_write_text(path, text.getvalue())
 
 
-def summary_table(table: list[RobustnessRow], title: str = "LR robustness"):
-    """A rich Table of the robustness rows (for the terminal); a column per swept field."""
-    swept = _swept(table)
-    header = _table_header(swept)
-    cells = [_table_cells(row, swept) for row in table]
-    return rich_table(header, cells, title=title, left=("depth", "scheme", *swept))
-
-
-def plan_table(rows: list, runs: int):
-    """A rich Table of a dry run: each model's budget (api.PlanRow) and the number of runs."""
-    header = ("depth", "scheme", "runs", "params", "extra params", "FLOPs", "matched")
-    cells = [
-        [str(r.depth), r.solver, str(r.runs), f"{r.params:,}", str(r.extra_params),
-         f"{r.flops / 1e6:,.2f}M", "yes" if r.matched else "NO"]
-        for r in rows
-    ]  # fmt: skip
-    caption = "matched: same params and conv FLOPs as the first scheme at that depth"
-    return rich_table(
-        header, cells, title=f"study grid: {runs} runs", caption=caption, left=header[:2]
-    )
-
-
-def _swept(table: list[RobustnessRow]) -> tuple[str, ...]:
-    return tuple(name for name, _ in table[0].axes) if table else ()
-
-
-def _table_header(swept: tuple[str, ...]) -> tuple[str, ...]:
-    return (
-        "depth", "scheme", *swept, "best acc %", "best lr", "max stable lr", "lr window (oct)",
-        "diverged", "failed", "epochs to 90%",
-    )  # fmt: skip
-
-
-def _table_cells(r: RobustnessRow, swept: tuple[str, ...]) -> list[str]:
-    """One robustness row as text: accuracy 'mean ± std (n=k)', or 'mean (n=1)' for one
-    seed (no spread to show); 'n/a' for a metric the runs' length cannot support."""
-    if r.best_acc is None:
-        acc = "-"
-    elif r.best_acc_std is None:
-        acc = f"{r.best_acc / POINT:.2f} (n={r.n})"
-    else:
-        acc = f"{r.best_acc / POINT:.2f} ± {r.best_acc_std / POINT:.2f} (n={r.n})"
-    to_90 = "n/a" if "epochs_to_90" in r.unsupported else _num(r.epochs_to_90, ".1f")
-    values = dict(r.axes)
-    return [
-        str(r.depth),
-        r.solver,
-        *(markdown_cell(values.get(name)) for name in swept),
-        acc,
-        _num(r.best_lr),
-        _num(r.max_stable_lr),
-        _num(r.window_octaves, ".2f"),
-        str(r.diverged),
-        str(r.failed),
-        to_90,
-    ]
-
-
-def _num(x: float | None, fmt: str = "g") -> str:
-    return "-" if x is None else format(x, fmt)
-
-
 def _markdown(data: StudyData, pngs: list[Path]) -> str:
     counts = {}
     for r in data.records:
@@ -307,8 +245,8 @@ def _markdown(data: StudyData, pngs: list[Path]) -> str:
         "(n/a otherwise: with fewer it is 1 or the last epoch almost by construction).",
         "",
     ]
-    header = _table_header(data.swept)
-    lines += markdown_table(header, [_table_cells(r, data.swept) for r in data.table])
+    header = table_header(data.swept)
+    lines += markdown_table(header, [table_cells(r, data.swept) for r in data.table])
     lines += ["", "## Figures", ""]
     for p in pngs:
         lines += [f"![{p.stem.replace('_', ' ')}]({p.relative_to(data.study_dir).as_posix()})", ""]
