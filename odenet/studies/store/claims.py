@@ -115,11 +115,7 @@ def release(con: sqlite3.Connection, run_id: str, lease: str | None) -> None:
 
 def hold(con: sqlite3.Connection, run_id: str, lease: str) -> None:
     """Renew the run's lease before a write of its rows; LeaseLost when it is not held."""
-    cur = con.execute(
-        "UPDATE runs SET heartbeat = ? WHERE id = ? AND lease = ? AND status = 'running'",
-        (wall_clock(), run_id, lease),
-    )
-    if not cur.rowcount:
+    if renew(con, {run_id: lease}):
         row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         raise LeaseLost(run_id, _now_there(row))
 
